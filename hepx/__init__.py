@@ -1,0 +1,23 @@
+"""hepx: interpretable geometric deep learning (LRI) on HEP tracking data.
+
+Heavy submodules (torch, uproot, numba) are imported lazily so that ``import hepx`` is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {"io", "sim", "data", "models", "explain", "post", "plot", "errors"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"hepx.{name}")
+    raise AttributeError(f"module 'hepx' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*_SUBMODULES, "__version__"])
