@@ -1,0 +1,312 @@
+"""Cached point-cloud datasets: a safe, versioned on-disk format and a PyG dataset over it.
+
+On disk a dataset is a directory with
+
+- ``manifest.json``: format name and version, the kind of data, dimensions, field list,
+  source files, the readers' reports and the configuration used;
+- ``arrays.npz``: flat arrays (uncompressed, loaded with ``allow_pickle=False``): per point
+  ``pos`` [N, D], ``x`` [N, F], ``node_label`` [N], ``hit_index`` [N] (+ ``track_ids``,
+  ``node_dir`` for ActsTrack), per sample ``y``, ``event_id``, ``source_file``, and ``ptr``
+  [S + 1], the offsets of each sample's points.
+
+No pickle anywhere, and no split frozen into the cache: splits are drawn at load time.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.data import Data, InMemoryDataset
+
+from hepx._atomic import atomic_dir
+from hepx.errors import InputError
+
+FORMAT = "hepx-pointcloud"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ARRAYS = "arrays.npz"
+
+#: Per-point fields every dataset has, and those only some kinds have.
+POINT_FIELDS = ("pos", "x", "node_label", "hit_index")
+OPTIONAL_POINT_FIELDS = ("track_ids", "node_dir")
+SAMPLE_FIELDS = ("y", "event_id", "source_file")
+
+
+@dataclass
+class PointCloudArrays:
+    """Flat columnar point clouds: ``ptr`` offsets plus per-point and per-sample arrays.
+
+    Attributes
+    ----------
+    ptr : np.ndarray, shape [S + 1]
+        Sample ``i`` owns points ``ptr[i]:ptr[i + 1]``.
+    point : dict[str, np.ndarray]
+        Per-point arrays with first dimension N = ``ptr[-1]``.
+    sample : dict[str, np.ndarray]
+        Per-sample arrays with first dimension S.
+    meta : dict
+        ``kind``, ``pos_dim``, ``x_dim``, ``coords``, ``period``, ``x_names`` ...
+    """
+
+    ptr: np.ndarray
+    point: dict[str, np.ndarray]
+    sample: dict[str, np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n_points = int(self.ptr[-1]) if len(self.ptr) else 0
+        n_samples = len(self.ptr) - 1
+        for name, arr in self.point.items():
+            if len(arr) != n_points:
+                raise InputError(f"point field '{name}' has {len(arr)} rows, expected {n_points}")
+        for name, arr in self.sample.items():
+            if len(arr) != n_samples:
+                raise InputError(f"sample field '{name}' has {len(arr)} rows, expected {n_samples}")
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.ptr) - 1
+
+    @property
+    def num_points(self) -> int:
+        return int(self.ptr[-1])
+
+
+def concat_arrays(parts: Sequence[PointCloudArrays]) -> PointCloudArrays:
+    """Concatenate datasets of the same kind (e.g. one per input file)."""
+    if not parts:
+        raise InputError("nothing to concatenate: no input produced any sample")
+    meta = dict(parts[0].meta)
+    for p in parts[1:]:
+        for key in ("kind", "pos_dim", "x_dim"):
+            if p.meta.get(key) != meta.get(key):
+                raise InputError(
+                    f"cannot combine inputs with different {key}: {meta.get(key)} and {p.meta.get(key)}"
+                )
+    offsets = np.cumsum([0] + [p.num_points for p in parts[:-1]])
+    ptr = np.concatenate([[0]] + [p.ptr[1:] + o for p, o in zip(parts, offsets, strict=True)])
+    point = {k: np.concatenate([p.point[k] for p in parts]) for k in parts[0].point}
+    sample = {k: np.concatenate([p.sample[k] for p in parts]) for k in parts[0].sample}
+    return PointCloudArrays(ptr.astype(np.int64), point, sample, meta)
+
+
+def save_arrays(
+    arrays: PointCloudArrays,
+    out_dir: str | os.PathLike,
+    *,
+    extra_manifest: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``arrays`` as a dataset directory, atomically (temporary name, renamed at the end)."""
+    out_dir = Path(out_dir)
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        **arrays.meta,
+        "num_samples": arrays.num_samples,
+        "num_points": arrays.num_points,
+        "point_fields": {k: [str(v.dtype), list(v.shape[1:])] for k, v in arrays.point.items()},
+        "sample_fields": {k: [str(v.dtype), list(v.shape[1:])] for k, v in arrays.sample.items()},
+        **(dict(extra_manifest) if extra_manifest else {}),
+    }
+    with atomic_dir(out_dir) as tmp:
+        np.savez(tmp / ARRAYS, ptr=arrays.ptr, **arrays.point, **arrays.sample)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+    return out_dir
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (Path,)):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a dataset's ``manifest.json``."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise InputError(f"{directory}: no such dataset directory (create one with `hepx convert`)")
+    if not path.exists():
+        raise InputError(
+            f"{directory}: not a hepx dataset (no {MANIFEST}; create one with `hepx convert`)"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: corrupted manifest ({err})") from None
+    if manifest.get("format") != FORMAT:
+        raise InputError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    if int(manifest.get("version", -1)) > FORMAT_VERSION:
+        raise InputError(
+            f"{path}: dataset format version {manifest['version']} is newer than this hepx "
+            f"supports ({FORMAT_VERSION}); upgrade hepx"
+        )
+    return manifest
+
+
+def load_arrays(directory: str | os.PathLike) -> PointCloudArrays:
+    """Load a dataset directory into :class:`PointCloudArrays` (no pickle)."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    try:
+        with np.load(directory / ARRAYS, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise InputError(f"{directory}: missing {ARRAYS}") from None
+    except Exception as err:
+        raise InputError(
+            f"{directory / ARRAYS}: unreadable or corrupted ({type(err).__name__}: {err})"
+        ) from None
+    missing = [
+        k for k in ("ptr", *manifest["point_fields"], *manifest["sample_fields"]) if k not in data
+    ]
+    if missing:
+        raise InputError(f"{directory / ARRAYS}: missing arrays {', '.join(missing)}")
+    meta = {
+        k: v
+        for k, v in manifest.items()
+        if k not in ("format", "version", "point_fields", "sample_fields")
+    }
+    return PointCloudArrays(
+        ptr=data["ptr"],
+        point={k: data[k] for k in manifest["point_fields"]},
+        sample={k: data[k] for k in manifest["sample_fields"]},
+        meta=meta,
+    )
+
+
+class PointCloudDataset(InMemoryDataset):
+    r"""A PyG dataset of point clouds, one :class:`~torch_geometric.data.Data` per event.
+
+    Each sample has ``pos`` [n, D], ``x`` [n, F], ``y`` [1, 1] (float), ``node_label`` [n],
+    ``event_id`` [1], ``hit_index`` [n] and ``source_file`` [1]; ActsTrack samples also carry
+    ``track_ids`` [n] and ``node_dir`` [n, 3] (unit true momentum direction at each hit).
+    No graph is stored: models build it (the LRI-Gaussian noise moves the points first).
+
+    Built directly from the flat arrays (no per-sample Python objects), so loading is fast.
+    ``meta`` holds the manifest (``kind``, ``pos_dim``, ``x_dim``, ``period``, ...).
+    """
+
+    def __init__(self, arrays: PointCloudArrays, transform=None) -> None:
+        super().__init__(None, transform)
+        n_samples = arrays.num_samples
+        tensors: dict[str, torch.Tensor] = {}
+        slices: dict[str, torch.Tensor] = {}
+        ptr = torch.from_numpy(arrays.ptr.astype(np.int64))
+        sample_ptr = torch.arange(n_samples + 1)
+        for name, arr in arrays.point.items():
+            tensors[name] = _tensor(name, arr)
+            slices[name] = ptr
+        for name, arr in arrays.sample.items():
+            t = _tensor(name, arr)
+            # y is a float [1, 1] per sample, ready for BCE-with-logits.
+            tensors[name] = t.view(-1, 1).float() if name == "y" else t
+            slices[name] = sample_ptr
+        self._data = Data(**tensors)
+        self.slices = slices
+        self.meta: dict[str, Any] = dict(arrays.meta)
+
+    @property
+    def num_point_features(self) -> int:
+        return int(self.meta.get("x_dim", 0))
+
+    @property
+    def pos_dim(self) -> int:
+        return int(self.meta["pos_dim"])
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """Per-sample labels of this (possibly index-selected) dataset, shape [len(self)]."""
+        y = self._data.y.view(-1)
+        return y if self._indices is None else y[torch.as_tensor(self.indices())]
+
+    def split(
+        self,
+        fractions: Sequence[float] = (0.7, 0.15, 0.15),
+        *,
+        seed: int = 0,
+        names: Sequence[str] = ("train", "val", "test"),
+        stratify: bool = True,
+    ) -> dict[str, PointCloudDataset]:
+        """Random split chosen now, with ``seed`` (stratified by label by default).
+
+        Returns a dict ``name -> dataset view``; views share this dataset's storage.
+        """
+        idx = split_indices(self.labels.numpy(), fractions, seed=seed, stratify=stratify)
+        if len(names) != len(idx):
+            raise InputError(f"got {len(names)} split names for {len(idx)} fractions")
+        base = np.asarray(self.indices())
+        return {
+            n: self.index_select(torch.from_numpy(base[i])) for n, i in zip(names, idx, strict=True)
+        }
+
+    def __repr__(self) -> str:
+        return f"PointCloudDataset(kind={self.meta.get('kind')!r}, samples={len(self)})"
+
+    def copy(self, idx=None) -> PointCloudDataset:
+        out = super().copy(idx)
+        out.meta = copy.deepcopy(self.meta)
+        return out
+
+
+def _tensor(name: str, arr: np.ndarray) -> torch.Tensor:
+    if arr.dtype.kind == "f":
+        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    if arr.dtype.kind in "iub":
+        return torch.from_numpy(np.ascontiguousarray(arr).astype(np.int64, copy=False))
+    raise InputError(f"field '{name}' has unsupported dtype {arr.dtype}")
+
+
+def split_indices(
+    labels: np.ndarray,
+    fractions: Sequence[float],
+    *,
+    seed: int = 0,
+    stratify: bool = True,
+) -> list[np.ndarray]:
+    """Indices of a seeded random split into ``fractions`` (normalised if they do not sum to 1).
+
+    With ``stratify`` each label value is split separately, so every part keeps the class ratio.
+    """
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if fractions.ndim != 1 or len(fractions) < 1 or np.any(fractions < 0) or fractions.sum() <= 0:
+        raise InputError(
+            f"split fractions must be non-negative numbers with a positive sum, got {list(fractions)}"
+        )
+    fractions = fractions / fractions.sum()
+    rng = np.random.default_rng(seed)
+    groups = (
+        [np.flatnonzero(labels == v) for v in np.unique(labels)]
+        if stratify
+        else [np.arange(len(labels))]
+    )
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
+    for members in groups:
+        members = rng.permutation(members)
+        bounds = np.round(np.cumsum(fractions) * len(members)).astype(int)
+        for j, chunk in enumerate(np.split(members, bounds[:-1])):
+            parts[j].append(chunk)
+    return [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in parts]
+
+
+def load_dataset(directory: str | os.PathLike, *, transform=None) -> PointCloudDataset:
+    """Load a dataset written by ``hepx convert``.
+
+    Examples
+    --------
+    >>> ds = hepx.data.load_dataset("data/tau3mu")          # doctest: +SKIP
+    >>> splits = ds.split((0.7, 0.15, 0.15), seed=1)        # doctest: +SKIP
+    >>> splits["train"][0]                                  # doctest: +SKIP
+    Data(pos=[17, 2], x=[17, 1], node_label=[17], hit_index=[17], y=[1, 1], event_id=[1], ...)
+    """
+    return PointCloudDataset(load_arrays(directory), transform=transform)

@@ -1,0 +1,92 @@
+"""Opening ROOT files and trees with errors that tell the user what is wrong."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import uproot
+
+from hepx.errors import InputError
+
+
+def open_root(path: str | os.PathLike) -> uproot.ReadOnlyDirectory:
+    """Open ``path`` as a ROOT file or raise :class:`InputError` saying why not."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a ROOT file")
+    try:
+        return uproot.open(path)
+    except ValueError as err:
+        if "not a ROOT file" in str(err):
+            raise InputError(f"{path}: not a ROOT file (expected the 'root' magic bytes)") from None
+        raise InputError(f"{path}: cannot open as ROOT ({_short(err)})") from None
+    except Exception as err:  # truncated or corrupted headers surface as assorted errors
+        raise InputError(
+            f"{path}: cannot open as ROOT, the file may be truncated or corrupted ({_short(err)})"
+        ) from None
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:160]}"
+
+
+def list_trees(directory: uproot.ReadOnlyDirectory) -> list[str]:
+    """Names (with sub-directory paths, no cycle numbers) of all TTrees in a file."""
+    try:
+        classes = directory.classnames(recursive=True)
+    except Exception as err:
+        raise InputError(f"{directory.file_path}: cannot list keys ({_short(err)})") from None
+    return sorted({k.split(";")[0] for k, c in classes.items() if c in ("TTree", "TNtuple")})
+
+
+def open_tree(path: str | os.PathLike, tree: str) -> uproot.TTree:
+    """Open the TTree ``tree`` in ``path``; a missing tree names the trees that were found."""
+    file = open_root(path)
+    trees = list_trees(file)
+    if tree not in trees:
+        found = ", ".join(trees) if trees else "no TTree at all"
+        raise InputError(f"{path}: no TTree '{tree}' (found: {found})")
+    try:
+        obj = file[tree]
+    except Exception as err:
+        raise InputError(
+            f"{path}: cannot read TTree '{tree}', the file may be truncated ({_short(err)})"
+        ) from None
+    return obj
+
+
+def require_branches(tree: uproot.TTree, names: Iterable[str], *, what: str = "") -> None:
+    """Raise :class:`InputError` naming the branches of ``names`` that ``tree`` lacks."""
+    have = set(tree.keys())
+    missing = [n for n in names if n not in have]
+    if missing:
+        label = f" for {what}" if what else ""
+        found = ", ".join(sorted(have)[:40]) + (" ..." if len(have) > 40 else "")
+        raise InputError(
+            f"{tree.file.file_path}:{tree.object_path.lstrip('/').split(';')[0]}: missing "
+            f"branch(es) {', '.join(missing)}{label} (found: {found})"
+        )
+
+
+def iterate(
+    tree: uproot.TTree,
+    branches: Sequence[str],
+    *,
+    step_size: int | str = "100 MB",
+    library: str = "ak",
+):
+    """``uproot.TTree.iterate`` over ``branches`` that turns read failures into InputError."""
+    try:
+        yield from tree.iterate(list(branches), step_size=step_size, library=library)
+    except InputError:
+        raise
+    except Exception as err:
+        raise InputError(
+            f"{tree.file.file_path}: failed reading {tree.name}, the file may be truncated or "
+            f"corrupted ({_short(err)})"
+        ) from None

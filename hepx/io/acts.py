@@ -1,0 +1,405 @@
+"""Reader for ACTS simulation output: ``hits.root`` (RootSimHitWriter) + particles (RootParticleWriter).
+
+Hits are flat (one entry per hit) and, from multi-threaded runs, not sorted by event: they are
+grouped by ``event_id`` with one stable sort, never a Python loop over events.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import vector
+
+from hepx.errors import InputError
+from hepx.io._root import iterate, open_tree, require_branches
+
+log = logging.getLogger(__name__)
+vector.register_awkward()
+
+Z_MASS = 91.1876  # GeV, PDG
+
+BARCODE_FIELDS = ("vertex_primary", "vertex_secondary", "particle", "generation", "sub_particle")
+# (shift, width in bits) of each barcode level in the packed <= v43 particle_id.
+_BARCODE_LAYOUT = {
+    "vertex_primary": (52, 12),
+    "vertex_secondary": (40, 12),
+    "particle": (24, 16),
+    "generation": (16, 8),
+    "sub_particle": (0, 16),
+}
+# (shift, width) of the GeometryIdentifier fields.
+_GEOMETRY_LAYOUT = {
+    "volume_id": (56, 8),
+    "boundary_id": (48, 8),
+    "layer_id": (36, 12),
+    "approach_id": (28, 8),
+    "sensitive_id": (8, 20),
+    "extra_id": (0, 8),
+}
+_HIT_KINEMATICS = ("tx", "ty", "tz", "tt", "tpx", "tpy", "tpz", "te")
+_PARTICLE_FIELDS = ("particle_type", "q", "px", "py", "pz", "m", "vx", "vy", "vz")
+
+
+def pack_barcode(
+    vertex_primary: np.ndarray,
+    vertex_secondary: np.ndarray,
+    particle: np.ndarray,
+    generation: np.ndarray,
+    sub_particle: np.ndarray,
+) -> np.ndarray:
+    """Pack barcode components into the <= v43 uint64 ``particle_id`` layout.
+
+    Raises :class:`InputError` if a component does not fit its bit field.
+    """
+    out = np.zeros(np.shape(vertex_primary), dtype=np.uint64)
+    values = (vertex_primary, vertex_secondary, particle, generation, sub_particle)
+    for name, value in zip(BARCODE_FIELDS, values, strict=True):
+        shift, width = _BARCODE_LAYOUT[name]
+        value = np.asarray(value).astype(np.uint64)
+        if value.size and value.max() >= (1 << width):
+            raise InputError(
+                f"barcode component {name} = {int(value.max())} does not fit in {width} bits"
+            )
+        out |= value << np.uint64(shift)
+    return out
+
+
+def decode_barcode(particle_id: np.ndarray) -> dict[str, np.ndarray]:
+    """Split packed uint64 particle ids into the five barcode levels (uint32 arrays)."""
+    pid = np.asarray(particle_id, dtype=np.uint64)
+    return {
+        name: ((pid >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.uint32)
+        for name, (shift, width) in _BARCODE_LAYOUT.items()
+    }
+
+
+def decode_geometry_id(geometry_id: np.ndarray) -> dict[str, np.ndarray]:
+    """Split ACTS ``GeometryIdentifier`` values into volume/boundary/layer/approach/sensitive/extra."""
+    gid = np.asarray(geometry_id, dtype=np.uint64)
+    return {
+        name: ((gid >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.uint32)
+        for name, (shift, width) in _GEOMETRY_LAYOUT.items()
+    }
+
+
+def detect_hits_schema(branches: set[str]) -> str:
+    """Which particle link the hits tree carries: 'v43', 'v44.0' or 'v44.3'."""
+    if "particle_id" in branches:
+        return "v43"
+    if all(f"barcode_{f}" in branches for f in BARCODE_FIELDS):
+        return "v44.3"
+    if "barcode" in branches:
+        return "v44.0"
+    raise InputError(
+        "hits tree has no particle link: expected 'particle_id' (ACTS <= v43), 'barcode' "
+        "(v44.0-44.2) or barcode_vertex_primary, ... (v44.3+)"
+    )
+
+
+def _read_hits(path: Any, tree: str, step_size: int | str) -> tuple[dict[str, np.ndarray], str]:
+    ttree = open_tree(path, tree)
+    keys = set(ttree.keys())
+    schema = detect_hits_schema(keys)
+    link = {
+        "v43": ["particle_id"],
+        "v44.0": ["barcode"],
+        "v44.3": [f"barcode_{f}" for f in BARCODE_FIELDS],
+    }[schema]
+    needed = ["event_id", "geometry_id", *link, *_HIT_KINEMATICS, "index"]
+    require_branches(ttree, needed, what=f"ACTS simulated hits ({schema} schema)")
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ["event_id", "geometry_id", "barcode", *_HIT_KINEMATICS, "index"]
+    }
+    for chunk in iterate(ttree, needed, step_size=step_size):
+        if schema == "v43":
+            barcode = ak.to_numpy(chunk["particle_id"]).astype(np.uint64)
+        elif schema == "v44.3":
+            barcode = pack_barcode(*(ak.to_numpy(chunk[f"barcode_{f}"]) for f in BARCODE_FIELDS))
+        else:
+            nums = ak.to_numpy(ak.num(chunk["barcode"], axis=1))
+            if len(nums) and not np.all(nums == len(BARCODE_FIELDS)):
+                raise InputError(
+                    f"{path}: branch 'barcode' must hold {len(BARCODE_FIELDS)} values per hit, "
+                    f"found {int(nums[nums != len(BARCODE_FIELDS)][0])}"
+                )
+            comps = ak.to_numpy(ak.flatten(chunk["barcode"])).reshape(-1, len(BARCODE_FIELDS))
+            barcode = pack_barcode(*comps.T)
+        parts["barcode"].append(barcode)
+        parts["event_id"].append(ak.to_numpy(chunk["event_id"]).astype(np.int64))
+        parts["geometry_id"].append(ak.to_numpy(chunk["geometry_id"]).astype(np.uint64))
+        for k in (*_HIT_KINEMATICS, "index"):
+            parts[k].append(ak.to_numpy(chunk[k]))
+    hits = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+    return hits, schema
+
+
+def _read_particles(path: Any, tree: str, step_size: int | str) -> dict[str, np.ndarray]:
+    ttree = open_tree(path, tree)
+    keys = set(ttree.keys())
+    link = ["particle_id"] if "particle_id" in keys else list(BARCODE_FIELDS)
+    needed = ["event_id", *link, *_PARTICLE_FIELDS]
+    require_branches(ttree, needed, what="ACTS particles")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ["event_id", "barcode", *_PARTICLE_FIELDS]}
+    for chunk in iterate(ttree, needed, step_size=step_size):
+        per_event = chunk["particle_type"].ndim == 2
+        if per_event:
+            counts = ak.to_numpy(ak.num(chunk["particle_type"], axis=1))
+            for k in (*link, *_PARTICLE_FIELDS):
+                if not np.array_equal(ak.to_numpy(ak.num(chunk[k], axis=1)), counts):
+                    raise InputError(
+                        f"{path}: jagged branches of mismatched length: '{k}' and "
+                        f"'particle_type' differ in number of particles per event"
+                    )
+            flat = {k: ak.to_numpy(ak.flatten(chunk[k])) for k in (*link, *_PARTICLE_FIELDS)}
+            event_id = np.repeat(ak.to_numpy(chunk["event_id"]).astype(np.int64), counts)
+        else:  # pre-v8.3 layout: one entry per particle
+            flat = {k: ak.to_numpy(chunk[k]) for k in (*link, *_PARTICLE_FIELDS)}
+            event_id = ak.to_numpy(chunk["event_id"]).astype(np.int64)
+        if link == ["particle_id"]:
+            barcode = flat["particle_id"].astype(np.uint64)
+        else:
+            barcode = pack_barcode(*(flat[f] for f in BARCODE_FIELDS))
+        parts["event_id"].append(event_id)
+        parts["barcode"].append(barcode)
+        for k in _PARTICLE_FIELDS:
+            parts[k].append(flat[k])
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+
+
+def read_acts(
+    hits: str | os.PathLike,
+    particles: str | os.PathLike,
+    *,
+    hits_tree: str = "hits",
+    particles_tree: str = "particles",
+    tracks_per_event: int | None = 10,
+    min_track_hits: int = 3,
+    min_lepton_hits: int = 3,
+    z_mass: float = Z_MASS,
+    mass_window: float = 2.0,
+    seed: int = 0,
+    step_size: int | str = "100 MB",
+) -> ak.Array:
+    """Read ACTS hits and particles into one awkward record per event, with Z -> ll truth.
+
+    An event is positive (``label`` 1) when it has exactly one opposite-charge, same-flavour
+    lepton pair (e or mu, each with at least ``min_lepton_hits`` hits) whose invariant mass is
+    within ``mass_window`` GeV of ``z_mass``; the hits of that pair get ``node_label`` 1.
+    Tracks are particles with at least ``min_track_hits`` hits; ``tracks_per_event`` of them are
+    kept per event (the signal pair always, the rest sampled without replacement with ``seed``;
+    ``None`` keeps all). Only the kept tracks' hits are returned.
+
+    The hits schema is detected from the branch names (<= v43 packed ``particle_id``,
+    v44.0 ``barcode`` vector, v44.3 ``barcode_*``), as is the particles layout (one entry per
+    event with vector branches, or one entry per particle).
+
+    Returns
+    -------
+    awkward.Array
+        One record per event with at least one kept track: ``event_id`` (int64), ``label``
+        (int8), ``n_particles`` (tracks before sampling), ``hits`` (jagged: ``x, y, z`` [mm],
+        ``t`` [mm/c], ``px, py, pz, e`` [GeV] before the hit, ``volume_id``, ``layer_id``,
+        ``sensitive_id``, ``geometry_id``, ``barcode``, ``track`` (index into ``tracks``),
+        ``index`` (hit number along the trajectory), ``node_label`` (int8), ``hit_index`` (entry
+        in the hits tree)) and ``tracks`` (jagged: ``barcode``, ``pdg``, ``charge``, ``px, py,
+        pz, pt, eta, phi, mass``, ``vx, vy, vz``, ``n_hits``, ``is_signal``).
+        ``events.attrs["hepx_report"]`` counts what was read and dropped.
+    """
+    if tracks_per_event is not None and tracks_per_event < 2:
+        raise InputError(
+            f"tracks_per_event must be >= 2 (the signal pair) or None, got {tracks_per_event}"
+        )
+    h, schema = _read_hits(hits, hits_tree, step_size)
+    p = _read_particles(particles, particles_tree, step_size)
+    report: dict[str, int] = {"hits_read": len(h["event_id"]), "particles_read": len(p["event_id"])}
+    if len(h["event_id"]) == 0:
+        raise InputError(f"{hits}: the hits tree is empty")
+
+    # Dense codes for barcodes, so (event, barcode) packs exactly into one uint64 key.
+    codes, code_inv = np.unique(np.concatenate([p["barcode"], h["barcode"]]), return_inverse=True)
+    del codes
+    p_key = (p["event_id"].astype(np.uint64) << np.uint64(32)) | code_inv[
+        : len(p["event_id"])
+    ].astype(np.uint64)
+    h_key = (h["event_id"].astype(np.uint64) << np.uint64(32)) | code_inv[
+        len(p["event_id"]) :
+    ].astype(np.uint64)
+
+    p_order = np.argsort(p_key, kind="stable")
+    p = {k: v[p_order] for k, v in p.items()}
+    p_key = p_key[p_order]
+    if len(p_key) > 1 and np.any(p_key[1:] == p_key[:-1]):
+        dup = int(np.flatnonzero(p_key[1:] == p_key[:-1])[0])
+        raise InputError(
+            f"{particles}: particle {int(p['barcode'][dup])} appears twice in event {int(p['event_id'][dup])}"
+        )
+    # Hit -> particle row.
+    pos = np.searchsorted(p_key, h_key)
+    pos_c = np.minimum(pos, max(len(p_key) - 1, 0))
+    matched = (
+        (pos < len(p_key)) & (p_key[pos_c] == h_key) if len(p_key) else np.zeros(len(h_key), bool)
+    )
+    report["hits_without_particle"] = int((~matched).sum())
+    h_prow = np.where(matched, pos_c, -1)
+    n_hits = np.bincount(h_prow[matched], minlength=len(p_key))
+
+    # Events are those of the particles table (sorted by event_id through the key order).
+    ev_ids, p_ev = np.unique(p["event_id"], return_inverse=True)
+    n_events = len(ev_ids)
+    all_events = np.union1d(ev_ids, np.unique(h["event_id"]))
+    report["events_read"] = len(all_events)
+
+    is_signal = _z_truth(p, p_ev, n_events, n_hits, min_lepton_hits, z_mass, mass_window, report)
+    label = np.zeros(n_events, dtype=np.int8)
+    np.add.at(label, p_ev[is_signal], 1)
+    label = (label > 0).astype(np.int8)
+
+    # Track sampling without replacement: one random key per particle; the signal pair first.
+    candidate = n_hits >= min_track_hits
+    rng = np.random.default_rng(seed)
+    sort_key = rng.random(len(p_key))
+    sort_key[is_signal] = -1.0
+    sort_key[~candidate] = 2.0
+    order = np.lexsort((sort_key, p_ev))
+    ev_start = np.searchsorted(p_ev[order], np.arange(n_events))
+    rank = np.empty(len(p_key), dtype=np.int64)
+    rank[order] = np.arange(len(p_key)) - ev_start[p_ev[order]]
+    keep = candidate if tracks_per_event is None else candidate & (rank < tracks_per_event)
+    n_candidates = np.bincount(p_ev[candidate], minlength=n_events)
+
+    # Kept tracks, ordered by (event, barcode code): local track index inside the event.
+    t_rows = np.flatnonzero(keep)
+    t_ev = p_ev[t_rows]
+    t_counts = np.bincount(t_ev, minlength=n_events)
+    t_start = np.concatenate([[0], np.cumsum(t_counts)[:-1]])
+    t_local = np.arange(len(t_rows)) - t_start[t_ev]
+    local_of_row = np.full(len(p_key), -1, dtype=np.int64)
+    local_of_row[t_rows] = t_local
+
+    # Kept hits, ordered by (event, original entry).
+    h_sel = np.flatnonzero(matched)
+    h_sel = h_sel[keep[h_prow[h_sel]]]
+    h_ev = p_ev[h_prow[h_sel]]
+    h_sel = h_sel[np.lexsort((h_sel, h_ev))]
+    h_rows = h_prow[h_sel]
+    h_ev = p_ev[h_rows]
+    h_counts = np.bincount(h_ev, minlength=n_events)
+
+    ev_keep = t_counts > 0
+    report["dropped_no_tracks"] = int(len(all_events) - ev_keep.sum())
+
+    geo = decode_geometry_id(h["geometry_id"][h_sel])
+    hit_fields = {
+        "x": h["tx"][h_sel],
+        "y": h["ty"][h_sel],
+        "z": h["tz"][h_sel],
+        "t": h["tt"][h_sel],
+        "px": h["tpx"][h_sel],
+        "py": h["tpy"][h_sel],
+        "pz": h["tpz"][h_sel],
+        "e": h["te"][h_sel],
+        "volume_id": geo["volume_id"],
+        "layer_id": geo["layer_id"],
+        "sensitive_id": geo["sensitive_id"],
+        "geometry_id": h["geometry_id"][h_sel],
+        "barcode": h["barcode"][h_sel],
+        "track": local_of_row[h_rows].astype(np.int32),
+        "index": h["index"][h_sel].astype(np.int32),
+        "node_label": is_signal[h_rows].astype(np.int8),
+        "hit_index": h_sel.astype(np.int64),
+    }
+    px, py, pz = (p[k][t_rows].astype(np.float64) for k in ("px", "py", "pz"))
+    pt = np.hypot(px, py)
+    track_fields = {
+        "barcode": p["barcode"][t_rows],
+        "pdg": p["particle_type"][t_rows].astype(np.int32),
+        "charge": p["q"][t_rows].astype(np.float32),
+        "px": px.astype(np.float32),
+        "py": py.astype(np.float32),
+        "pz": pz.astype(np.float32),
+        "pt": pt.astype(np.float32),
+        "eta": np.arcsinh(np.divide(pz, pt, out=np.full_like(pz, np.inf), where=pt > 0)).astype(
+            np.float32
+        ),
+        "phi": np.arctan2(py, px).astype(np.float32),
+        "mass": p["m"][t_rows].astype(np.float32),
+        "vx": p["vx"][t_rows].astype(np.float32),
+        "vy": p["vy"][t_rows].astype(np.float32),
+        "vz": p["vz"][t_rows].astype(np.float32),
+        "n_hits": n_hits[t_rows].astype(np.int32),
+        "is_signal": is_signal[t_rows],
+    }
+    hits_jag = ak.unflatten(ak.zip(hit_fields), h_counts)[ev_keep]
+    tracks_jag = ak.unflatten(ak.zip(track_fields), t_counts)[ev_keep]
+    events = ak.zip(
+        {
+            "event_id": ev_ids[ev_keep].astype(np.int64),
+            "label": label[ev_keep],
+            "n_particles": n_candidates[ev_keep].astype(np.int32),
+            "hits": hits_jag,
+            "tracks": tracks_jag,
+        },
+        depth_limit=1,
+    )
+    report["events_kept"] = len(events)
+    report["schema"] = schema  # type: ignore[assignment]
+    if len(events) == 0:
+        raise InputError(f"{hits}: no event has a track with >= {min_track_hits} hits")
+    log.info(
+        "%s: %d events read, %d kept (%d without tracks), %d hits without a particle",
+        hits,
+        report["events_read"],
+        report["events_kept"],
+        report["dropped_no_tracks"],
+        report["hits_without_particle"],
+    )
+    return ak.Array(events, attrs={"hepx_report": report, "hepx_source": str(hits)})
+
+
+def _z_truth(
+    p: Mapping[str, np.ndarray],
+    p_ev: np.ndarray,
+    n_events: int,
+    n_hits: np.ndarray,
+    min_lepton_hits: int,
+    z_mass: float,
+    mass_window: float,
+    report: dict[str, int],
+) -> np.ndarray:
+    """Boolean per particle: member of the event's unique Z -> ll candidate pair."""
+    pdg = p["particle_type"].astype(np.int64)
+    lep_rows = np.flatnonzero(np.isin(np.abs(pdg), (11, 13)) & (n_hits >= min_lepton_hits))
+    lep_ev = p_ev[lep_rows]
+    counts = np.bincount(lep_ev, minlength=n_events)
+    # lep_rows is sorted by particle row and rows are sorted by event: unflatten is valid.
+    leptons = ak.unflatten(
+        ak.zip(
+            {
+                "px": p["px"][lep_rows].astype(np.float64),
+                "py": p["py"][lep_rows].astype(np.float64),
+                "pz": p["pz"][lep_rows].astype(np.float64),
+                "mass": p["m"][lep_rows].astype(np.float64),
+                "flavour": np.abs(pdg[lep_rows]),
+                "charge": p["q"][lep_rows].astype(np.float64),
+                "row": lep_rows,
+            },
+            with_name="Momentum4D",
+        ),
+        counts,
+    )
+    a, b = ak.unzip(ak.combinations(leptons, 2))
+    mass = (a + b).mass
+    cand = (a.flavour == b.flavour) & (a.charge * b.charge < 0) & (abs(mass - z_mass) < mass_window)
+    n_cand = ak.to_numpy(ak.sum(cand, axis=1))
+    report["events_ambiguous_z"] = int((n_cand > 1).sum())
+    unique = n_cand == 1
+    sel = cand & unique[:, np.newaxis] if len(unique) else cand
+    is_signal = np.zeros(len(pdg), dtype=bool)
+    is_signal[ak.to_numpy(ak.flatten(a.row[sel]))] = True
+    is_signal[ak.to_numpy(ak.flatten(b.row[sel]))] = True
+    return is_signal

@@ -1,0 +1,262 @@
+"""Reader for CMS endcap-muon ntuples (``Ntuplizer/MuonTrackTree``) as used for Tau3Mu."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from hepx.errors import InputError
+from hepx.io._root import open_tree, require_branches
+from hepx.io.filters import HitFilter, combined_mask, parse_filters
+
+log = logging.getLogger(__name__)
+
+#: The standard Tau3Mu selection: station 1, no neighbour-sector copies, no DT hits.
+DEFAULT_FILTERS: tuple[dict[str, Any], ...] = (
+    {"branch": "mu_hit_station", "op": "==", "value": 1},
+    {"branch": "mu_hit_neighbor", "op": "==", "value": 0},
+    {"branch": "mu_hit_type", "op": "!=", "value": 0},
+)
+
+#: Output hit field -> ntuple branch.
+HIT_FIELDS: dict[str, str] = {
+    "eta": "mu_hit_sim_eta",
+    "phi": "mu_hit_sim_phi",  # degrees in the file, radians in the output
+    "theta": "mu_hit_sim_theta",
+    "r": "mu_hit_sim_r",
+    "z": "mu_hit_sim_z",
+    "bend": "mu_hit_bend",
+    "endcap": "mu_hit_endcap",
+    "station": "mu_hit_station",
+    "ring": "mu_hit_ring",
+    "sector": "mu_hit_sector",
+    "chamber": "mu_hit_chamber",
+    "type": "mu_hit_type",
+    "neighbor": "mu_hit_neighbor",
+}
+HIT_COUNTER = "n_mu_hit"
+
+
+def wrap_phi(phi: np.ndarray) -> np.ndarray:
+    """Wrap angles (radians) into (-pi, pi]."""
+    return np.pi - np.mod(np.pi - phi, 2 * np.pi)
+
+
+def read_cms_muon(
+    path: str | os.PathLike,
+    *,
+    tree: str = "Ntuplizer/MuonTrackTree",
+    filters: Sequence[Mapping[str, Any] | HitFilter] | None = DEFAULT_FILTERS,
+    truth_branch: str | None = "mu_hit_truth_tau",
+    label_branch: str | None = "n_gen_tau",
+    event_id_branch: str | None = None,
+    min_hits: int = 3,
+    min_signal_hits: int = 3,
+    step_size: int | str = "100 MB",
+    entry_start: int | None = None,
+    entry_stop: int | None = None,
+) -> ak.Array:
+    """Read CMS endcap-muon hits into one awkward record per event.
+
+    Parameters
+    ----------
+    path
+        ROOT file with the ntuple.
+    tree
+        Path of the TTree inside the file.
+    filters
+        Hit selection as data: a list of ``{branch, op, value}`` mappings (AND-ed).
+        ``None`` or ``[]`` keeps every hit. Default: station 1, neighbour 0, type != DT.
+    truth_branch
+        Per-hit truth branch (non-zero = hit of a muon from the tau decay); gives ``node_label``.
+        ``None`` for data without truth (all node labels 0).
+    label_branch
+        Per-event branch whose non-zero value marks a signal event (default: the number of
+        generated taus). If ``None`` or absent, an event is signal when any hit has truth.
+    event_id_branch
+        Per-event branch with an event number; default: the entry number in the tree.
+    min_hits, min_signal_hits
+        Events with fewer selected hits, and signal events with fewer selected signal hits,
+        are dropped (and counted in ``events.attrs["hepx_report"]``).
+    step_size, entry_start, entry_stop
+        Passed to ``uproot.TTree.iterate``: chunked reading with bounded memory.
+
+    Returns
+    -------
+    awkward.Array
+        One record per kept event: ``event_id`` (int64), ``label`` (int8), ``n_signal_hits``,
+        and ``hits``, a jagged record of ``eta``, ``phi`` (radians, in (-pi, pi]), ``theta``,
+        ``r``, ``z``, ``bend`` and the chamber fields, plus ``node_label`` (int8) and
+        ``hit_index`` (the hit's index in the event's original ``mu_hit_*`` vectors).
+    """
+    filters = parse_filters(filters)
+    ttree = open_tree(path, tree)
+    hit_branches = list(dict.fromkeys([*HIT_FIELDS.values(), *(f.branch for f in filters)]))
+    require_branches(ttree, hit_branches, what="CMS muon hits")
+    if truth_branch is not None:
+        require_branches(ttree, [truth_branch], what="the per-hit truth (truth_branch)")
+        hit_branches.append(truth_branch)
+    per_event = []
+    if label_branch is not None and label_branch in ttree.keys():
+        per_event.append(label_branch)
+    else:
+        label_branch = None
+    if event_id_branch is not None:
+        require_branches(ttree, [event_id_branch], what="event ids (event_id_branch)")
+        per_event.append(event_id_branch)
+    if HIT_COUNTER in ttree.keys():
+        per_event.append(HIT_COUNTER)
+
+    start = 0 if entry_start is None else entry_start
+    stop = ttree.num_entries if entry_stop is None else min(entry_stop, ttree.num_entries)
+    report = {"events_read": 0, "dropped_no_hits": 0, "dropped_few_hits": 0}
+    report["dropped_few_signal_hits"] = 0
+    chunks = []
+    try:
+        chunk_iter = ttree.iterate(
+            hit_branches + per_event,
+            step_size=step_size,
+            entry_start=start,
+            entry_stop=stop,
+            library="ak",
+            report=True,
+        )
+        for arrays, rep in _guard(chunk_iter, path):
+            chunk = _process_chunk(
+                arrays,
+                entry0=rep.tree_entry_start,
+                filters=filters,
+                truth_branch=truth_branch,
+                label_branch=label_branch,
+                event_id_branch=event_id_branch,
+                min_hits=min_hits,
+                min_signal_hits=min_signal_hits,
+                report=report,
+                path=path,
+            )
+            chunks.append(chunk)
+    except InputError:
+        raise
+    events = ak.concatenate(chunks) if chunks else ak.Array([])
+    report["events_kept"] = len(events)
+    if len(events) == 0:
+        raise InputError(f"{path}: no events left after the hit filters and minimum-hit cuts")
+    _log_report(path, report)
+    return ak.Array(events, attrs={"hepx_report": report, "hepx_source": str(path)})
+
+
+def _guard(chunk_iter, path):
+    try:
+        yield from chunk_iter
+    except InputError:
+        raise
+    except Exception as err:
+        raise InputError(
+            f"{path}: failed while reading, the file may be truncated or corrupted "
+            f"({type(err).__name__}: {' '.join(str(err).split())[:160]})"
+        ) from None
+
+
+def _process_chunk(
+    arrays: ak.Array,
+    *,
+    entry0: int,
+    filters: list[HitFilter],
+    truth_branch: str | None,
+    label_branch: str | None,
+    event_id_branch: str | None,
+    min_hits: int,
+    min_signal_hits: int,
+    report: dict[str, int],
+    path: Any,
+) -> ak.Array:
+    n_events = len(arrays)
+    report["events_read"] += n_events
+    ref = HIT_FIELDS["eta"]
+    counts = ak.to_numpy(ak.num(arrays[ref], axis=1))
+    hit_branches = [*HIT_FIELDS.values(), *(f.branch for f in filters)]
+    if truth_branch is not None:
+        hit_branches.append(truth_branch)
+    for b in hit_branches:
+        other = ak.to_numpy(ak.num(arrays[b], axis=1))
+        if not np.array_equal(other, counts):
+            bad = int(np.flatnonzero(other != counts)[0])
+            raise InputError(
+                f"{path}: jagged branches of mismatched length: {b} has {other[bad]} hits but "
+                f"{ref} has {counts[bad]} in entry {entry0 + bad}"
+            )
+    if HIT_COUNTER in arrays.fields:
+        counter = ak.to_numpy(arrays[HIT_COUNTER]).astype(np.int64)
+        if not np.array_equal(counter, counts):
+            bad = int(np.flatnonzero(counter != counts)[0])
+            raise InputError(
+                f"{path}: counter {HIT_COUNTER} = {counter[bad]} but the mu_hit_* vectors hold "
+                f"{counts[bad]} hits in entry {entry0 + bad}"
+            )
+
+    if event_id_branch is not None:
+        event_id = ak.to_numpy(arrays[event_id_branch]).astype(np.int64)
+    else:
+        event_id = np.arange(entry0, entry0 + n_events, dtype=np.int64)
+
+    hit_index = ak.local_index(arrays[ref], axis=1)
+    mask = combined_mask(filters, {b: arrays[b] for b in hit_branches})
+    if mask is None:
+        mask = ak.ones_like(arrays[ref], dtype=bool)
+
+    fields = {name: arrays[branch][mask] for name, branch in HIT_FIELDS.items()}
+    fields["phi"] = _deg_to_rad(fields["phi"])
+    fields["bend"] = ak.values_astype(fields["bend"], np.float32)
+    if truth_branch is not None:
+        node_label = ak.values_astype(arrays[truth_branch][mask] != 0, np.int8)
+        any_truth = ak.to_numpy(ak.any(arrays[truth_branch] != 0, axis=1))
+    else:
+        node_label = ak.values_astype(ak.zeros_like(fields["eta"]), np.int8)
+        any_truth = np.zeros(n_events, dtype=bool)
+    fields["node_label"] = node_label
+    fields["hit_index"] = ak.values_astype(hit_index[mask], np.int64)
+    hits = ak.zip(fields)
+
+    if label_branch is not None:
+        label = ak.to_numpy(arrays[label_branch]) != 0
+    else:
+        label = any_truth
+    n_sel = ak.to_numpy(ak.num(hits, axis=1))
+    n_sig = ak.to_numpy(ak.sum(node_label, axis=1))
+    no_hits = counts == 0
+    few_hits = ~no_hits & (n_sel < min_hits)
+    few_signal = ~no_hits & ~few_hits & label & (n_sig < min_signal_hits)
+    report["dropped_no_hits"] += int(no_hits.sum())
+    report["dropped_few_hits"] += int(few_hits.sum())
+    report["dropped_few_signal_hits"] += int(few_signal.sum())
+    keep = ~(no_hits | few_hits | few_signal)
+    return ak.zip(
+        {
+            "event_id": event_id[keep],
+            "label": label[keep].astype(np.int8),
+            "n_signal_hits": n_sig[keep].astype(np.int32),
+            "hits": hits[keep],
+        },
+        depth_limit=1,
+    )
+
+
+def _deg_to_rad(phi_deg: ak.Array) -> ak.Array:
+    flat = np.deg2rad(ak.to_numpy(ak.flatten(phi_deg)).astype(np.float64))
+    return ak.unflatten(wrap_phi(flat).astype(np.float32), ak.num(phi_deg))
+
+
+def _log_report(path: Any, report: Mapping[str, int]) -> None:
+    dropped = {k: v for k, v in report.items() if k.startswith("dropped") and v}
+    log.info(
+        "%s: read %d events, kept %d%s",
+        path,
+        report["events_read"],
+        report["events_kept"],
+        "; " + ", ".join(f"{k[8:]}: {v}" for k, v in dropped.items()) if dropped else "",
+    )

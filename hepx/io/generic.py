@@ -1,0 +1,166 @@
+"""Generic point clouds (SynMol/PLBind style) in a documented columnar layout.
+
+One row per sample, in Parquet or in a ROOT TTree (default name ``samples``):
+
+============== ========================= =====================================================
+column         type                      meaning
+============== ========================= =====================================================
+``y``          int (per sample)          the sample's class label (0/1)
+``sample_id``  int (per sample, optional) an id to map results back (default: row number)
+``pos_0`` ...  jagged float              coordinate ``d`` of each point; D columns ``pos_0..``
+``x_0`` ...    jagged float (optional)   point feature ``f``; F columns ``x_0..``
+``node_label`` jagged int (optional)     ground-truth importance of each point (0/1)
+============== ========================= =====================================================
+
+All jagged columns of a row must have the same length (the number of points).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from hepx._atomic import atomic_file
+from hepx.errors import InputError
+from hepx.io._root import iterate, open_tree
+
+_POINT_COLUMN = re.compile(r"^(pos|x)_(\d+)$")
+
+
+def read_generic(
+    path: str | os.PathLike,
+    *,
+    tree: str = "samples",
+    period: Sequence[float | None] | None = None,
+    step_size: int | str = "100 MB",
+) -> ak.Array:
+    """Read generic point clouds from Parquet (``.parquet``) or ROOT (``.root``).
+
+    Parameters
+    ----------
+    path
+        The file; its suffix picks the format.
+    tree
+        TTree name for ROOT input.
+    period
+        Optional period per coordinate (``None`` for a non-periodic axis), recorded with the
+        data so that graphs wrap that axis.
+
+    Returns
+    -------
+    awkward.Array
+        One record per sample: ``sample_id`` (int64), ``y``, and ``points``, a jagged record of
+        ``pos_0..pos_{D-1}``, ``x_0..x_{F-1}`` and ``node_label`` when present.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        try:
+            table = ak.from_parquet(path)
+        except Exception as err:
+            raise InputError(
+                f"{path}: not a readable Parquet file ({type(err).__name__}: {err})"
+            ) from None
+        columns = list(table.fields)
+    elif path.suffix == ".root":
+        ttree = open_tree(path, tree)
+        columns = [
+            k
+            for k in ttree.keys()
+            if k in ("y", "sample_id", "node_label") or _POINT_COLUMN.match(k)
+        ]
+        chunks = list(iterate(ttree, columns, step_size=step_size)) if columns else []
+        table = ak.concatenate(chunks) if chunks else ak.Array([])
+    else:
+        raise InputError(f"{path}: unknown format '{path.suffix}' (expected .parquet or .root)")
+
+    pos_cols = sorted((c for c in columns if c.startswith("pos_")), key=lambda c: int(c[4:]))
+    x_cols = sorted(
+        (c for c in columns if c.startswith("x_") and _POINT_COLUMN.match(c)),
+        key=lambda c: int(c[2:]),
+    )
+    if "y" not in columns or not pos_cols:
+        raise InputError(
+            f"{path}: not a generic point-cloud file: expected columns y, pos_0, pos_1, ... "
+            f"(found: {', '.join(columns) or 'none'})"
+        )
+    expected = [f"pos_{d}" for d in range(len(pos_cols))]
+    if pos_cols != expected:
+        raise InputError(
+            f"{path}: coordinate columns must be {', '.join(expected)}, found {', '.join(pos_cols)}"
+        )
+    if period is not None and len(period) != len(pos_cols):
+        raise InputError(
+            f"period has {len(period)} entries but the data has {len(pos_cols)} coordinates"
+        )
+    point_cols = [*pos_cols, *x_cols, *(["node_label"] if "node_label" in columns else [])]
+    counts = ak.to_numpy(ak.num(table[pos_cols[0]], axis=1))
+    for c in point_cols[1:]:
+        other = ak.to_numpy(ak.num(table[c], axis=1))
+        if not np.array_equal(other, counts):
+            bad = int(np.flatnonzero(other != counts)[0])
+            raise InputError(
+                f"{path}: jagged columns of mismatched length: {c} has {other[bad]} entries but "
+                f"{pos_cols[0]} has {counts[bad]} in sample {bad}"
+            )
+    n = len(table)
+    sample_id = (
+        ak.to_numpy(table["sample_id"]).astype(np.int64) if "sample_id" in columns else np.arange(n)
+    )
+    empty = counts == 0
+    points = ak.zip({c: table[c] for c in point_cols})
+    out = ak.zip(
+        {
+            "sample_id": sample_id[~empty],
+            "y": ak.to_numpy(table["y"])[~empty],
+            "points": points[~empty],
+        },
+        depth_limit=1,
+    )
+    report = {
+        "events_read": n,
+        "dropped_no_hits": int(empty.sum()),
+        "events_kept": int((~empty).sum()),
+    }
+    if report["events_kept"] == 0:
+        raise InputError(f"{path}: no sample has any point")
+    attrs = {"hepx_report": report, "hepx_source": str(path)}
+    if period is not None:
+        attrs["hepx_period"] = [None if p is None else float(p) for p in period]
+    return ak.Array(out, attrs=attrs)
+
+
+def write_generic(
+    path: str | os.PathLike,
+    *,
+    pos: ak.Array,
+    y: np.ndarray,
+    x: ak.Array | None = None,
+    node_label: ak.Array | None = None,
+    sample_id: np.ndarray | None = None,
+) -> None:
+    """Write point clouds in the generic layout (Parquet), atomically.
+
+    ``pos`` is jagged [S, var, D]; ``x`` jagged [S, var, F]; ``node_label`` jagged [S, var].
+    """
+    pos = ak.Array(pos)
+    columns = {"y": np.asarray(y)}
+    if sample_id is not None:
+        columns["sample_id"] = np.asarray(sample_id, dtype=np.int64)
+    dim = len(ak.to_numpy(ak.flatten(pos, axis=1))[0]) if ak.sum(ak.num(pos)) else 0
+    for d in range(dim):
+        columns[f"pos_{d}"] = pos[:, :, d]
+    if x is not None:
+        x = ak.Array(x)
+        for f in range(len(ak.to_numpy(ak.flatten(x, axis=1))[0])):
+            columns[f"x_{f}"] = x[:, :, f]
+    if node_label is not None:
+        columns["node_label"] = ak.Array(node_label)
+    with atomic_file(path) as tmp:
+        ak.to_parquet(ak.zip(columns, depth_limit=1), tmp)
