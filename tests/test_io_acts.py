@@ -112,7 +112,7 @@ def test_geometry_and_barcode_codecs():
 
 def test_foreign_and_broken_files(tmp_path, foreign_root):
     af.write_acts(tmp_path, EVENTS[:4])
-    with pytest.raises(InputError, match="no TTree 'hits'.*found: events"):
+    with pytest.raises(InputError, match=r"no TTree 'hits'.*found: events"):
         read_acts(foreign_root, tmp_path / "particles.root")
     with pytest.raises(InputError, match="no such file"):
         read_acts(tmp_path / "nope.root", tmp_path / "particles.root")

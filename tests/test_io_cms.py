@@ -82,7 +82,7 @@ def test_filters_are_data(ntuple):
 
 def test_truth_branch_is_configuration(ntuple, tmp_path):
     path, *_ = ntuple
-    with pytest.raises(InputError, match="missing branch.*mu_hit_sim_tp.*truth"):
+    with pytest.raises(InputError, match=r"missing branch.*mu_hit_sim_tp.*truth"):
         read_cms_muon(path, truth_branch="mu_hit_sim_tp")
     ev = read_cms_muon(path, truth_branch=None, label_branch=None, min_signal_hits=0)
     assert ak.sum(ev.hits.node_label) == 0 and ak.all(ev.label == 0)
@@ -92,11 +92,11 @@ def test_bad_inputs(ntuple, tmp_path, foreign_root):
     path, counts, fields, is_sig = ntuple
     with pytest.raises(InputError, match=r"no TTree 'Ntuplizer/MuonTrackTree' \(found: events\)"):
         read_cms_muon(foreign_root)
-    with pytest.raises(InputError, match="no TTree 'Other'.*Ntuplizer/MuonTrackTree"):
+    with pytest.raises(InputError, match=r"no TTree 'Other'.*Ntuplizer/MuonTrackTree"):
         read_cms_muon(path, tree="Other")
     bad = tmp_path / "mismatch.root"
     cf.write_cms(bad, counts, fields, is_sig.astype(int), mismatch=("bend", 4))
-    with pytest.raises(InputError, match="mismatched length: mu_hit_bend .* entry 4"):
+    with pytest.raises(InputError, match=r"mismatched length: mu_hit_bend .* entry 4"):
         read_cms_muon(bad)
     data = path.read_bytes()
     (tmp_path / "trunc.root").write_bytes(data[: len(data) * 2 // 3])

@@ -285,18 +285,18 @@ def split_indices(
         )
     fractions = fractions / fractions.sum()
     rng = np.random.default_rng(seed)
-    groups = (
-        [np.flatnonzero(labels == v) for v in np.unique(labels)]
-        if stratify
-        else [np.arange(len(labels))]
-    )
-    parts: list[list[np.ndarray]] = [[] for _ in fractions]
-    for members in groups:
-        members = rng.permutation(members)
-        bounds = np.round(np.cumsum(fractions) * len(members)).astype(int)
-        for j, chunk in enumerate(np.split(members, bounds[:-1])):
-            parts[j].append(chunk)
-    return [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in parts]
+    n = len(labels)
+    order = rng.permutation(n)
+    if stratify:
+        # Spread each class evenly over the sequence (its i-th member sits at quantile
+        # (i + 0.5) / n_class), so every contiguous cut keeps the class ratio.
+        key = np.empty(n)
+        for value in np.unique(labels):
+            members = order[labels[order] == value]
+            key[members] = (np.arange(len(members)) + 0.5) / len(members)
+        order = order[np.argsort(key[order], kind="stable")]
+    bounds = np.round(np.cumsum(fractions) * n).astype(int)
+    return [np.sort(part) for part in np.split(order, bounds[:-1])]
 
 
 def load_dataset(directory: str | os.PathLike, *, transform=None) -> PointCloudDataset:
