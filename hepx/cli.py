@@ -80,6 +80,42 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    from hepx.config import apply_overrides, load_yaml
+    from hepx.training import train
+
+    cfg = apply_overrides(load_yaml(args.config), args.set or [])
+    if args.seed is not None:
+        cfg.setdefault("train", {})["seed"] = args.seed
+    distributed = _init_distributed(args.device)
+    try:
+        result = train(cfg, args.out, device=args.device, resume=args.resume)
+    finally:
+        if distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
+    log.info("test metrics (selected epoch): %s", shown)
+
+
+def _init_distributed(device: str | None) -> bool:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch
+    import torch.distributed as dist
+
+    use_cuda = device == "cuda" or (device is None and torch.cuda.is_available())
+    backend = "nccl" if use_cuda else "gloo"
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend)
+    return True
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from hepx.demo import run_demo
 
@@ -136,6 +172,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=2, help="workers of the default LocalCluster")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("train", help="train a plain or LRI model (torchrun for distributed)")
+    p.add_argument("config", type=Path, help="run config YAML (see configs/)")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. train.epochs=5",
+    )
+    p.add_argument(
+        "--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available"
+    )
+    p.add_argument("--seed", type=int, default=None, help="overrides train.seed")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt"
+    )
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("demo", help="end-to-end demo on built-in defaults")
     p.add_argument("--out", type=Path, default=Path("hepx-demo"))

@@ -1,0 +1,535 @@
+"""Training of plain and LRI models: ``hepx train CONFIG.yaml --out RUN_DIR``.
+
+A run directory holds
+
+- ``config.yaml``: the resolved configuration (every default filled in);
+- ``checkpoints/last.pt`` and ``checkpoints/best.pt``: ``state_dict`` + config + epoch, loadable
+  with ``torch.load(path, weights_only=True)``;
+- ``metrics.csv`` / ``metrics.json``: one row per epoch (losses, validation metrics, ``r``);
+- ``test_metrics.json``: test metrics of the selected epoch (best validation AUC, ties broken by
+  the lower validation loss): prediction ROC AUC and accuracy, interpretation ROC AUC,
+  precision@k.
+
+Randomness is re-seeded at every epoch from ``(seed, epoch)``, so a resumed run is identical
+to an uninterrupted one, and a CPU run is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch_geometric.loader import DataLoader
+
+from hepx._atomic import atomic_file
+from hepx.config import check_keys, deep_merge
+from hepx.errors import CheckpointError, ConfigError, InputError
+
+log = logging.getLogger("hepx")
+
+CHECKPOINT_FORMAT = "hepx-checkpoint"
+CHECKPOINT_VERSION = 1
+
+DEFAULT_RUN: dict[str, Any] = {
+    "dataset": {
+        "path": None,
+        "kind": None,
+        "split": [0.7, 0.15, 0.15],
+        "split_seed": 0,
+    },
+    "model": {},
+    "train": {
+        "epochs": 100,
+        "warmup": 0,
+        "batch_size": 128,
+        "eval_batch_size": 256,
+        "lr": 1.0e-3,
+        "weight_decay": 1.0e-5,
+        "extractor_lr": 1.0e-3,
+        "extractor_weight_decay": 1.0e-5,
+        "pred_loss_coef": 1.0,
+        "info_loss_coef": 1.0,
+        "seed": 0,
+        "max_batches_per_epoch": None,
+    },
+    "eval": {"precision_k": [12, 24, 30]},
+}
+
+_TRAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "epochs": (int,),
+    "warmup": (int,),
+    "batch_size": (int,),
+    "eval_batch_size": (int,),
+    "lr": (int, float),
+    "weight_decay": (int, float),
+    "extractor_lr": (int, float),
+    "extractor_weight_decay": (int, float),
+    "pred_loss_coef": (int, float),
+    "info_loss_coef": (int, float),
+    "seed": (int,),
+    "max_batches_per_epoch": (int, type(None)),
+}
+
+
+def resolve_run_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a run config (unknown keys, types) and fill in defaults."""
+    if not isinstance(config, Mapping):
+        raise ConfigError("run config must be a mapping with sections dataset, model, train, eval")
+    check_keys(config, list(DEFAULT_RUN), where="run config")
+    for section in DEFAULT_RUN:
+        if section in config and not isinstance(config[section], Mapping):
+            raise ConfigError(f"run config section '{section}' must be a mapping")
+    check_keys(
+        config.get("dataset", {}), list(DEFAULT_RUN["dataset"]), where="run config 'dataset'"
+    )
+    check_keys(config.get("train", {}), list(DEFAULT_RUN["train"]), where="run config 'train'")
+    check_keys(config.get("eval", {}), list(DEFAULT_RUN["eval"]), where="run config 'eval'")
+    out = deep_merge(DEFAULT_RUN, config)
+    for key, types in _TRAIN_TYPES.items():
+        value = out["train"][key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ConfigError(f"run config 'train.{key}' must be {names}, got {value!r}")
+    t = out["train"]
+    if t["epochs"] < 1 or t["batch_size"] < 1 or t["warmup"] < 0:
+        raise ConfigError("train.epochs and train.batch_size must be >= 1 and train.warmup >= 0")
+    ks = out["eval"]["precision_k"]
+    if not isinstance(ks, list) or not all(isinstance(k, int) and k > 0 for k in ks):
+        raise ConfigError(
+            f"run config 'eval.precision_k' must be a list of positive integers, got {ks!r}"
+        )
+    split = out["dataset"]["split"]
+    if not isinstance(split, list) or len(split) != 3:
+        raise ConfigError(
+            f"run config 'dataset.split' must be [train, val, test] fractions, got {split!r}"
+        )
+    if out["dataset"]["path"] is None:
+        raise ConfigError(
+            "run config 'dataset.path' is required (a directory written by `hepx convert`)"
+        )
+    from hepx.models import resolve_config
+
+    out["model"] = resolve_config(out["model"])
+    return out
+
+
+# --------------------------------------------------------------------------- the training step
+
+
+class TrainStep(nn.Module):
+    """Loss of one batch, as a module so DistributedDataParallel sees every forward.
+
+    ``forward(batch, lri=True)`` -> ``(loss, logits [B, 1], pred_loss, info_loss)``; with
+    ``lri=False`` (warm-up, or a plain model) the wrapped classifier is trained alone.
+    """
+
+    def __init__(self, model: nn.Module, *, pred_coef: float, info_coef: float) -> None:
+        super().__init__()
+        self.model = model
+        self.pred_coef = pred_coef
+        self.info_coef = info_coef
+
+    @property
+    def is_lri(self) -> bool:
+        return hasattr(self.model, "extractor")
+
+    def forward(self, batch, lri: bool = True):
+        y = batch.y.view(-1, 1).float()
+        if self.is_lri and lri:
+            out = self.model(batch)
+            pred = F.binary_cross_entropy_with_logits(out.logits, y)
+            info = out.info_loss
+            return self.pred_coef * pred + self.info_coef * info, out.logits, pred, info
+        classifier = self.model.classifier if self.is_lri else self.model
+        logits = classifier(batch)
+        pred = F.binary_cross_entropy_with_logits(logits, y)
+        return self.pred_coef * pred, logits, pred, torch.zeros((), device=logits.device)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, loader, device: torch.device | str = "cpu", *, lri: bool = True
+) -> dict[str, np.ndarray]:
+    """Run ``model`` in eval mode over ``loader``.
+
+    Returns flat numpy arrays: per sample ``logits``, ``y``, ``event_id``; per point
+    ``scores`` (LRI importance, empty for plain models), ``node_label``, ``batch`` (sample index),
+    ``hit_index``; ``loss`` (mean BCE) and ``info_loss``.
+    """
+    model.eval()
+    is_lri = hasattr(model, "extractor") and lri
+    out: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("logits", "y", "event_id", "scores", "node_label", "batch", "hit_index")
+    }
+    losses, infos, n_seen = [], [], 0
+    for data in loader:
+        data = data.to(device)
+        if is_lri:
+            res = model(data)
+            logits, scores, info = res.logits, res.node_scores, res.info_loss
+            out["scores"].append(scores.float().cpu().numpy())
+            infos.append(float(info) * data.num_graphs)
+        else:
+            classifier = model.classifier if hasattr(model, "extractor") else model
+            logits = classifier(data)
+        y = data.y.view(-1, 1).float()
+        losses.append(float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum")))
+        out["logits"].append(logits.view(-1).cpu().numpy())
+        out["y"].append(y.view(-1).cpu().numpy())
+        out["event_id"].append(data.event_id.cpu().numpy())
+        out["node_label"].append(data.node_label.cpu().numpy())
+        out["hit_index"].append(data.hit_index.cpu().numpy())
+        out["batch"].append(data.batch.cpu().numpy() + n_seen)
+        n_seen += data.num_graphs
+    res = {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+    res["loss"] = np.float64(sum(losses) / max(n_seen, 1))
+    res["info_loss"] = np.float64(sum(infos) / max(n_seen, 1)) if infos else np.float64(0.0)
+    return res
+
+
+def metrics_of(pred: Mapping[str, np.ndarray], ks: Sequence[int]) -> dict[str, float]:
+    """Prediction and (when scores exist) interpretation metrics of :func:`predict`'s output."""
+    from hepx.explain.metrics import interpretation_roc_auc, precision_at_k, prediction_metrics
+
+    m = prediction_metrics(pred["logits"], pred["y"])
+    out = {"pred_auc": m["auc"], "pred_acc": m["acc"], "loss": float(pred["loss"])}
+    if len(pred["scores"]):
+        out["interp_auc"] = interpretation_roc_auc(
+            pred["scores"], pred["node_label"], pred["batch"], pred["y"]
+        )
+        for k, v in precision_at_k(
+            pred["scores"], pred["node_label"], pred["batch"], pred["y"], ks
+        ).items():
+            out[f"prec@{k}"] = v
+        out["info_loss"] = float(pred["info_loss"])
+    return out
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    config: Mapping,
+    epoch: int,
+    extra: Mapping | None = None,
+) -> None:
+    """Write a checkpoint atomically (plain tensors and JSON-like values only)."""
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "epoch": int(epoch),
+        "config": json.loads(json.dumps(config)),
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "extra": json.loads(json.dumps(extra or {})),
+    }
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a hepx checkpoint safely (``weights_only=True``) and check that it is one."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(
+            f"{path}: not a readable hepx checkpoint, corrupted or foreign ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:120]})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a hepx checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+    if int(state.get("version", 0)) > CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint version {state['version']} is newer than this hepx supports"
+        )
+    return state
+
+
+def model_from_checkpoint(state: Mapping[str, Any]) -> nn.Module:
+    """Rebuild the model recorded in a checkpoint and load its weights."""
+    from hepx.models import build_model
+
+    mcfg = state["config"]["model"]
+    model = build_model(
+        mcfg, pos_dim=mcfg["pos_dim"], x_dim=mcfg["x_dim"], period=mcfg.get("period")
+    )
+    try:
+        model.load_state_dict(state["model_state"])
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"checkpoint weights do not fit the recorded model ({' '.join(str(err).split())[:160]})"
+        ) from None
+    return model
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _dist_info() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
+    torch.manual_seed(int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0]))
+
+
+def train(
+    config: Mapping[str, Any],
+    out_dir: str | os.PathLike,
+    *,
+    device: str | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Train the model of ``config`` and write the run directory ``out_dir``.
+
+    Parameters
+    ----------
+    config
+        Run config (sections ``dataset``, ``model``, ``train``, ``eval``); see ``configs/``.
+    device
+        ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available).
+    resume
+        Continue from ``out_dir/checkpoints/last.pt``; the config must be the same except for
+        ``train.epochs``.
+    progress
+        Show a progress bar per epoch (default: when stderr is a terminal).
+
+    Returns
+    -------
+    dict
+        The test metrics of the selected epoch.
+    """
+    from tqdm.auto import tqdm
+
+    from hepx.data import load_dataset
+    from hepx.models import build_model
+
+    cfg = resolve_run_config(config)
+    rank, world = _dist_info()
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device 'cuda' requested but CUDA is not available here (use --device cpu)"
+        )
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    if not resume and last_path.exists():
+        raise InputError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+
+    ds = load_dataset(cfg["dataset"]["path"])
+    kind = cfg["dataset"]["kind"]
+    if kind is not None and kind != ds.meta.get("kind"):
+        raise InputError(
+            f"config expects a '{kind}' dataset but {cfg['dataset']['path']} holds '{ds.meta.get('kind')}'"
+        )
+    splits = ds.split(cfg["dataset"]["split"], seed=cfg["dataset"]["split_seed"])
+    model = build_model(
+        cfg["model"], pos_dim=ds.pos_dim, x_dim=ds.num_point_features, period=ds.meta.get("period")
+    )
+    cfg["model"] = model.config
+    tcfg = cfg["train"]
+    groups = (
+        model.parameter_groups()
+        if hasattr(model, "parameter_groups")
+        else {"classifier": list(model.parameters())}
+    )
+    param_groups = [
+        {
+            "params": groups["classifier"],
+            "lr": tcfg["lr"],
+            "weight_decay": tcfg["weight_decay"],
+            "name": "classifier",
+        }
+    ]
+    if "extractor" in groups:
+        param_groups.append(
+            {
+                "params": groups["extractor"],
+                "lr": tcfg["extractor_lr"],
+                "weight_decay": tcfg["extractor_weight_decay"],
+                "name": "extractor",
+            }
+        )
+    model.to(dev)
+    optimizer = torch.optim.Adam(param_groups)
+    step = TrainStep(model, pred_coef=tcfg["pred_loss_coef"], info_coef=tcfg["info_loss_coef"])
+    is_lri = step.is_lri
+    ddp_step: nn.Module = step
+    if world > 1:
+        ddp_step = nn.parallel.DistributedDataParallel(step, find_unused_parameters=is_lri)
+
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    best: dict[str, Any] = {"epoch": -1, "auc": -math.inf, "loss": math.inf}
+    if resume:
+        state = load_checkpoint(last_path)
+        old = copy.deepcopy(state["config"])
+        new = copy.deepcopy(cfg)
+        old["train"].pop("epochs", None)
+        new["train"].pop("epochs", None)
+        if json.loads(json.dumps(new)) != old:
+            raise CheckpointError(
+                f"{last_path}: the config differs from the run being resumed (only train.epochs may change)"
+            )
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        start_epoch = state["epoch"] + 1
+        history = state["extra"]["history"]
+        best = state["extra"]["best"]
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_file(out / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(json.loads(json.dumps(cfg)), sort_keys=False))
+
+    ks = cfg["eval"]["precision_k"]
+    eval_bs = tcfg["eval_batch_size"]
+    val_loader = DataLoader(splits["val"], batch_size=eval_bs)
+    sampler = None
+    if world > 1:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(
+            splits["train"], num_replicas=world, rank=rank, shuffle=True, seed=tcfg["seed"]
+        )
+    # tqdm: disable=None hides the bar when stderr is not a terminal.
+    hide = True if rank != 0 or progress is False else (None if progress is None else False)
+    for epoch in range(start_epoch, tcfg["epochs"]):
+        t0 = time.perf_counter()
+        _seed_epoch(tcfg["seed"], epoch, rank)
+        gen = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([tcfg["seed"], epoch, 7]).generate_state(1)[0])
+        )
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            loader = DataLoader(splits["train"], batch_size=tcfg["batch_size"], sampler=sampler)
+        else:
+            loader = DataLoader(
+                splits["train"], batch_size=tcfg["batch_size"], shuffle=True, generator=gen
+            )
+        warm = epoch < tcfg["warmup"]
+        lri_phase = is_lri and not warm
+        r = (
+            model.set_epoch(epoch - tcfg["warmup"])
+            if lri_phase and hasattr(model, "set_epoch")
+            else None
+        )
+        ddp_step.train()
+        sums = np.zeros(3)
+        n_seen = 0
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{tcfg['epochs']}" + (" (warm-up)" if warm and is_lri else ""),
+            disable=hide,
+            leave=False,
+        )
+        for i, batch in enumerate(bar):
+            if tcfg["max_batches_per_epoch"] is not None and i >= tcfg["max_batches_per_epoch"]:
+                break
+            batch = batch.to(dev)
+            loss, _, pred, info = ddp_step(batch, lri=lri_phase)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if warm and is_lri:
+                for p in groups["extractor"]:
+                    p.grad = None
+            optimizer.step()
+            b = batch.num_graphs
+            sums += np.array([loss.item(), pred.item(), info.item()]) * b
+            n_seen += b
+            bar.set_postfix(loss=f"{sums[0] / n_seen:.4f}")
+        bar.close()
+        val = metrics_of(predict(model, val_loader, dev, lri=lri_phase), ks)
+        row = {
+            "epoch": epoch,
+            "phase": "warmup" if (warm and is_lri) else ("lri" if is_lri else "plain"),
+            "r": r,
+            "train_loss": sums[0] / max(n_seen, 1),
+            "train_pred_loss": sums[1] / max(n_seen, 1),
+            "train_info_loss": sums[2] / max(n_seen, 1),
+            **{f"val_{k}": v for k, v in val.items()},
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(row)
+        eligible = lri_phase or not is_lri or tcfg["warmup"] >= tcfg["epochs"]
+        auc = val["pred_auc"] if not math.isnan(val["pred_auc"]) else -math.inf
+        improved = eligible and (
+            auc > best["auc"] or (auc == best["auc"] and val["loss"] < best["loss"])
+        )
+        if improved:
+            best = {"epoch": epoch, "auc": auc, "loss": val["loss"], "phase": row["phase"]}
+        if rank == 0:
+            log.info(
+                "epoch %d/%d %s: train loss %.4f, val loss %.4f, val AUC %.4f%s (%.1f s)",
+                epoch + 1,
+                tcfg["epochs"],
+                row["phase"],
+                row["train_loss"],
+                val["loss"],
+                val["pred_auc"],
+                f", val interp AUC {val['interp_auc']:.4f}" if "interp_auc" in val else "",
+                row["seconds"],
+            )
+            _write_history(out, history)
+            if improved:
+                save_checkpoint(best_path, model, None, cfg, epoch, {"val": val})
+            save_checkpoint(
+                last_path, model, optimizer, cfg, epoch, {"history": history, "best": best}
+            )
+        if world > 1:
+            torch.distributed.barrier()
+
+    # Test metrics of the selected epoch.
+    state = load_checkpoint(best_path)
+    model.load_state_dict(state["model_state"])
+    test_loader = DataLoader(splits["test"], batch_size=eval_bs)
+    test = metrics_of(predict(model, test_loader, dev), ks)
+    result = {
+        "selected_epoch": state["epoch"],
+        "n_test": len(splits["test"]),
+        **{f"test_{k}": v for k, v in test.items()},
+    }
+    if rank == 0:
+        with atomic_file(out / "test_metrics.json") as tmp:
+            tmp.write_text(json.dumps(_finite(result), indent=2) + "\n")
+    return result
+
+
+def _finite(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+
+def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    with atomic_file(out / "metrics.csv") as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    with atomic_file(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps([_finite(r) for r in history], indent=1) + "\n")
