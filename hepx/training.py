@@ -350,6 +350,7 @@ def train(
             f"config expects a '{kind}' dataset but {cfg['dataset']['path']} holds '{ds.meta.get('kind')}'"
         )
     splits = ds.split(cfg["dataset"]["split"], seed=cfg["dataset"]["split_seed"])
+    torch.manual_seed(cfg["train"]["seed"])  # weight initialisation
     model = build_model(
         cfg["model"], pos_dim=ds.pos_dim, x_dim=ds.num_point_features, period=ds.meta.get("period")
     )

@@ -1,0 +1,116 @@
+"""Training loop: determinism, resume, distributed run, bad configs and checkpoints."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+import acts_files as af
+from hepx.cli import main
+from hepx.data import convert
+from hepx.errors import CheckpointError, ConfigError, InputError
+from hepx.training import load_checkpoint, model_from_checkpoint, resolve_run_config, train
+
+
+@pytest.fixture(scope="module")
+def tiny_ds(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    af.write_acts(d / "raw", af.build_events(48)) if (d / "raw").mkdir() is None else None
+    convert("actstrack", [d / "raw"], d / "ds")
+    return d / "ds"
+
+
+def _cfg(ds, **train):
+    return {
+        "dataset": {"path": str(ds), "kind": "actstrack"},
+        "model": {"backbone": "dgcnn", "method": "lri_bernoulli", "pos_scale": 0.001, "hidden_channels": 8, "num_layers": 2},
+        "train": {"epochs": 3, "warmup": 1, "batch_size": 8, "seed": 3, **train},
+        "eval": {"precision_k": [4, 8]},
+    }
+
+
+def _weights(run):
+    return load_checkpoint(run / "checkpoints" / "last.pt")["model_state"]
+
+
+def test_deterministic_and_resume_equals_uninterrupted(tiny_ds, tmp_path):
+    full = train(_cfg(tiny_ds), tmp_path / "a", progress=False)
+    again = train(_cfg(tiny_ds), tmp_path / "b", progress=False)
+    assert full == again
+    train(_cfg(tiny_ds, epochs=2), tmp_path / "c", progress=False)
+    resumed = train(_cfg(tiny_ds, epochs=3), tmp_path / "c", resume=True, progress=False)
+    assert resumed == full
+    wa, wc = _weights(tmp_path / "a"), _weights(tmp_path / "c")
+    assert all(torch.equal(wa[k], wc[k]) for k in wa)
+    hist_a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    hist_c = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert [r["train_loss"] for r in hist_a] == [r["train_loss"] for r in hist_c]
+    assert [r["phase"] for r in hist_a] == ["warmup", "lri", "lri"]
+    # run-dir contents and a checkpoint that loads with weights_only=True
+    state = torch.load(tmp_path / "a" / "checkpoints" / "best.pt", weights_only=True)
+    assert state["config"]["model"]["pos_dim"] == 3
+    model = model_from_checkpoint(state)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    test = json.loads((tmp_path / "a" / "test_metrics.json").read_text())
+    assert {"test_pred_auc", "test_pred_acc", "test_interp_auc", "test_prec@4", "test_prec@8"} <= set(test)
+    assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["model"]["bernoulli"]["final_r"] == 0.5
+    with pytest.raises(InputError, match="already holds a run"):
+        train(_cfg(tiny_ds), tmp_path / "a", progress=False)
+    with pytest.raises(CheckpointError, match="config differs"):
+        train(_cfg(tiny_ds, batch_size=4), tmp_path / "a", resume=True, progress=False)
+
+
+def test_config_errors(tiny_ds):
+    with pytest.raises(ConfigError, match=r"unknown key 'epoch'.*allowed: epochs"):
+        resolve_run_config({**_cfg(tiny_ds), "train": {"epoch": 3}})
+    with pytest.raises(ConfigError, match=r"'train.batch_size' must be int"):
+        resolve_run_config({**_cfg(tiny_ds), "train": {"batch_size": "big"}})
+    with pytest.raises(ConfigError, match="backbone"):
+        resolve_run_config({**_cfg(tiny_ds), "model": {"backbone": "resnet"}})
+    with pytest.raises(InputError, match="expects a 'tau3mu' dataset"):
+        train({**_cfg(tiny_ds), "dataset": {"path": str(tiny_ds), "kind": "tau3mu"}}, "/nonexistent/run")
+
+
+def test_bad_checkpoints(tmp_path):
+    (tmp_path / "garbage.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="corrupted or foreign"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a hepx checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt", _use_new_zipfile_serialization=True)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_cli_train_bad_config_exit_2(tiny_ds, tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**_cfg(tiny_ds), "trian": {}}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown key 'trian'" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_two_process_distributed_run(tiny_ds, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(_cfg(tiny_ds, epochs=2)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "hepx.cli", "train", str(cfg), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    test = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert test["selected_epoch"] in (1,) and test["n_test"] > 0
+    hist = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(hist) == 2
