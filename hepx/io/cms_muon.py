@@ -12,7 +12,7 @@ import numpy as np
 
 from hepx.errors import InputError
 from hepx.io._root import open_tree, require_branches
-from hepx.io.filters import HitFilter, combined_mask, parse_filters
+from hepx.io.filters import HitFilter, parse_filters
 
 log = logging.getLogger(__name__)
 
@@ -204,30 +204,27 @@ def _process_chunk(
     else:
         event_id = np.arange(entry0, entry0 + n_events, dtype=np.int64)
 
-    hit_index = ak.local_index(arrays[ref], axis=1)
-    mask = combined_mask(filters, {b: arrays[b] for b in hit_branches})
-    if mask is None:
-        mask = ak.ones_like(arrays[ref], dtype=bool)
+    # Work on flat arrays with one mask: slicing every jagged branch separately is far slower.
+    n_total = int(counts.sum())
+    event_of_hit = np.repeat(np.arange(n_events), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    flat = {b: ak.to_numpy(ak.flatten(arrays[b], axis=1)) for b in hit_branches}
+    mask = np.ones(n_total, dtype=bool)
+    for f in filters:
+        mask &= np.asarray(f.mask(flat[f.branch]))
 
-    fields = {name: arrays[branch][mask] for name, branch in HIT_FIELDS.items()}
-    fields["phi"] = _deg_to_rad(fields["phi"])
-    fields["bend"] = ak.values_astype(fields["bend"], np.float32)
     if truth_branch is not None:
-        node_label = ak.values_astype(arrays[truth_branch][mask] != 0, np.int8)
-        any_truth = ak.to_numpy(ak.any(arrays[truth_branch] != 0, axis=1))
+        truth = flat[truth_branch] != 0
+        any_truth = np.bincount(event_of_hit, weights=truth, minlength=n_events) > 0
     else:
-        node_label = ak.values_astype(ak.zeros_like(fields["eta"]), np.int8)
+        truth = np.zeros(n_total, dtype=bool)
         any_truth = np.zeros(n_events, dtype=bool)
-    fields["node_label"] = node_label
-    fields["hit_index"] = ak.values_astype(hit_index[mask], np.int64)
-    hits = ak.zip(fields)
-
     if label_branch is not None:
         label = ak.to_numpy(arrays[label_branch]) != 0
     else:
         label = any_truth
-    n_sel = ak.to_numpy(ak.num(hits, axis=1))
-    n_sig = ak.to_numpy(ak.sum(node_label, axis=1))
+    n_sel = np.bincount(event_of_hit, weights=mask, minlength=n_events).astype(np.int64)
+    n_sig = np.bincount(event_of_hit, weights=mask & truth, minlength=n_events).astype(np.int64)
     no_hits = counts == 0
     few_hits = ~no_hits & (n_sel < min_hits)
     few_signal = ~no_hits & ~few_hits & label & (n_sig < min_signal_hits)
@@ -235,20 +232,23 @@ def _process_chunk(
     report["dropped_few_hits"] += int(few_hits.sum())
     report["dropped_few_signal_hits"] += int(few_signal.sum())
     keep = ~(no_hits | few_hits | few_signal)
+
+    sel = np.flatnonzero(mask & keep[event_of_hit])
+    fields = {name: flat[branch][sel] for name, branch in HIT_FIELDS.items()}
+    fields["phi"] = wrap_phi(np.deg2rad(fields["phi"].astype(np.float64))).astype(np.float32)
+    fields["bend"] = fields["bend"].astype(np.float32)
+    fields["node_label"] = truth[sel].astype(np.int8)
+    fields["hit_index"] = (sel - starts[event_of_hit[sel]]).astype(np.int64)
+    hits = ak.unflatten(ak.zip(fields), n_sel[keep])
     return ak.zip(
         {
             "event_id": event_id[keep],
             "label": label[keep].astype(np.int8),
             "n_signal_hits": n_sig[keep].astype(np.int32),
-            "hits": hits[keep],
+            "hits": hits,
         },
         depth_limit=1,
     )
-
-
-def _deg_to_rad(phi_deg: ak.Array) -> ak.Array:
-    flat = np.deg2rad(ak.to_numpy(ak.flatten(phi_deg)).astype(np.float64))
-    return ak.unflatten(wrap_phi(flat).astype(np.float32), ak.num(phi_deg))
 
 
 def _log_report(path: Any, report: Mapping[str, int]) -> None:
