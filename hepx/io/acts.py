@@ -112,15 +112,31 @@ def _read_hits(path: Any, tree: str, step_size: int | str) -> tuple[dict[str, np
     }[schema]
     needed = ["event_id", "geometry_id", *link, *_HIT_KINEMATICS, "index"]
     require_branches(ttree, needed, what=f"ACTS simulated hits ({schema} schema)")
-    parts: dict[str, list[np.ndarray]] = {
-        k: [] for k in ["event_id", "geometry_id", "barcode", *_HIT_KINEMATICS, "index"]
+    # Flat tree: read straight into preallocated numpy arrays (no awkward layer, no concatenate).
+    n = ttree.num_entries
+    hits = {
+        "event_id": np.empty(n, np.int64),
+        "geometry_id": np.empty(n, np.uint64),
+        "barcode": np.empty(n, np.uint64),
+        **{k: np.empty(n, np.float32) for k in _HIT_KINEMATICS},
+        "index": np.empty(n, np.int32),
     }
-    for chunk in iterate(ttree, needed, step_size=step_size):
+    flat_branches = [b for b in needed if b != "barcode"]
+    start = 0
+    for chunk in iterate(ttree, flat_branches, step_size=step_size, library="np"):
+        stop = start + len(chunk["event_id"])
         if schema == "v43":
-            barcode = ak.to_numpy(chunk["particle_id"]).astype(np.uint64)
+            hits["barcode"][start:stop] = chunk["particle_id"]
         elif schema == "v44.3":
-            barcode = pack_barcode(*(ak.to_numpy(chunk[f"barcode_{f}"]) for f in BARCODE_FIELDS))
-        else:
+            hits["barcode"][start:stop] = pack_barcode(
+                *(chunk[f"barcode_{f}"] for f in BARCODE_FIELDS)
+            )
+        for k in ("event_id", "geometry_id", *_HIT_KINEMATICS, "index"):
+            hits[k][start:stop] = chunk[k]
+        start = stop
+    if schema == "v44.0":  # one vector<uint32> of the five levels per hit
+        start = 0
+        for chunk in iterate(ttree, ["barcode"], step_size=step_size):
             nums = ak.to_numpy(ak.num(chunk["barcode"], axis=1))
             if len(nums) and not np.all(nums == len(BARCODE_FIELDS)):
                 raise InputError(
@@ -128,13 +144,8 @@ def _read_hits(path: Any, tree: str, step_size: int | str) -> tuple[dict[str, np
                     f"found {int(nums[nums != len(BARCODE_FIELDS)][0])}"
                 )
             comps = ak.to_numpy(ak.flatten(chunk["barcode"])).reshape(-1, len(BARCODE_FIELDS))
-            barcode = pack_barcode(*comps.T)
-        parts["barcode"].append(barcode)
-        parts["event_id"].append(ak.to_numpy(chunk["event_id"]).astype(np.int64))
-        parts["geometry_id"].append(ak.to_numpy(chunk["geometry_id"]).astype(np.uint64))
-        for k in (*_HIT_KINEMATICS, "index"):
-            parts[k].append(ak.to_numpy(chunk[k]))
-    hits = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+            hits["barcode"][start : start + len(comps)] = pack_barcode(*comps.T)
+            start += len(comps)
     return hits, schema
 
 
@@ -219,17 +230,22 @@ def read_acts(
     report: dict[str, int] = {"hits_read": len(h["event_id"]), "particles_read": len(p["event_id"])}
     if len(h["event_id"]) == 0:
         raise InputError(f"{hits}: the hits tree is empty")
+    if len(p["event_id"]) == 0:
+        raise InputError(f"{particles}: the particles tree holds no particle")
 
-    # Dense codes for barcodes, so (event, barcode) packs exactly into one uint64 key.
-    codes, code_inv = np.unique(np.concatenate([p["barcode"], h["barcode"]]), return_inverse=True)
-    del codes
-    p_key = (p["event_id"].astype(np.uint64) << np.uint64(32)) | code_inv[
-        : len(p["event_id"])
-    ].astype(np.uint64)
-    h_key = (h["event_id"].astype(np.uint64) << np.uint64(32)) | code_inv[
-        len(p["event_id"]) :
-    ].astype(np.uint64)
-
+    # Dense codes for barcodes (from the particles only), so (event, barcode) packs exactly
+    # into one uint64 key; hit barcodes unknown to the particles table never match.
+    codes = np.unique(p["barcode"])
+    h_code = np.searchsorted(codes, h["barcode"])
+    h_code_c = np.minimum(h_code, max(len(codes) - 1, 0))
+    h_known = (
+        (h_code < len(codes)) & (codes[h_code_c] == h["barcode"])
+        if len(codes)
+        else np.zeros(len(h_code), bool)
+    )
+    p_code = np.searchsorted(codes, p["barcode"])
+    p_key = (p["event_id"].astype(np.uint64) << np.uint64(32)) | p_code.astype(np.uint64)
+    h_key = (h["event_id"].astype(np.uint64) << np.uint64(32)) | h_code_c.astype(np.uint64)
     p_order = np.argsort(p_key, kind="stable")
     p = {k: v[p_order] for k, v in p.items()}
     p_key = p_key[p_order]
@@ -241,7 +257,7 @@ def read_acts(
     # Hit -> particle row.
     pos = np.searchsorted(p_key, h_key)
     pos_c = np.minimum(pos, max(len(p_key) - 1, 0))
-    matched = (
+    matched = h_known & (
         (pos < len(p_key)) & (p_key[pos_c] == h_key) if len(p_key) else np.zeros(len(h_key), bool)
     )
     report["hits_without_particle"] = int((~matched).sum())
@@ -251,8 +267,9 @@ def read_acts(
     # Events are those of the particles table (sorted by event_id through the key order).
     ev_ids, p_ev = np.unique(p["event_id"], return_inverse=True)
     n_events = len(ev_ids)
-    all_events = np.union1d(ev_ids, np.unique(h["event_id"]))
-    report["events_read"] = len(all_events)
+    # Events with hits but no particle record at all count as read (and dropped).
+    orphan_events = np.setdiff1d(np.unique(h["event_id"][~matched]), ev_ids)
+    report["events_read"] = n_events + len(orphan_events)
 
     is_signal = _z_truth(p, p_ev, n_events, n_hits, min_lepton_hits, z_mass, mass_window, report)
     label = np.zeros(n_events, dtype=np.int8)
@@ -282,16 +299,15 @@ def read_acts(
     local_of_row[t_rows] = t_local
 
     # Kept hits, ordered by (event, original entry).
-    h_sel = np.flatnonzero(matched)
-    h_sel = h_sel[keep[h_prow[h_sel]]]
+    h_sel = np.flatnonzero(matched & keep[h_prow])  # h_prow = -1 only where not matched
     h_ev = p_ev[h_prow[h_sel]]
-    h_sel = h_sel[np.lexsort((h_sel, h_ev))]
+    h_sel = h_sel[np.argsort(h_ev, kind="stable")]  # h_sel is increasing: keeps entry order
     h_rows = h_prow[h_sel]
     h_ev = p_ev[h_rows]
     h_counts = np.bincount(h_ev, minlength=n_events)
 
     ev_keep = t_counts > 0
-    report["dropped_no_tracks"] = int(len(all_events) - ev_keep.sum())
+    report["dropped_no_tracks"] = int(report["events_read"] - ev_keep.sum())
 
     geo = decode_geometry_id(h["geometry_id"][h_sel])
     hit_fields = {
@@ -376,30 +392,32 @@ def _z_truth(
     lep_rows = np.flatnonzero(np.isin(np.abs(pdg), (11, 13)) & (n_hits >= min_lepton_hits))
     lep_ev = p_ev[lep_rows]
     counts = np.bincount(lep_ev, minlength=n_events)
-    # lep_rows is sorted by particle row and rows are sorted by event: unflatten is valid.
-    leptons = ak.unflatten(
-        ak.zip(
-            {
-                "px": p["px"][lep_rows].astype(np.float64),
-                "py": p["py"][lep_rows].astype(np.float64),
-                "pz": p["pz"][lep_rows].astype(np.float64),
-                "mass": p["m"][lep_rows].astype(np.float64),
-                "flavour": np.abs(pdg[lep_rows]),
-                "charge": p["q"][lep_rows].astype(np.float64),
-                "row": lep_rows,
-            },
-            with_name="Momentum4D",
-        ),
-        counts,
+    # Pairs inside each event: combinations of local indices (lep_rows is sorted by event),
+    # then the kinematics on flat arrays with vector's numpy backend.
+    local = ak.unflatten(np.arange(len(lep_rows)), counts)
+    ia, ib = (ak.to_numpy(ak.flatten(x)) for x in ak.unzip(ak.argcombinations(local, 2)))
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pair_ev = np.repeat(np.arange(n_events), ak.to_numpy(ak.num(ak.argcombinations(local, 2))))
+    ia, ib = ia + offsets[pair_ev], ib + offsets[pair_ev]
+    mom = vector.array(
+        {
+            "px": p["px"][lep_rows].astype(np.float64),
+            "py": p["py"][lep_rows].astype(np.float64),
+            "pz": p["pz"][lep_rows].astype(np.float64),
+            "mass": p["m"][lep_rows].astype(np.float64),
+        }
     )
-    a, b = ak.unzip(ak.combinations(leptons, 2))
-    mass = (a + b).mass
-    cand = (a.flavour == b.flavour) & (a.charge * b.charge < 0) & (abs(mass - z_mass) < mass_window)
-    n_cand = ak.to_numpy(ak.sum(cand, axis=1))
+    mass = np.asarray((mom[ia] + mom[ib]).mass)
+    flavour, charge = np.abs(pdg[lep_rows]), p["q"][lep_rows]
+    cand = (
+        (flavour[ia] == flavour[ib])
+        & (charge[ia] * charge[ib] < 0)
+        & (np.abs(mass - z_mass) < mass_window)
+    )
+    n_cand = np.bincount(pair_ev[cand], minlength=n_events)
     report["events_ambiguous_z"] = int((n_cand > 1).sum())
-    unique = n_cand == 1
-    sel = cand & unique[:, np.newaxis] if len(unique) else cand
+    sel = cand & (n_cand[pair_ev] == 1)
     is_signal = np.zeros(len(pdg), dtype=bool)
-    is_signal[ak.to_numpy(ak.flatten(a.row[sel]))] = True
-    is_signal[ak.to_numpy(ak.flatten(b.row[sel]))] = True
+    is_signal[lep_rows[ia[sel]]] = True
+    is_signal[lep_rows[ib[sel]]] = True
     return is_signal
