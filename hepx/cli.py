@@ -139,7 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--bfield", type=float, default=2.0, help="solenoid field in tesla (default 2)")
     pa.add_argument("--seed", type=int, default=0)
     pa.add_argument("--out", type=Path, required=True)
-    pa.add_argument("--signal-fraction", type=float, default=0.5)
+    pa.add_argument(
+        "--signal-fraction",
+        type=float,
+        default=0.5,
+        help="fraction of events with a generated Z (default 0.5)",
+    )
     pa.add_argument(
         "--pileup", type=float, default=25.0, help="mean number of pileup charged particles"
     )

@@ -1,0 +1,64 @@
+"""E(n)-invariant EGNN backbone (Satorras et al. 2021) with frozen coordinates."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.nn import MessagePassing
+
+from hepx.models.backbones.base import EdgeGeometry, PointEncoder, mlp
+
+__all__ = ["EGNN", "EGNNConv"]
+
+
+class EGNNConv(MessagePassing):
+    r"""EGNN layer without coordinate update (invariant).
+
+    .. math::
+        m_{ij} = w_{ij}\, \phi_e\big([h_i,\; h_j,\; |p_i - p_j|^2,\; e_{ij}]\big), \quad
+        h_i' = \phi_h\big([h_i,\; \textstyle\sum_j m_{ij}]\big)
+
+    ``edge_attr`` must be rotation/translation invariant (the encoder passes
+    ``[|p_i - p_j|^2, |p_i - p_j|]``).
+
+    Shapes: ``x [N, C]``, ``edge_index [2, E]``, ``edge_attr [E, edge_dim]``,
+    ``edge_weight [E] | None`` -> ``[N, C]``.
+    """
+
+    def __init__(self, channels: int, edge_dim: int, dropout: float = 0.0) -> None:
+        super().__init__(aggr="add")
+        self.edge_nn = mlp([2 * channels + edge_dim, channels, channels], dropout=dropout)
+        self.node_nn = mlp([2 * channels, channels, channels], dropout=dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_attr: Tensor,
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
+        agg = self.propagate(edge_index, x=x, edge_attr=edge_attr, edge_weight=edge_weight)
+        return self.node_nn(torch.cat([x, agg], dim=-1))
+
+    def message(
+        self, x_i: Tensor, x_j: Tensor, edge_attr: Tensor, edge_weight: Tensor | None
+    ) -> Tensor:
+        msg = self.edge_nn(torch.cat([x_i, x_j, edge_attr], dim=-1))
+        return msg if edge_weight is None else msg * edge_weight.unsqueeze(-1)
+
+
+class EGNN(PointEncoder):
+    """Invariant EGNN encoder.
+
+    Edge features are ``[|p_i - p_j|^2, |p_i - p_j|]``: the direction part ``unit(p_i - p_j)`` of
+    the other backbones' ``e_ij`` is left out on purpose, since it would break the E(n)
+    invariance of the model (rotations of ``pos`` would change the logits).
+
+    ``forward(x, pos, edge_index, batch, edge_weight=None, *, period=None) -> h [N, hidden]``.
+    """
+
+    def make_conv(self, channels: int, pos_dim: int, dropout: float) -> EGNNConv:
+        return EGNNConv(channels, 2, dropout)
+
+    def edge_attr(self, geom: EdgeGeometry) -> Tensor:
+        return torch.cat([geom.dist * geom.dist, geom.dist], dim=-1)

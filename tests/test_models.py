@@ -1,0 +1,420 @@
+"""Tests of hepx.models: backbones, classifier, LRI-Bernoulli / LRI-Gaussian, build_model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.distributions import MultivariateNormal, kl_divergence
+from torch_geometric.data import Batch, Data
+
+from hepx.errors import CheckpointError, ConfigError, InputError
+from hepx.models import (
+    BACKBONES,
+    LRIBernoulli,
+    LRIGaussian,
+    LRIOutput,
+    PointCloudClassifier,
+    bernoulli_kl,
+    build_model,
+    gaussian_kl,
+    gaussian_noise,
+    r_schedule,
+)
+
+torch.set_num_threads(1)
+TWO_PI = 2 * math.pi
+BACKBONE_NAMES = list(BACKBONES)
+METHOD_NAMES = ["plain", "lri_bernoulli", "lri_gaussian"]
+
+
+# ------------------------------------------------------------------------------------------
+# tiny synthetic datasets
+# ------------------------------------------------------------------------------------------
+
+
+def make_batch(style: str, n_clouds: int = 32, seed: int = 0) -> Batch:
+    """Label 1 = a tight cluster of 5 points is planted among uniform background points.
+
+    style "acts": 3-D positions in mm-like units (no features); "tau": (eta, phi) with phi in
+    (-pi, pi], one feature per point.
+    """
+    g = torch.Generator().manual_seed(seed)
+    data = []
+    for c in range(n_clouds):
+        y = c % 2
+        n_bg = 12 + int(torch.randint(0, 5, (1,), generator=g))
+        if style == "acts":
+            bg = (torch.rand(n_bg, 3, generator=g) * 2 - 1) * 500.0
+            centre = (torch.rand(1, 3, generator=g) * 2 - 1) * 400.0
+            extra = centre + 15.0 * torch.randn(5, 3, generator=g)
+            x = torch.zeros(n_bg + 5, 0)
+        else:
+            eta = torch.rand(n_bg, generator=g) * 4 - 2
+            phi = (torch.rand(n_bg, generator=g) * 2 - 1) * math.pi
+            bg = torch.stack([eta, phi], dim=-1)
+            centre = torch.stack(
+                [
+                    torch.rand(1, generator=g) * 3 - 1.5,
+                    (torch.rand(1, generator=g) * 2 - 1) * math.pi,
+                ],
+                -1,
+            )
+            extra = centre + 0.05 * torch.randn(5, 2, generator=g)
+            extra[:, 1] = torch.remainder(extra[:, 1] + math.pi, TWO_PI) - math.pi
+            x = torch.rand(n_bg + 5, 1, generator=g)
+        if not y:  # negatives: the extra points are background too (same point count)
+            lo, hi = bg.min(0).values, bg.max(0).values
+            extra = lo + (hi - lo) * torch.rand(5, bg.shape[1], generator=g)
+        pos = torch.cat([bg, extra]).float()
+        label = torch.cat([torch.zeros(n_bg), torch.full((5,), float(y))]).long()
+        data.append(Data(x=x, pos=pos, y=torch.tensor([[float(y)]]), node_label=label))
+    return Batch.from_data_list(data)
+
+
+def small_config(backbone: str, method: str, style: str, **extra) -> dict:
+    cfg = {
+        "backbone": backbone,
+        "method": method,
+        "hidden_channels": 32,
+        "num_layers": 2,
+        "dropout": 0.1,
+        "graph": {"kind": "knn", "k": 6, "backend": "torch"}
+        if style == "acts"
+        else {"kind": "radius", "r": 1.0, "max_num_neighbors": 32, "backend": "torch"},
+        "pos_scale": 0.002 if style == "acts" else 1.0,
+        "gaussian": {"pos_coef": 5.0},
+    }
+    cfg.update(extra)
+    return cfg
+
+
+def make_model(backbone: str, method: str, style: str, seed: int = 0, **extra):
+    torch.manual_seed(seed)
+    dims = {"acts": (3, 0, None), "tau": (2, 1, [None, TWO_PI])}[style]
+    return build_model(
+        small_config(backbone, method, style, **extra),
+        pos_dim=dims[0],
+        x_dim=dims[1],
+        period=dims[2],
+    )
+
+
+def logits_of(model, batch: Batch, **kw) -> torch.Tensor:
+    out = model(batch, **kw)
+    return out.logits if isinstance(out, LRIOutput) else out
+
+
+# ------------------------------------------------------------------------------------------
+# training
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
+def test_training_reduces_loss(backbone, method):
+    style = "tau" if backbone == "point_transformer" else "acts"
+    batch = make_batch(style, seed=1)
+    model = make_model(backbone, method, style, seed=1)
+    groups = model.parameter_groups()
+    assert sum(len(g) for g in groups.values()) == len(list(model.parameters()))
+    if method != "plain":
+        assert set(groups) == {"classifier", "extractor"}
+    opt = torch.optim.Adam([{"params": g} for g in groups.values()], lr=5e-3)
+
+    losses = []
+    torch.manual_seed(2)
+    model.train()
+    for _ in range(30):
+        opt.zero_grad()
+        out = model(batch)
+        logits = out.logits if isinstance(out, LRIOutput) else out
+        pred_loss = F.binary_cross_entropy_with_logits(logits, batch.y)
+        loss = pred_loss + 0.1 * out.info_loss if isinstance(out, LRIOutput) else pred_loss
+        assert torch.isfinite(loss)
+        loss.backward()
+        opt.step()
+        losses.append(pred_loss.item())
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.5 * first, losses
+    model.eval()
+    with torch.no_grad():
+        assert torch.isfinite(logits_of(model, batch)).all()
+
+
+# ------------------------------------------------------------------------------------------
+# LRI pieces
+# ------------------------------------------------------------------------------------------
+
+
+def test_r_schedule_hand_computed():
+    expected = {0: 0.9, 9: 0.9, 10: 0.8, 19: 0.8, 20: 0.7, 35: 0.6, 40: 0.5, 41: 0.5, 500: 0.5}
+    for epoch, r in expected.items():
+        assert r_schedule(epoch) == pytest.approx(r, abs=1e-12)
+    assert r_schedule(25, final_r=0.7) == pytest.approx(0.7)
+    assert r_schedule(35, final_r=0.7) == pytest.approx(0.7)
+    assert r_schedule(7, init_r=0.8, decay_r=0.05, decay_interval=3) == pytest.approx(0.7)
+    with pytest.raises(ConfigError):
+        r_schedule(-1)
+
+
+def test_bernoulli_kl_hand_formula():
+    p = torch.tensor([0.3, 0.9, 0.5])
+    r = 0.7
+    hand = [
+        0.3 * math.log(0.3 / 0.7) + 0.7 * math.log(0.7 / 0.3),
+        0.9 * math.log(0.9 / 0.7) + 0.1 * math.log(0.1 / 0.3),
+        0.5 * math.log(0.5 / 0.7) + 0.5 * math.log(0.5 / 0.3),
+    ]
+    assert torch.allclose(bernoulli_kl(p, r), torch.tensor(hand), atol=1e-6)
+    assert bernoulli_kl(torch.tensor([0.7]), 0.7).abs().item() < 1e-7
+    assert torch.isfinite(bernoulli_kl(torch.tensor([0.0, 1.0]), 0.5)).all()
+
+
+def test_bernoulli_model_outputs():
+    batch = make_batch("acts", n_clouds=6)
+    model = make_model("dgcnn", "lri_bernoulli", "acts")
+    assert isinstance(model, LRIBernoulli)
+    assert model.set_epoch(20) == pytest.approx(0.7)
+    model.eval()
+    out = model(batch)
+    n = batch.num_nodes
+    assert out.logits.shape == (6, 1) and out.node_scores.shape == (n,)
+    assert bool(((out.node_scores > 0) & (out.node_scores < 1)).all())
+    assert torch.equal(out.node_mask, out.node_scores)  # eval: m = p, no sampling
+    assert out.info_loss.item() == pytest.approx(bernoulli_kl(out.node_scores, 0.7).mean().item())
+    out2 = model(batch, r=0.5)
+    assert out2.info_loss.item() == pytest.approx(bernoulli_kl(out.node_scores, 0.5).mean().item())
+    assert torch.equal(out2.logits, out.logits)  # deterministic eval
+    # training mode samples a relaxed mask
+    model.train()
+    torch.manual_seed(0)
+    a = model(batch)
+    b = model(batch, stochastic=True)
+    assert not torch.equal(a.node_mask, b.node_mask)
+    assert bool(((a.node_mask > 0) & (a.node_mask < 1)).all())
+
+
+@pytest.mark.parametrize("style", ["acts", "tau"])
+def test_gaussian_sigma_and_kl(style):
+    batch = make_batch(style, n_clouds=6)
+    model = make_model("egnn", "lri_gaussian", style)
+    assert isinstance(model, LRIGaussian)
+    model.eval()
+    out = model(batch)
+    d = batch.pos.shape[1]
+    sigma = out.sigma
+    assert sigma.shape == (batch.num_nodes, d, d)
+    assert torch.allclose(sigma, sigma.transpose(1, 2))
+    assert bool((torch.linalg.eigvalsh(sigma) > 0).all())
+    s64 = sigma.double()
+    ref = kl_divergence(
+        MultivariateNormal(torch.zeros(len(s64), d, dtype=torch.float64), covariance_matrix=s64),
+        MultivariateNormal(
+            torch.zeros(d, dtype=torch.float64), covariance_matrix=torch.eye(d, dtype=torch.float64)
+        ),
+    )
+    assert torch.allclose(gaussian_kl(s64), ref, rtol=1e-6, atol=1e-8)
+    assert torch.allclose(gaussian_kl(sigma).double(), ref, rtol=1e-4, atol=1e-5)
+    assert out.info_loss.item() == pytest.approx(ref.mean().item(), rel=1e-4)
+    assert torch.allclose(out.node_scores, -torch.linalg.det(sigma))
+    # eval prediction = the prediction on the mean (clean) positions
+    assert torch.allclose(out.logits, model.classifier(batch))
+    torch.manual_seed(0)
+    noisy = model(batch, stochastic=True)
+    assert not torch.allclose(noisy.logits, out.logits)
+
+
+def test_gaussian_noise_covariance():
+    torch.manual_seed(0)
+    d, n = 3, 40_000
+    u = torch.randn(1, d, d).expand(n, d, d)
+    scales = torch.tensor([[0.7, 0.2]]).expand(n, 2)
+    eps = gaussian_noise(scales, u)
+    sigma = 0.7 * u[0] @ u[0].T + 0.2 * torch.eye(d)
+    emp = eps.T @ eps / n
+    assert torch.allclose(emp, sigma, atol=0.05 * sigma.abs().max().item())
+
+
+# ------------------------------------------------------------------------------------------
+# symmetries
+# ------------------------------------------------------------------------------------------
+
+
+def random_orthogonal(seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).float()
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_egnn_invariant_under_rotation_translation(method):
+    batch = make_batch("acts", n_clouds=8, seed=3)
+    model = make_model("egnn", method, "acts", seed=3).eval()
+    moved = batch.clone()
+    moved.pos = batch.pos @ random_orthogonal(4).T + torch.tensor([120.0, -40.0, 300.0])
+    with torch.no_grad():
+        a, b = model(batch), model(moved)
+    if isinstance(a, LRIOutput):
+        assert torch.allclose(a.node_scores, b.node_scores, rtol=1e-3, atol=1e-5)
+        a, b = a.logits, b.logits
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), (a - b).abs().max()
+
+
+def permute_within_events(batch: Batch, seed: int) -> tuple[Batch, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.argsort(batch.batch.double() + 0.5 * torch.rand(batch.num_nodes, generator=g))
+    out = batch.clone()
+    out.x, out.pos, out.node_label = batch.x[perm], batch.pos[perm], batch.node_label[perm]
+    out.batch = batch.batch[perm]
+    assert torch.equal(out.batch, batch.batch)
+    return out, perm
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
+def test_permutation_invariance(backbone, method):
+    style = "tau" if backbone == "dgcnn" else "acts"
+    batch = make_batch(style, n_clouds=6, seed=5)
+    model = make_model(backbone, method, style, seed=5).eval()
+    permuted, perm = permute_within_events(batch, 6)
+    with torch.no_grad():
+        a, b = model(batch), model(permuted)
+    if isinstance(a, LRIOutput):
+        assert torch.allclose(a.node_scores[perm], b.node_scores, rtol=1e-4, atol=1e-5)
+        a, b = a.logits, b.logits
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
+def test_phi_shift_invariance_with_period(backbone):
+    batch = make_batch("tau", n_clouds=8, seed=7)
+    model = make_model(backbone, "plain", "tau", seed=7).eval()
+    shifted = batch.clone()
+    phi = batch.pos[:, 1] + 1.234
+    shifted.pos = torch.stack(
+        [batch.pos[:, 0], torch.remainder(phi + math.pi, TWO_PI) - math.pi], 1
+    )
+    with torch.no_grad():
+        a, b = model(batch), model(shifted)
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), (a - b).abs().max()
+    # negative control: the same model without the period is not invariant
+    torch.manual_seed(7)
+    flat = build_model(small_config(backbone, "plain", "tau"), pos_dim=2, x_dim=1, period=None)
+    flat.load_state_dict(model.state_dict())
+    flat.eval()
+    with torch.no_grad():
+        assert not torch.allclose(flat(batch), flat(shifted), atol=1e-3)
+
+
+def test_lri_scores_phi_shift_invariant():
+    batch = make_batch("tau", n_clouds=4, seed=8)
+    shifted = batch.clone()
+    shifted.pos = batch.pos + torch.tensor([0.0, 2.0])  # unreduced angles are fine too
+    for method in ("lri_bernoulli", "lri_gaussian"):
+        model = make_model("point_transformer", method, "tau", seed=8).eval()
+        with torch.no_grad():
+            a, b = model(batch), model(shifted)
+        assert torch.allclose(a.node_scores, b.node_scores, rtol=1e-3, atol=1e-5)
+        assert torch.allclose(a.logits, b.logits, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------
+# edge weights
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
+def test_zero_weight_removes_point(backbone):
+    batch = make_batch("tau", n_clouds=4, seed=9)
+    model = make_model(backbone, "plain", "tau", seed=9).eval()
+    assert isinstance(model, PointCloudClassifier)
+    p = 20  # a point of the second cloud
+    edges = model.build_graph(model.scale_pos(batch.pos), batch.batch)
+    moved = batch.clone()
+    moved.x = batch.x.clone()
+    moved.pos = batch.pos.clone()
+    moved.x[p] += 3.0
+    moved.pos[p] += torch.tensor([0.3, -0.4])
+    weight = torch.ones(batch.num_nodes)
+    weight[p] = 0.0
+    with torch.no_grad():
+        # classifier level: node weight -> edge weight m_i m_j and weighted pool
+        a = model(batch, node_weight=weight, edge_index=edges)
+        b = model(moved, node_weight=weight, edge_index=edges)
+        assert torch.allclose(a, b, atol=1e-6)
+        c = model(moved, node_weight=torch.ones_like(weight), edge_index=edges)
+        assert not torch.allclose(a[1], c[1], atol=1e-4)  # sanity: with weight 1 it matters
+        # backbone level: edge weights 0 on every edge touching p
+        ew = ((edges[0] != p) & (edges[1] != p)).float()
+        ha = model.embed(batch.x, batch.pos, batch.batch, edges, ew)
+        hb = model.embed(moved.x, moved.pos, moved.batch, edges, ew)
+        others = torch.arange(batch.num_nodes) != p
+        assert torch.allclose(ha[others], hb[others], atol=1e-6)
+    with pytest.raises(InputError, match="edge_index"):
+        model(batch, edge_weight=torch.ones(edges.shape[1]))
+
+
+def test_gradients_finite_and_embeddings_exposed():
+    batch = make_batch("acts", n_clouds=4, seed=10)
+    for backbone in BACKBONE_NAMES:
+        model = make_model(backbone, "plain", "acts", seed=10).eval()
+        pos = batch.pos.clone().requires_grad_(True)
+        logits, h = model(batch.x, pos, batch.batch, return_embeddings=True)
+        assert h.shape == (batch.num_nodes, 32)
+        g_pos, g_h = torch.autograd.grad(logits.sum(), [pos, h])
+        assert torch.isfinite(g_pos).all() and g_pos.abs().sum() > 0  # GradGeo
+        assert torch.isfinite(g_h).all()  # GradCAM
+
+
+# ------------------------------------------------------------------------------------------
+# build_model
+# ------------------------------------------------------------------------------------------
+
+
+def test_build_model_validation():
+    with pytest.raises(ConfigError, match=r"'hiden'.*allowed: .*hidden_channels"):
+        build_model({"hiden": 64}, pos_dim=3, x_dim=0)
+    with pytest.raises(ConfigError, match=r"'graph\.radius'.*allowed: kind"):
+        build_model({"graph": {"radius": 1.0}}, pos_dim=3, x_dim=0)
+    with pytest.raises(ConfigError, match=r"'num_layers' must be a positive integer.*'4'"):
+        build_model({"num_layers": "4"}, pos_dim=3, x_dim=0)
+    with pytest.raises(ConfigError, match=r"'graph\.loop' must be true or false"):
+        build_model({"graph": {"loop": 1}}, pos_dim=3, x_dim=0)
+    with pytest.raises(ConfigError, match=r"'backbone' must be one of dgcnn"):
+        build_model({"backbone": "gcn"}, pos_dim=3, x_dim=0)
+    with pytest.raises(ConfigError, match=r"'bernoulli\.final_r'"):
+        build_model({"bernoulli": {"final_r": 1.5}}, pos_dim=3, x_dim=0)
+    with pytest.raises(ConfigError, match="period has 1 entries"):
+        build_model({}, pos_dim=2, x_dim=1, period=[TWO_PI])
+
+
+def test_build_model_roundtrip_and_dims_check():
+    model = build_model(
+        {"backbone": "egnn", "method": "lri_gaussian", "graph": {"k": 10}},
+        pos_dim=3,
+        x_dim=0,
+    )
+    cfg = model.config
+    assert cfg["pos_dim"] == 3 and cfg["x_dim"] == 0 and cfg["period"] is None
+    assert cfg["graph"]["k"] == 10 and cfg["graph"]["kind"] == "knn"
+    again = build_model(cfg, pos_dim=3, x_dim=0)
+    again.load_state_dict(model.state_dict())
+    with pytest.raises(CheckpointError, match="pos_dim=3, x_dim=0 but the data has pos_dim=2"):
+        build_model(cfg, pos_dim=2, x_dim=1, period=[None, TWO_PI])
+    tau = build_model({"method": "lri_bernoulli"}, pos_dim=2, x_dim=1, period=[None, TWO_PI])
+    assert tau.classifier.period == (None, TWO_PI)
+    with pytest.raises(CheckpointError, match="period"):
+        build_model(tau.config, pos_dim=2, x_dim=1, period=None)
+
+
+def test_pos_scale_scales_period():
+    model = build_model({"pos_scale": 0.5}, pos_dim=2, x_dim=0, period=[None, TWO_PI])
+    assert model.graph.period == (None, math.pi)
+    batch = make_batch("tau", n_clouds=2)
+    with pytest.raises(InputError, match="x has 1 features per point, model expects 2"):
+        build_model({}, pos_dim=2, x_dim=2)(batch)
+    with pytest.raises(InputError, match="pos has 2 coordinates, model expects 3"):
+        build_model({}, pos_dim=3, x_dim=1)(batch)
