@@ -1,0 +1,182 @@
+"""Paper-style table: every method x {EGNN, DGCNN} x {ActsTrack-sim, Tau3Mu-sim}, several seeds.
+
+    python benchmarks/paper_table.py [--out bench/paper] [--seeds 0 1 2] [--smoke]
+
+Steps: simulate + convert both datasets (built-in simulations), train plain / LRI-Bernoulli /
+LRI-Gaussian runs per backbone and seed (configs/<dataset>/*.yaml), run :func:`hepx.evaluate`
+on each seed's runs, and aggregate mean and standard deviation over seeds into
+``paper_table.md`` / ``paper_table.csv``. The claim under test: LRI-Bernoulli and LRI-Gaussian
+have a higher interpretation ROC AUC and precision@k than every post-hoc method.
+
+``--smoke`` uses the smallest settings (tiny data, 2 epochs, small models, few iterations) to
+check that the pipeline runs; its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hepx import sim
+from hepx.config import apply_overrides, load_yaml
+from hepx.data import convert
+from hepx.evaluate import evaluate
+from hepx.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = [
+    "pred_auc",
+    "interp_auc",
+    "interp_auc_per_sample",
+    "prec@k1",
+    "prec@k2",
+    "prec@k3",
+    "fid_plus",
+    "fid_minus",
+    "sanity_random_spearman",
+    "sanity_perturb_spearman",
+]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--out", type=Path, default=Path("bench/paper"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--backbones", nargs="+", default=["egnn", "dgcnn"])
+    ap.add_argument("--datasets", nargs="+", default=["actstrack", "tau3mu"])
+    ap.add_argument("--acts-events", type=int, default=3000)
+    ap.add_argument("--tau-events", type=int, default=40000)
+    ap.add_argument("--epochs", type=int, default=None, help="override train.epochs of the configs")
+    ap.add_argument("--smoke", action="store_true", help="smallest settings (pipeline check)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = args.out
+    overrides: list[str] = []
+    eval_opts: dict = {"robustness_draws": 50, "robustness_samples": 64}
+    if args.smoke:
+        args.acts_events, args.tau_events = min(args.acts_events, 120), min(args.tau_events, 600)
+        args.epochs = args.epochs or 2
+        overrides = ["model.hidden_channels=8", "model.num_layers=2", "train.warmup=1"]
+        eval_opts = {
+            "robustness_draws": 2,
+            "robustness_samples": 4,
+            "bernmask_iterations": 10,
+            "fit_epochs": 1,
+            "ig_steps": 8,
+            "max_samples": 32,
+        }
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+
+    data = {}
+    t0 = time.perf_counter()
+    if "actstrack" in args.datasets:
+        d = out / "data" / "actstrack_2T"
+        if not d.exists():
+            sim.simulate_actstrack(
+                out / "sim" / "actstrack_2T", events=args.acts_events, bfield=2.0, seed=0
+            )
+            convert("actstrack", [out / "sim" / "actstrack_2T"], d)
+        data["actstrack"] = d
+    if "tau3mu" in args.datasets:
+        d = out / "data" / "tau3mu"
+        if not d.exists():
+            sim.simulate_tau3mu(out / "sim" / "tau3mu", events=args.tau_events, seed=0)
+            convert("tau3mu", [out / "sim" / "tau3mu" / "ntuple.root"], d)
+        data["tau3mu"] = d
+    logging.info("data ready in %.0f s", time.perf_counter() - t0)
+
+    rows = []
+    for seed in args.seeds:
+        for ds, dpath in data.items():
+            for bb in args.backbones:
+                runs = []
+                for method in ("plain", "lri_bernoulli", "lri_gaussian"):
+                    run = out / "runs" / f"{ds}_{method}_{bb}_s{seed}"
+                    if not (run / "checkpoints" / "best.pt").exists():
+                        cfg = load_yaml(ROOT / "configs" / ds / f"{method}_{bb}.yaml")
+                        cfg = apply_overrides(
+                            cfg, [*overrides, f"dataset.path={dpath}", f"train.seed={seed}"]
+                        )
+                        train(cfg, run, device=args.device, progress=False)
+                    runs.append(run)
+                res = evaluate(
+                    runs,
+                    out / "reports" / f"{ds}_{bb}_s{seed}",
+                    device=args.device,
+                    seed=seed,
+                    **eval_opts,
+                )
+                for r in res:
+                    ks = sorted(int(k[5:]) for k in r if k.startswith("prec@"))
+                    for i, k in enumerate(ks):
+                        r[f"prec@k{i + 1}"] = r[f"prec@{k}"]
+                    rows.append({**r, "seed": seed})
+    _aggregate(rows, out)
+
+
+def _aggregate(rows, out: Path) -> None:
+    keys = sorted(
+        {(r["dataset"], r["backbone"], r["method"]) for r in rows},
+        key=lambda k: (k[0], k[1], k[2].startswith("lri"), k[2]),
+    )
+    table = []
+    for ds, bb, m in keys:
+        sel = [r for r in rows if (r["dataset"], r["backbone"], r["method"]) == (ds, bb, m)]
+        row = {"dataset": ds, "backbone": bb, "method": m, "seeds": len(sel)}
+        for metric in METRICS:
+            v = np.array([float(r.get(metric, np.nan)) for r in sel], dtype=float)
+            row[metric] = (
+                f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}" if np.isfinite(v).any() else "nan"
+            )
+        table.append(row)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "paper_table.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+    cols = list(table[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in table]
+    verdict = []
+    for ds, bb in sorted({(r["dataset"], r["backbone"]) for r in rows}):
+
+        def mean(m, metric, ds=ds, bb=bb):
+            v = [
+                float(r.get(metric, np.nan))
+                for r in rows
+                if (r["dataset"], r["backbone"], r["method"]) == (ds, bb, m)
+            ]
+            return float(np.nanmean(v)) if v else float("nan")
+
+        post = [m for (d, b, m) in keys if (d, b) == (ds, bb) and not m.startswith("lri")]
+        for metric in ("interp_auc", "prec@k1"):
+            best_post = max(post, key=lambda m, metric=metric: mean(m, metric))
+            for lri in ("lri_bernoulli", "lri_gaussian"):
+                ok = mean(lri, metric) > mean(best_post, metric)
+                verdict.append(
+                    f"- {ds}/{bb} {metric}: {lri} {mean(lri, metric):.3f} vs best post-hoc "
+                    f"{best_post} {mean(best_post, metric):.3f} -> {'holds' if ok else 'does NOT hold'}"
+                )
+    text = (
+        "# Paper-style table (mean ± std over seeds)\n\nprec@k1..k3: the dataset's precision k list "
+        "(ActsTrack 12/24/30, Tau3Mu 3/7/10).\n\n"
+        + "\n".join(lines)
+        + "\n\n## Claim: LRI beats every post-hoc method at finding ground-truth points\n\n"
+        + "\n".join(verdict)
+        + "\n"
+    )
+    (out / "paper_table.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
