@@ -7,6 +7,8 @@ Usage::
 Cases:
 
 * ``knn3d``: ActsTrack-like, 3-D positions, kNN k=10.
+* ``knn3d-large``: the same points regrouped into 16x larger events (where the O(Nmax^2) dense
+  search loses to torch-cluster's tree search).
 * ``radius2d-periodic``: Tau3Mu-like, (eta, phi) with phi periodic, radius r=1.0, 32 neighbours.
 * ``radius2d-small``: the same with Tau3Mu-sized events (4x the events, 20 points each).
 
@@ -76,8 +78,8 @@ def timeit(fn: Callable[[], object], repeat: int) -> float:
 
 def make_case(name: str, events: int, points: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    if name == "knn3d":
-        n_ev, n_pt = events, points
+    if name.startswith("knn3d"):
+        n_ev, n_pt = (events, points) if name == "knn3d" else (max(1, events // 16), 16 * points)
         pos = (torch.rand(n_ev * n_pt, 3, generator=g) * 2 - 1) * 1000.0
         return pos, n_ev, n_pt, dict(k=10, r=None, max_nn=10, period=None)
     n_ev, n_pt = (events, points) if name == "radius2d-periodic" else (4 * events, 20)
@@ -112,7 +114,7 @@ def main() -> None:
     header += " ".join(f"{b + ' [ms]':>14}" for b in [*backends, "brute-force"])
     header += " " + " ".join(f"{b + '/torch':>16}" for b in [*backends[1:], "brute-force"])
     print(header)
-    for name in ("knn3d", "radius2d-periodic", "radius2d-small"):
+    for name in ("knn3d", "knn3d-large", "radius2d-periodic", "radius2d-small"):
         pos, n_ev, n_pt, p = make_case(name, args.events, args.points)
         batch = torch.arange(n_ev).repeat_interleave(n_pt)
         times = {}

@@ -16,8 +16,10 @@ Conventions (PyTorch Geometric, ``flow="source_to_target"``):
   keeps an arbitrary subset).
 
 Backends: ``"torch"`` (dense per-event distance blocks, vectorised, no extension needed),
-``"cluster"`` (``torch_cluster`` candidates, re-ranked exactly) and ``"auto"`` (``"cluster"`` when
-``torch_cluster`` is importable, else ``"torch"``).
+``"cluster"`` (``torch_cluster`` candidates, re-ranked exactly) and ``"auto"``: ``"cluster"`` when
+``torch_cluster`` is importable *and* some event has more than 200 points, else ``"torch"`` (the
+dense search is O(Nmax^2) per event but as fast or faster up to a few hundred points per event;
+both backends return the same edge set, so the choice only affects speed).
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ __all__ = [
 _BACKENDS = ("auto", "torch", "cluster")
 # Elements of the [events, Nmax, Nmax, D] difference block the torch backend holds at once.
 _BLOCK_ELEMENTS = 1 << 20
+# "auto" uses torch_cluster only when some event has more points than this: below it the dense
+# O(Nmax^2) backend is as fast or faster (benchmarks/graph_build.py; crossover ~100-400 points).
+_AUTO_CLUSTER_MIN_POINTS = 200
 
 
 def cluster_available() -> bool:
@@ -137,7 +142,10 @@ def _check_inputs(
             f"unknown graph backend {backend!r}; expected one of {', '.join(_BACKENDS)}"
         )
     if backend == "auto":
-        backend = "cluster" if cluster_available() else "torch"
+        backend = "torch"
+        if cluster_available() and n > _AUTO_CLUSTER_MIN_POINTS:
+            biggest = int(torch.bincount(batch).max())
+            backend = "cluster" if biggest > _AUTO_CLUSTER_MIN_POINTS else "torch"
     elif backend == "cluster" and not cluster_available():
         raise ConfigError(
             "graph backend 'cluster' needs torch_cluster (pip install --no-build-isolation "
