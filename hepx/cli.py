@@ -196,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train)
 
+    from hepx.plot.cli import register_cli as register_plot
+    from hepx.post.pipeline import register_cli as register_explain
+
+    register_explain(sub)
+    register_plot(sub)
+
     p = sub.add_parser("demo", help="end-to-end demo on built-in defaults")
     p.add_argument("--out", type=Path, default=Path("hepx-demo"))
     p.add_argument("--quick", action="store_true", help="tiny settings (for tests)")

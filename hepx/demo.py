@@ -105,27 +105,21 @@ def run_demo(
     return made
 
 
-def _explain_and_plot(
-    out: Path, made: dict[str, Path], acts_sim: Path, tau_sim: Path
-) -> dict[str, Path]:
+def _explain_and_plot(out: Path, made: dict[str, Path], acts_sim: Path, tau_sim: Path) -> dict[str, Path]:
     """Per-hit importance back onto the ROOT inputs, and the interpretation plots."""
-    try:
-        from hepx.post.pipeline import explain_files
-        from hepx.plot import plot_run
-    except ImportError:  # post-processing not installed in this build
-        return {}
+    from hepx.plot import load_events, make_plots
+    from hepx.post.pipeline import explain_files
+
     t0 = time.perf_counter()
     made_here: dict[str, Path] = {}
     for kind, inputs in (("actstrack", [acts_sim]), ("tau3mu", [tau_sim / "ntuple.root"])):
         expl = out / "explain" / kind
-        explain_files(made[f"{kind}_run"], inputs, expl)
+        explain_files(made[f"{kind}_run"], inputs, expl, overwrite=True, progress=False)
         made_here[f"{kind}_explain"] = expl
         plots = out / "plots" / kind
-        plot_run(made[f"{kind}_run"], out=plots, explained=expl)
+        make_plots(load_events(expl), kinds="all", out=plots)
         made_here[f"{kind}_plots"] = plots
-    log.info(
-        "[4/4] explained the ROOT inputs and made the plots in %.0f s", time.perf_counter() - t0
-    )
+    log.info("[4/4] explained the ROOT inputs and made the plots in %.0f s", time.perf_counter() - t0)
     return made_here
 
 

@@ -5,11 +5,11 @@ import os
 import subprocess
 import sys
 
+import acts_files as af
 import pytest
 import torch
 import yaml
 
-import acts_files as af
 from hepx.cli import main
 from hepx.data import convert
 from hepx.errors import CheckpointError, ConfigError, InputError
@@ -27,7 +27,13 @@ def tiny_ds(tmp_path_factory):
 def _cfg(ds, **train):
     return {
         "dataset": {"path": str(ds), "kind": "actstrack"},
-        "model": {"backbone": "dgcnn", "method": "lri_bernoulli", "pos_scale": 0.001, "hidden_channels": 8, "num_layers": 2},
+        "model": {
+            "backbone": "dgcnn",
+            "method": "lri_bernoulli",
+            "pos_scale": 0.001,
+            "hidden_channels": 8,
+            "num_layers": 2,
+        },
         "train": {"epochs": 3, "warmup": 1, "batch_size": 8, "seed": 3, **train},
         "eval": {"precision_k": [4, 8]},
     }
@@ -56,8 +62,19 @@ def test_deterministic_and_resume_equals_uninterrupted(tiny_ds, tmp_path):
     model = model_from_checkpoint(state)
     assert sum(p.numel() for p in model.parameters()) > 0
     test = json.loads((tmp_path / "a" / "test_metrics.json").read_text())
-    assert {"test_pred_auc", "test_pred_acc", "test_interp_auc", "test_prec@4", "test_prec@8"} <= set(test)
-    assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["model"]["bernoulli"]["final_r"] == 0.5
+    assert {
+        "test_pred_auc",
+        "test_pred_acc",
+        "test_interp_auc",
+        "test_prec@4",
+        "test_prec@8",
+    } <= set(test)
+    assert (
+        yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["model"]["bernoulli"][
+            "final_r"
+        ]
+        == 0.5
+    )
     with pytest.raises(InputError, match="already holds a run"):
         train(_cfg(tiny_ds), tmp_path / "a", progress=False)
     with pytest.raises(CheckpointError, match="config differs"):
@@ -72,7 +89,10 @@ def test_config_errors(tiny_ds):
     with pytest.raises(ConfigError, match="backbone"):
         resolve_run_config({**_cfg(tiny_ds), "model": {"backbone": "resnet"}})
     with pytest.raises(InputError, match="expects a 'tau3mu' dataset"):
-        train({**_cfg(tiny_ds), "dataset": {"path": str(tiny_ds), "kind": "tau3mu"}}, "/nonexistent/run")
+        train(
+            {**_cfg(tiny_ds), "dataset": {"path": str(tiny_ds), "kind": "tau3mu"}},
+            "/nonexistent/run",
+        )
 
 
 def test_bad_checkpoints(tmp_path):
@@ -106,8 +126,21 @@ def test_two_process_distributed_run(tiny_ds, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(_cfg(tiny_ds, epochs=2)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-           "-m", "hepx.cli", "train", str(cfg), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29517",
+        "-m",
+        "hepx.cli",
+        "train",
+        str(cfg),
+        "--out",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     test = json.loads((tmp_path / "run" / "test_metrics.json").read_text())

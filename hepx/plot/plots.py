@@ -1,0 +1,305 @@
+"""Interpretation plots on annotated events (the awkward arrays of :func:`hepx.post.annotate`,
+or read back with :func:`hepx.post.read_parquet` / :func:`hepx.post.pipeline.load_explained`).
+
+Every function takes the events (and options), draws on ``ax`` when given, else on a new
+figure with the experiment's style and label, and returns the ``matplotlib`` Axes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import awkward as ak
+import hist
+import matplotlib.pyplot as plt
+import mplhep
+import numpy as np
+
+from hepx.errors import InputError
+from hepx.plot.style import experiment_label
+from hepx.post.physics import (
+    detect_kind,
+    flat_importance,
+    group_profile,
+    roc_auc,
+    roc_curve,
+    track_ranking,
+)
+
+__all__ = [
+    "axis_angle_hist",
+    "default_event",
+    "etaphi_display",
+    "event_display",
+    "importance_distribution",
+    "layer_profile",
+    "track_roc",
+]
+
+
+def _new_ax(kind: str, ax=None, figsize=(8.0, 7.0)):
+    """``ax``, or the axes of a new figure (labelled by :func:`_finish`)."""
+    if ax is not None:
+        return ax
+    _, ax = plt.subplots(figsize=figsize)
+    ax._hepx_label = kind  # type: ignore[attr-defined]
+    return ax
+
+
+def _finish(ax):
+    """Experiment label on figures created here (after colour bars resized the axes)."""
+    kind = getattr(ax, "_hepx_label", None)
+    if kind is not None:
+        experiment_label(ax, kind)
+        del ax._hepx_label
+    return ax
+
+
+def _np(a) -> np.ndarray:
+    return ak.to_numpy(a)
+
+
+def default_event(events: ak.Array) -> int:
+    """Index of the event to display by default: the signal event with the most hits (else 0)."""
+    if len(events) == 0:
+        raise InputError("no events to display")
+    n = _np(ak.num(events.hits, axis=1))
+    lab = _np(events.label) > 0 if "label" in events.fields else np.zeros(len(events), bool)
+    if lab.any():
+        return int(np.flatnonzero(lab)[np.argmax(n[lab])])
+    return int(np.argmax(n))
+
+
+def _event(events: ak.Array, index: int | None) -> tuple[int, ak.Record]:
+    i = default_event(events) if index is None else int(index)
+    if not -len(events) <= i < len(events):
+        raise InputError(f"event index {i} out of range: {len(events)} events")
+    return i, events[i]
+
+
+def event_display(
+    events: ak.Array,
+    index: int | None = None,
+    *,
+    view: str = "xy",
+    ax=None,
+    cmap: str = "viridis",
+):
+    """ActsTrack event display: hits coloured by importance, true signal tracks marked.
+
+    ``view`` ``"xy"`` (transverse plane) or ``"rz"`` (z vs signed r = sign(y) * hypot(x, y)).
+    ``index`` is the event's position in ``events`` (default :func:`default_event`).
+    """
+    if detect_kind(events) != "actstrack":
+        raise InputError("event_display needs ActsTrack events; use etaphi_display for muon hits")
+    if view not in ("xy", "rz"):
+        raise InputError(f"view must be 'xy' or 'rz', got {view!r}")
+    flat_importance(events)  # checks hits.importance
+    _, ev = _event(events, index)
+    h = ev.hits
+    x, y, z = (_np(h[c]).astype(float) for c in ("x", "y", "z"))
+    imp = _np(h.importance).astype(float)
+    if view == "xy":
+        u, v, xl, yl = x, y, "x [mm]", "y [mm]"
+    else:
+        u, v = z, np.sign(y + (y == 0)) * np.hypot(x, y)
+        xl, yl = "z [mm]", "signed r [mm]"
+    ax = _new_ax("actstrack", ax)
+    order = np.argsort(imp)  # most important on top
+    sc = ax.scatter(u[order], v[order], c=imp[order], cmap=cmap, s=14, zorder=3)
+    ax.figure.colorbar(sc, ax=ax, label="hit importance", pad=0.01)
+    sig = _np(h.node_label) > 0
+    if sig.any():
+        ax.scatter(
+            u[sig],
+            v[sig],
+            s=70,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.2,
+            zorder=4,
+            label="signal-track hits",
+        )
+        track = _np(h.track)
+        for t in np.unique(track[sig]):
+            m = sig & (track == t)
+            o = np.argsort(
+                np.hypot(x[m], y[m]) if view == "xy" else np.abs(z[m]) + np.hypot(x[m], y[m])
+            )
+            ax.plot(u[m][o], v[m][o], color="red", lw=0.8, alpha=0.6, zorder=2)
+        ax.legend(loc="upper right", fontsize="small")
+    if view == "xy":
+        ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel(xl)
+    ax.set_ylabel(yl)
+    ax.text(0.02, 0.02, f"event {int(ev.event_id)}", transform=ax.transAxes, fontsize="small")
+    return _finish(ax)
+
+
+def etaphi_display(events: ak.Array, index: int | None = None, *, ax=None, cmap: str = "viridis"):
+    """Muon-system display in (eta, phi): hits coloured by importance, signal hits circled."""
+    if detect_kind(events) != "tau3mu":
+        raise InputError("etaphi_display needs Tau3Mu (muon) events")
+    flat_importance(events)
+    _, ev = _event(events, index)
+    h = ev.hits
+    eta, phi, imp = (_np(h[c]).astype(float) for c in ("eta", "phi", "importance"))
+    ax = _new_ax("tau3mu", ax)
+    order = np.argsort(imp)
+    sc = ax.scatter(eta[order], phi[order], c=imp[order], cmap=cmap, s=30, zorder=3)
+    ax.figure.colorbar(sc, ax=ax, label="hit importance", pad=0.01)
+    sig = _np(h.node_label) > 0
+    if sig.any():
+        ax.scatter(
+            eta[sig],
+            phi[sig],
+            s=120,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.4,
+            zorder=4,
+            label=r"hits of $\tau \to 3\mu$ muons",
+        )
+        ax.legend(loc="upper right", fontsize="small")
+    ax.set_xlabel(r"$\eta$")
+    ax.set_ylabel(r"$\phi$ [rad]")
+    ax.set_ylim(-np.pi, np.pi)
+    ax.text(0.02, 0.02, f"event {int(ev.event_id)}", transform=ax.transAxes, fontsize="small")
+    return _finish(ax)
+
+
+def importance_distribution(events: ak.Array, *, bins: int = 40, ax=None, log: bool = True):
+    """Normalised importance distributions of signal and background hits (all events)."""
+    kind = detect_kind(events)
+    imp = flat_importance(events)
+    sig = ak.to_numpy(ak.flatten(events.hits.node_label)) > 0
+    if len(imp) == 0:
+        raise InputError("no hits to histogram")
+    lo, hi = float(imp.min()), float(imp.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    axis = hist.axis.Regular(
+        bins, lo, hi + 1e-9 * (hi - lo), name="importance", label="hit importance"
+    )
+    ax = _new_ax(kind, ax)
+    hs, labels = [], []
+    for mask, name in ((sig, "signal hits"), (~sig, "background hits")):
+        if mask.any():
+            hs.append(hist.Hist(axis).fill(imp[mask]))
+            labels.append(f"{name} ({int(mask.sum())})")
+    mplhep.histplot(
+        hs, ax=ax, label=labels, density=True, histtype="step", linewidth=1.6, yerr=False
+    )
+    ax.set_xlabel("hit importance")
+    ax.set_ylabel("normalised entries")
+    if log:
+        ax.set_yscale("log")
+    auc = roc_auc(imp, sig)
+    ax.legend(title=f"hit ROC AUC = {auc:.3f}" if np.isfinite(auc) else None, fontsize="small")
+    return _finish(ax)
+
+
+def layer_profile(events: ak.Array, by: Any = None, *, ax=None):
+    """Mean hit importance per detector group (ActsTrack volume/layer; muon station/ring,
+    or ``by`` = any hit fields such as ``"sector"``/``"chamber"``), signal vs background."""
+    kind = detect_kind(events)
+    prof = group_profile(events, by)
+    names = prof["by"]
+    keys = np.stack([prof["keys"][n] for n in names], axis=1) if len(names) else np.zeros((0, 0))
+    short = {
+        "volume_id": "v",
+        "layer_id": "L",
+        "station": "ME",
+        "ring": "/",
+        "sector": "S",
+        "chamber": "C",
+        "endcap": "E",
+    }
+    ticks = [
+        "".join(f"{short.get(n, n + '=')}{k}" for n, k in zip(names, row, strict=True))
+        for row in keys
+    ]
+    width = max(8.0, 0.28 * len(ticks) + 3)
+    ax = _new_ax(kind, ax, figsize=(width, 6.5))
+    pos = np.arange(len(ticks))
+    for part, color, shift in (("signal", "tab:red", -0.15), ("background", "tab:blue", 0.15)):
+        st = prof[part]
+        ok = st["count"] > 0
+        err = np.where(ok, st["std"] / np.sqrt(np.maximum(st["count"], 1)), np.nan)
+        ax.errorbar(
+            pos[ok] + shift,
+            st["mean"][ok],
+            yerr=err[ok],
+            fmt="o",
+            ms=4,
+            color=color,
+            label=f"{part} hits",
+        )
+    ax.set_xticks(pos)
+    ax.set_xticklabels(ticks, rotation=90, fontsize="x-small")
+    ax.set_xlim(-0.7, len(ticks) - 0.3)
+    ax.tick_params(axis="x", which="minor", bottom=False, top=False)
+    ax.set_xlabel(" / ".join(names))
+    ax.set_ylabel("mean hit importance")
+    ax.legend(fontsize="small")
+    return _finish(ax)
+
+
+def track_roc(events: ak.Array, *, ax=None, score: str = "importance"):
+    """Track-level ROC of the per-track importance (true signal tracks vs others, signal events)."""
+    if detect_kind(events) != "actstrack":
+        raise InputError("track_roc needs ActsTrack events (tracks)")
+    if score not in events.tracks.fields:
+        raise InputError(
+            f"events carry no tracks.{score}; annotate them first (hepx.post.annotate)"
+        )
+    res = track_ranking(events, events.tracks[score])
+    if not np.isfinite(res["auc"]):
+        raise InputError("no signal event with both signal and other tracks: no track ROC")
+    fpr, tpr = roc_curve(res["score"], res["is_signal"])
+    ax = _new_ax("actstrack", ax)
+    ax.plot(fpr, tpr, lw=2, label=f"track {score}: AUC = {res['auc']:.3f}")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
+    ax.set_xlabel("background-track efficiency")
+    ax.set_ylabel("signal-track efficiency")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.legend(
+        loc="lower right",
+        fontsize="small",
+        title=f"top-n efficiency = {res['mean_efficiency']:.3f}",
+    )
+    return _finish(ax)
+
+
+def axis_angle_hist(events: ak.Array, *, bins: int = 18, ax=None):
+    """LRI-Gaussian: angle between each hit's main noise axis and the true track direction,
+    signal vs background hits, with the expectation for a random (isotropic) axis."""
+    if "axis_angle" not in events.hits.fields:
+        raise InputError(
+            "events carry no hits.axis_angle (only ActsTrack LRI-Gaussian runs have it)"
+        )
+    kind = detect_kind(events)
+    ang = ak.to_numpy(ak.flatten(events.hits.axis_angle)).astype(float)
+    sig = ak.to_numpy(ak.flatten(events.hits.node_label)) > 0
+    ok = np.isfinite(ang)
+    axis = hist.axis.Regular(bins, 0.0, 90.0, name="angle", label="angle [deg]")
+    ax = _new_ax(kind, ax)
+    hs, labels = [], []
+    for mask, name in ((sig & ok, "signal hits"), (~sig & ok, "background hits")):
+        if mask.any():
+            hs.append(hist.Hist(axis).fill(ang[mask]))
+            labels.append(name)
+    if not hs:
+        raise InputError("no finite axis angles to histogram")
+    mplhep.histplot(
+        hs, ax=ax, label=labels, density=True, histtype="step", linewidth=1.6, yerr=False
+    )
+    t = np.linspace(0, 90, 200)
+    ax.plot(t, np.sin(np.radians(t)) * np.pi / 180, ls="--", color="grey", label="isotropic axis")
+    ax.set_xlabel("angle(main noise axis, true track direction) [deg]")
+    ax.set_ylabel("normalised entries / deg")
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)  # no offset text on the label
+    ax.set_xlim(0, 90)
+    ax.legend(fontsize="small")
+    return _finish(ax)

@@ -1,0 +1,132 @@
+"""hepx.plot: every plot kind produces a non-empty image; the CLI and its errors."""
+
+import argparse
+
+import acts_files as af
+import awkward as ak
+import cms_files as cf
+import numpy as np
+import pytest
+
+from hepx import plot, post
+from hepx.errors import InputError
+from hepx.io import read_acts, read_cms_muon
+from hepx.plot.cli import PLOT_KINDS, register_cli
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _annotated_acts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("acts_plot")
+    af.write_acts(d, af.build_events(12))
+    ev = read_acts(d / "hits.root", d / "particles.root")
+    rng = np.random.default_rng(0)
+    lab = ak.to_numpy(ak.flatten(ev.hits.node_label))
+    u = rng.normal(size=(len(lab), 3, 3))
+    a = post.annotate(ev, rng.random(len(lab)) + lab, sigma=u @ u.transpose(0, 2, 1) + np.eye(3))
+    return ak.with_field(a, rng.normal(size=len(a)).astype(np.float32), "logit")
+
+
+@pytest.fixture(scope="module")
+def acts(tmp_path_factory):
+    return _annotated_acts(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def cms(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cms_plot") / "ntuple.root"
+    counts, fields, is_sig = cf.random_hits(np.random.default_rng(1), 30)
+    cf.write_cms(path, counts, fields, is_sig.astype(int))
+    ev = read_cms_muon(path, min_signal_hits=1)
+    lab = ak.to_numpy(ak.flatten(ev.hits.node_label))
+    return post.annotate(ev, np.random.default_rng(2).random(len(lab)) + lab)
+
+
+def _check_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 5000, path
+
+
+@pytest.mark.parametrize(
+    "kind", ["display-xy", "display-rz", "importance", "profile", "track-roc", "axis-angle"]
+)
+def test_acts_plot_kinds(acts, kind, tmp_path):
+    files = plot.make_plots(acts, kind, tmp_path, formats=["png"])
+    assert [f.name for f in files] == [f"{kind}.png"]
+    _check_png(files[0])
+
+
+@pytest.mark.parametrize("kind", ["display-etaphi", "importance", "profile"])
+def test_cms_plot_kinds(cms, kind, tmp_path):
+    files = plot.make_plots(cms, kind, tmp_path, formats=["png"])
+    _check_png(files[0])
+
+
+def test_pdf_and_all(cms, tmp_path):
+    files = plot.make_plots(cms, "all", tmp_path, formats=["png"])
+    want = sorted(f"{k}.png" for k, (kinds, _) in PLOT_KINDS.items() if "tau3mu" in kinds)
+    assert sorted(f.name for f in files) == want
+    assert plot.make_plots(cms, "profile", tmp_path, formats=["pdf"]) == [tmp_path / "profile.pdf"]
+    pdf = (tmp_path / "profile.pdf").read_bytes()
+    assert pdf[:5] == b"%PDF-" and len(pdf) > 1000
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_functions_for_notebooks(acts, cms):
+    import matplotlib.pyplot as plt
+
+    _, axes = plt.subplots(1, 3)
+    plot.event_display(acts, 0, view="rz", ax=axes[0])
+    plot.track_roc(acts, ax=axes[1])
+    ax = plot.etaphi_display(cms, ax=axes[2])
+    assert ax is axes[2] and len(ax.collections) >= 1
+    assert len(axes[0].collections) >= 1 and len(axes[1].lines) == 2
+    ax = plot.layer_profile(cms, ["sector"])  # new figure with the experiment label
+    assert {"CMS", "Phase-2 Simulation"} <= {t.get_text() for t in ax.texts}
+    plt.close("all")
+
+
+def test_plot_errors(acts, cms, tmp_path):
+    with pytest.raises(InputError, match="is for actstrack"):
+        plot.make_plots(cms, "track-roc", tmp_path)
+    no_axis = ak.with_field(
+        acts, acts.hits[[f for f in acts.hits.fields if f != "axis_angle"]], "hits"
+    )
+    with pytest.raises(InputError, match="LRI-Gaussian"):
+        plot.make_plots(no_axis, "axis-angle", tmp_path)
+    with pytest.raises(InputError, match="unknown plot kind"):
+        plot.make_plots(acts, "spaghetti", tmp_path)
+    with pytest.raises(InputError, match="out of range"):
+        plot.event_display(acts, 10_000)
+    assert not list(tmp_path.iterdir())
+
+
+def test_plot_cli(acts, tmp_path):
+    post.write_parquet(tmp_path / "ev.parquet", acts)
+    parser = argparse.ArgumentParser()
+    register_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        [
+            "plot",
+            str(tmp_path / "ev.parquet"),
+            "--kind",
+            "importance",
+            "--kind",
+            "track-roc",
+            "--out",
+            str(tmp_path / "img"),
+            "--format",
+            "png",
+        ]
+    )
+    args.func(args)
+    assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [
+        "importance.png",
+        "track-roc.png",
+    ]
+    args = parser.parse_args(["plot", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
+    with pytest.raises(InputError, match="no such file"):
+        args.func(args)
+    args = parser.parse_args(["plot", str(tmp_path / "img"), "--out", str(tmp_path / "x")])
+    with pytest.raises(InputError, match="hepx explain"):
+        args.func(args)
