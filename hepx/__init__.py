@@ -1,5 +1,6 @@
 """hepx: interpretable geometric deep learning (LRI) on HEP tracking data.
 
+``model = hepx.load(RUN_DIR)`` loads a trained run for notebooks (:mod:`hepx.api`).
 Heavy submodules (torch, uproot, numba) are imported lazily so that ``import hepx`` is fast.
 """
 
@@ -14,10 +15,14 @@ _SUBMODULES = {"io", "sim", "data", "models", "explain", "post", "plot", "errors
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("load", "TrainedModel"):
+        from hepx import api
+
+        return getattr(api, name)
     if name in _SUBMODULES:
         return importlib.import_module(f"hepx.{name}")
     raise AttributeError(f"module 'hepx' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*_SUBMODULES, "__version__"])
+    return sorted([*_SUBMODULES, "__version__", "load", "TrainedModel"])
