@@ -32,6 +32,15 @@ def _ptr(events: ak.Array, field: str) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts)])
 
 
+def _event_fields(events: ak.Array, source_file: int) -> dict[str, np.ndarray]:
+    """Per-sample arrays of reader events: label, event id, input file index."""
+    return {
+        "y": ak.to_numpy(events.label).astype(np.int8),
+        "event_id": ak.to_numpy(events.event_id).astype(np.int64),
+        "source_file": np.full(len(events), source_file, dtype=np.int32),
+    }
+
+
 def actstrack_arrays(events: ak.Array, *, source_file: int = 0) -> PointCloudArrays:
     """ActsTrack events -> arrays: ``pos`` = hit (x, y, z) in mm, no point features."""
     hits = events.hits
@@ -39,7 +48,6 @@ def actstrack_arrays(events: ak.Array, *, source_file: int = 0) -> PointCloudArr
     mom = np.stack([_flat(hits.px), _flat(hits.py), _flat(hits.pz)], axis=1).astype(np.float64)
     norm = np.linalg.norm(mom, axis=1, keepdims=True)
     node_dir = np.divide(mom, norm, out=np.zeros_like(mom), where=norm > 0).astype(np.float32)
-    n = len(events)
     return PointCloudArrays(
         ptr=_ptr(events, "hits"),
         point={
@@ -50,11 +58,7 @@ def actstrack_arrays(events: ak.Array, *, source_file: int = 0) -> PointCloudArr
             "track_ids": _flat(hits.track, np.int32),
             "node_dir": node_dir,
         },
-        sample={
-            "y": ak.to_numpy(events.label).astype(np.int8),
-            "event_id": ak.to_numpy(events.event_id).astype(np.int64),
-            "source_file": np.full(n, source_file, dtype=np.int32),
-        },
+        sample=_event_fields(events, source_file),
         meta={
             "kind": "actstrack",
             "pos_dim": 3,
@@ -71,7 +75,6 @@ def tau3mu_arrays(events: ak.Array, *, source_file: int = 0) -> PointCloudArrays
     """Tau3Mu events -> arrays: ``pos`` = (eta, phi [rad]) with phi periodic, ``x`` = bend."""
     hits = events.hits
     pos = np.stack([_flat(hits.eta), _flat(hits.phi)], axis=1).astype(np.float32)
-    n = len(events)
     return PointCloudArrays(
         ptr=_ptr(events, "hits"),
         point={
@@ -80,11 +83,7 @@ def tau3mu_arrays(events: ak.Array, *, source_file: int = 0) -> PointCloudArrays
             "node_label": _flat(hits.node_label, np.int8),
             "hit_index": _flat(hits.hit_index, np.int64),
         },
-        sample={
-            "y": ak.to_numpy(events.label).astype(np.int8),
-            "event_id": ak.to_numpy(events.event_id).astype(np.int64),
-            "source_file": np.full(n, source_file, dtype=np.int32),
-        },
+        sample=_event_fields(events, source_file),
         meta={
             "kind": "tau3mu",
             "pos_dim": 2,
