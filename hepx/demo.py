@@ -105,7 +105,9 @@ def run_demo(
     return made
 
 
-def _explain_and_plot(out: Path, made: dict[str, Path], acts_sim: Path, tau_sim: Path) -> dict[str, Path]:
+def _explain_and_plot(
+    out: Path, made: dict[str, Path], acts_sim: Path, tau_sim: Path
+) -> dict[str, Path]:
     """Per-hit importance back onto the ROOT inputs, and the interpretation plots."""
     from hepx.plot import load_events, make_plots
     from hepx.post.pipeline import explain_files
@@ -119,7 +121,9 @@ def _explain_and_plot(out: Path, made: dict[str, Path], acts_sim: Path, tau_sim:
         plots = out / "plots" / kind
         make_plots(load_events(expl), kinds="all", out=plots)
         made_here[f"{kind}_plots"] = plots
-    log.info("[4/4] explained the ROOT inputs and made the plots in %.0f s", time.perf_counter() - t0)
+    log.info(
+        "[4/4] explained the ROOT inputs and made the plots in %.0f s", time.perf_counter() - t0
+    )
     return made_here
 
 

@@ -41,3 +41,60 @@ def test_convert_on_local_cluster_matches_single_process(tmp_path):
     for k in a.sample:
         np.testing.assert_array_equal(a.sample[k], b.sample[k])
     assert set(np.unique(b.sample["source_file"])) == {0, 1, 2}
+
+
+def _explain_outputs_equal(a, b):
+    """Same manifest entries and array-equal ROOT trees and Parquet events."""
+    import awkward as ak
+
+    from hepx.post import read_root
+    from hepx.post.pipeline import load_explained
+
+    ma, ea = load_explained(a)
+    mb, eb = load_explained(b)
+    assert ma["outputs"] == mb["outputs"]
+    assert ak.array_equal(ea, eb, equal_nan=True)
+    for o in ma["outputs"]:
+        ta, tb = read_root(a / o["root"]), read_root(b / o["root"])
+        assert set(ta) == set(tb)
+        for name in ta:
+            assert ak.array_equal(ta[name], tb[name], equal_nan=True), name
+
+
+@pytest.mark.slow
+def test_explain_on_local_cluster_matches_single_process(tmp_path):
+    pytest.importorskip("distributed")
+    from hepx.data import convert
+    from hepx.sim import simulate_tau3mu
+    from hepx.training import train
+
+    files = []
+    for i in range(3):
+        simulate_tau3mu(tmp_path / f"f{i}", events=300, seed=i)
+        files.append(str(tmp_path / f"f{i}" / "ntuple.root"))
+    convert("tau3mu", files, tmp_path / "ds")
+    cfg = {
+        "dataset": {"path": str(tmp_path / "ds"), "kind": "tau3mu"},
+        "model": {
+            "backbone": "egnn",
+            "method": "lri_bernoulli",
+            "hidden_channels": 8,
+            "num_layers": 2,
+            "graph": {"kind": "radius", "r": 1.0},
+        },
+        "train": {"epochs": 1, "batch_size": 32},
+        "eval": {"precision_k": [3]},
+    }
+    train(cfg, tmp_path / "run", progress=False)
+    # small chunks: each file is explained in several chunks on its worker
+    common = ["-q", "explain", str(tmp_path / "run"), *files, "--chunk-entries", "128"]
+    assert main([*common, "--out", str(tmp_path / "local"), "--no-progress"]) == 0
+    dask_args = ["--executor", "dask", "--workers", "2"]
+    assert main([*common, "--out", str(tmp_path / "dask"), *dask_args]) == 0
+    _explain_outputs_equal(tmp_path / "local", tmp_path / "dask")
+
+    # a bad scheduler address: one clear line, exit code 2, nothing written
+    for address in ["tcp://127.0.0.1:1", "not-an-address"]:
+        out = tmp_path / "bad"
+        assert main([*common, "--out", str(out), "--executor", "dask", "--scheduler", address]) == 2
+        assert not out.exists()

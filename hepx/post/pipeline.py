@@ -16,6 +16,11 @@ ActsTrack reader needs a whole file at once (hits are not sorted by event), the 
 in batches. Everything is written to a temporary directory renamed to ``OUT`` at the end: on an
 error nothing is left half-written.
 
+The work on one input (read, score, write its two files) is :func:`_explain_one`, run one input
+after the other here or, with ``executor=`` (``hepx explain --executor dask``), in parallel on
+dask workers that load the model from the checkpoint themselves; the manifest is assembled in
+input order, so the outputs are the same either way.
+
 Importance comes from LRI runs (``lri_bernoulli``: keep probability; ``lri_gaussian``:
 ``-det Sigma``, plus ``hits.axis_angle`` for ActsTrack). Plain models have no built-in importance:
 register a post-hoc explainer with :func:`register_explainer` and pass its name (``--explainer``).
@@ -29,6 +34,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -371,6 +378,76 @@ def _explain_cms(scorer, path, options, root_path, pq_path, k, chunk_entries, pr
     return {"events": n_events, "hits_scored": n_hits, "entries_in_file": n_entries}
 
 
+# --------------------------------------------------------------------------- the unit of work
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What explaining one input needs: paths and settings, no model (sent to dask workers)."""
+
+    checkpoint: Path
+    kind: str
+    options: Mapping[str, Any]
+    out_dir: Path
+    batch_size: int
+    chunk_entries: int
+    device: str
+    k: int | str
+    explainer: Callable[[Any, Any], Any] | None
+    progress: bool | None
+
+
+_SCORER_CACHE: dict[tuple, _Scorer] = {}
+
+
+def _scorer(job: _Job, state: Mapping[str, Any] | None = None) -> _Scorer:
+    """The job's scorer, built once per process (one cached at a time).
+
+    The model comes from ``state`` when given (the checkpoint already loaded), else from the
+    checkpoint file: dask workers load it themselves.
+    """
+    key = (
+        str(job.checkpoint),
+        job.checkpoint.stat().st_mtime_ns,
+        job.kind,
+        job.batch_size,
+        job.device,
+        job.explainer,
+    )
+    if key not in _SCORER_CACHE:
+        from hepx.training import load_checkpoint, model_from_checkpoint
+
+        model = model_from_checkpoint(state or load_checkpoint(job.checkpoint))
+        _SCORER_CACHE.clear()
+        _SCORER_CACHE[key] = _Scorer(
+            model, job.kind, batch_size=job.batch_size, device=job.device, explainer=job.explainer
+        )
+    return _SCORER_CACHE[key]
+
+
+def _explain_one(job: _Job, task: tuple[Any, str]) -> dict[str, Any]:
+    """Read, score and write one input into ``job.out_dir``: the unit of parallel work."""
+    item, name = task
+    scorer = _scorer(job)
+    root_path = job.out_dir / f"{name}.importance.root"
+    pq_path = job.out_dir / f"{name}.events.parquet"
+    if job.kind == "actstrack":
+        info = _explain_acts(scorer, item, job.options, root_path, pq_path, job.k, job.progress)
+    else:
+        info = _explain_cms(
+            scorer,
+            item,
+            job.options,
+            root_path,
+            pq_path,
+            job.k,
+            job.chunk_entries,
+            job.progress,
+        )
+    log.info("%s: %d events scored -> %s, %s", name, info["events"], root_path.name, pq_path.name)
+    return info
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -388,6 +465,7 @@ def explain_files(
     explainer: str | Callable[[Any, Any], Any] | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    executor: Callable[[Callable[[Any], Any], Sequence[Any]], Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """Run the model of ``run_dir`` over ROOT ``inputs`` and write importance outputs to ``out``.
 
@@ -400,6 +478,10 @@ def explain_files(
         batch_size: events per model batch. chunk_entries: Tau3Mu tree entries read at once.
         k: top-set size of ``tracks.importance_topk`` (int or ``"signal"``).
         explainer: name in :data:`EXPLAINERS` (or a callable) for runs without LRI importance.
+        executor: optional ``executor(func, items) -> list`` (order-preserving) running the
+            per-input work, e.g. :func:`hepx.scale.dask_executor`; each worker loads the model
+            from the checkpoint itself and writes into the output directory, which must be on
+            a file system shared with the workers. Default: one input after the other, here.
 
     Returns:
         The manifest written to ``out/manifest.json``.
@@ -410,7 +492,6 @@ def explain_files(
     """
     from hepx.data.convert import check_options
     from hepx.io import read_acts, read_cms_muon
-    from hepx.training import model_from_checkpoint
 
     run_dir, out = Path(run_dir), Path(out)
     if batch_size < 1 or chunk_entries < 1:
@@ -425,7 +506,6 @@ def explain_files(
     options = check_options(
         reader, {**options, **dict(reader_options or {})}, where=f"reader options for {kind}"
     )
-    model = model_from_checkpoint(state)
     method = state["config"]["model"].get("method")
     func = None
     if explainer is not None:
@@ -437,61 +517,77 @@ def explain_files(
             raise ConfigError(
                 f"unknown explainer {explainer!r} (registered: {', '.join(EXPLAINERS) or 'none'})"
             )
-    elif not hasattr(model, "extractor"):
-        raise CheckpointError(
-            f"{run_dir}: a plain model (method {method!r}) has no built-in importance; hepx explain "
-            "needs an LRI run (lri_bernoulli, lri_gaussian) or a registered --explainer"
-        )
     items = _items(kind, inputs)
-    for item in items:
-        _check_input(kind, item, options)
-    names = _output_names(kind, items)
-    scorer = _Scorer(model, kind, batch_size=batch_size, device=device, explainer=func)
-
-    t0 = time.perf_counter()
-    manifest: dict[str, Any] = {
-        "format": "hepx-explain",
-        "version": 1,
-        "run_dir": str(run_dir.resolve()),
-        "checkpoint": checkpoint,
-        "epoch": int(state.get("epoch", -1)),
-        "kind": kind,
-        "method": method,
-        "explainer": explainer
-        if isinstance(explainer, str)
-        else (None if func is None else "callable"),
-        "reader_options": options,
-        "top_k": k,
-        "fill_value": "NaN (hits/events not scored)",
-        "outputs": [],
-    }
-    with atomic_dir(out, overwrite=True) as tmp:
-        for item, name in zip(items, names, strict=True):
-            root_name, pq_name = f"{name}.importance.root", f"{name}.events.parquet"
-            if kind == "actstrack":
-                info = _explain_acts(
-                    scorer, item, options, tmp / root_name, tmp / pq_name, k, progress
-                )
-                source = [str(item[0]), str(item[1])]
-            else:
-                info = _explain_cms(
-                    scorer,
-                    item,
-                    options,
-                    tmp / root_name,
-                    tmp / pq_name,
-                    k,
-                    chunk_entries,
-                    progress,
-                )
-                source = str(item)
-            manifest["outputs"].append(
-                {"input": source, "root": root_name, "parquet": pq_name, **info}
+    job = _Job(
+        checkpoint=(run_dir / "checkpoints" / f"{checkpoint}.pt").resolve(),
+        kind=kind,
+        options=options,
+        out_dir=Path(),  # the temporary directory, set below
+        batch_size=batch_size,
+        chunk_entries=chunk_entries,
+        device=device,
+        k=k,
+        explainer=func,
+        progress=progress if executor is None else False,
+    )
+    scorer = _scorer(job, state)  # checks the weights; the local path reuses it
+    try:
+        if func is None and not scorer.is_lri:
+            raise CheckpointError(
+                f"{run_dir}: a plain model (method {method!r}) has no built-in importance; "
+                "hepx explain needs an LRI run (lri_bernoulli, lri_gaussian) or a registered "
+                "--explainer"
             )
-            log.info("%s: %d events scored -> %s, %s", name, info["events"], root_name, pq_name)
-        manifest["seconds"] = round(time.perf_counter() - t0, 3)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    return manifest
+        for item in items:
+            _check_input(kind, item, options)
+        names = _output_names(kind, items)
+
+        t0 = time.perf_counter()
+        manifest: dict[str, Any] = {
+            "format": "hepx-explain",
+            "version": 1,
+            "run_dir": str(run_dir.resolve()),
+            "checkpoint": checkpoint,
+            "epoch": int(state.get("epoch", -1)),
+            "kind": kind,
+            "method": method,
+            "explainer": explainer
+            if isinstance(explainer, str)
+            else (None if func is None else "callable"),
+            "reader_options": options,
+            "top_k": k,
+            "fill_value": "NaN (hits/events not scored)",
+            "outputs": [],
+        }
+        with atomic_dir(out, overwrite=True) as tmp:
+            work = partial(_explain_one, replace(job, out_dir=tmp.resolve()))
+            if executor is None:
+                infos = [work(task) for task in zip(items, names, strict=True)]
+            else:
+                tasks = [
+                    (_absolute(kind, item), name) for item, name in zip(items, names, strict=True)
+                ]
+                infos = list(executor(work, tasks))
+            for item, name, info in zip(items, names, infos, strict=True):
+                source = [str(item[0]), str(item[1])] if kind == "actstrack" else str(item)
+                manifest["outputs"].append(
+                    {
+                        "input": source,
+                        "root": f"{name}.importance.root",
+                        "parquet": f"{name}.events.parquet",
+                        **info,
+                    }
+                )
+            manifest["seconds"] = round(time.perf_counter() - t0, 3)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        return manifest
+    finally:
+        _SCORER_CACHE.clear()  # no model (or GPU memory) kept after the call
+
+
+def _absolute(kind: str, item: Any) -> Any:
+    """An input with absolute paths, for workers that may run in another directory."""
+    return tuple(Path(p).resolve() for p in item) if kind == "actstrack" else Path(item).resolve()
 
 
 def load_explained(out: str | os.PathLike) -> tuple[dict[str, Any], ak.Array]:
@@ -523,6 +619,11 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         check_keys(cfg, ["reader"], where=str(args.config))
         options = cfg.get("reader") or {}
     k: int | str = args.top_k if args.top_k == "signal" else _int(args.top_k, "--top-k")
+    executor = None
+    if args.executor == "dask":
+        from hepx.scale import dask_executor
+
+        executor = dask_executor(args.scheduler, workers=args.workers)
     manifest = explain_files(
         args.run_dir,
         args.inputs,
@@ -536,6 +637,7 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         explainer=args.explainer,
         overwrite=args.overwrite,
         progress=None if not args.no_progress else False,
+        executor=executor,
     )
     n = sum(o["events"] for o in manifest["outputs"])
     log.info(
@@ -589,5 +691,15 @@ def register_cli(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--explainer", default=None, help="registered post-hoc explainer (plain models)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--executor",
+        choices=["local", "dask"],
+        default="local",
+        help="local: inputs one after the other; dask: inputs in parallel on a dask cluster",
+    )
+    p.add_argument(
+        "--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)"
+    )
+    p.add_argument("--workers", type=int, default=2, help="workers of the default LocalCluster")
     p.set_defaults(func=_cmd_explain)
     return p
