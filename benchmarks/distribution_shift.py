@@ -16,6 +16,8 @@ import csv
 import logging
 from pathlib import Path
 
+from paper_table import _scale_warmup
+
 from hepx import sim
 from hepx.config import apply_overrides, load_yaml
 from hepx.data import convert
@@ -66,12 +68,13 @@ def main(argv=None) -> None:
         runs = []
         for method in ("plain", "lri_bernoulli", "lri_gaussian"):
             run = out / "runs" / f"{method}_{args.backbone}"
-            if not (run / "checkpoints" / "best.pt").exists():
+            if not (run / "test_metrics.json").exists():  # finished runs are reused
                 cfg = load_yaml(ROOT / "configs" / "actstrack" / f"{method}_{args.backbone}.yaml")
+                cfg = _scale_warmup(cfg, args.epochs)
                 cfg = apply_overrides(
                     cfg, [*overrides, f"dataset.path={base}", f"train.seed={args.seed}"]
                 )
-                train(cfg, run, progress=False)
+                train(cfg, run, progress=False, resume=(run / "checkpoints" / "last.pt").exists())
             runs.append(run)
     methods = None if args.methods is None else [*args.methods, "lri_bernoulli", "lri_gaussian"]
     rows = []

@@ -59,16 +59,9 @@ class TrainedModel:
         return f"TrainedModel({self.run_dir}, kind={self.kind}, {m['method']} {m['backbone']}, epoch {self.epoch})"
 
     def _scorer(self, explainer, batch_size: int):
-        from hepx.post.pipeline import EXPLAINERS, _Scorer
+        from hepx.post.pipeline import _Scorer, resolve_explainer
 
-        if isinstance(explainer, str):
-            if explainer not in EXPLAINERS:
-                from hepx.errors import ConfigError
-
-                raise ConfigError(
-                    f"unknown explainer {explainer!r} (known: {', '.join(sorted(EXPLAINERS)) or 'none'})"
-                )
-            explainer = EXPLAINERS[explainer]
+        explainer = resolve_explainer(explainer)
         if explainer is None and not hasattr(self.model, "extractor"):
             from hepx.errors import CheckpointError
 

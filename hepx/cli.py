@@ -196,11 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train)
 
+    from hepx.evaluate import register_cli as register_evaluate
     from hepx.plot.cli import register_cli as register_plot
     from hepx.post.pipeline import register_cli as register_explain
 
     register_explain(sub)
     register_plot(sub)
+    register_evaluate(sub)
 
     p = sub.add_parser("demo", help="end-to-end demo on built-in defaults")
     p.add_argument("--out", type=Path, default=Path("hepx-demo"))

@@ -160,8 +160,8 @@ def test_explain_bad_input(runs, tmp_path):
     with pytest.raises(HepxError, match="plain model"):
         explain_files(runs / "run_plain", [runs / "cms.root"], out)
     assert _main(["explain", tmp_path / "norun", runs / "cms.root", "--out", out]) == 2
-    with pytest.raises(HepxError, match="unknown explainer"):
-        explain_files(runs / "run_plain", [runs / "cms.root"], out, explainer="gradcam")
+    with pytest.raises(HepxError, match="unknown explanation method 'nope'.*gradcam"):
+        explain_files(runs / "run_plain", [runs / "cms.root"], out, explainer="nope")
     # a good input followed by a bad one: nothing at all is written
     assert (
         _main(
@@ -196,3 +196,15 @@ def test_explainer_hook_and_overwrite(runs, tmp_path):
     assert _main(["explain", runs / "run_cms", runs / "cms.root", "--out", out]) == 2  # exists
     assert _main(["explain", runs / "run_cms", runs / "cms.root", "--out", out, "--overwrite"]) == 0
     assert json.loads((out / "manifest.json").read_text())["method"] == "lri_bernoulli"
+
+
+def test_explain_plain_run_with_posthoc_method(runs, tmp_path):
+    """hepx's post-hoc methods are usable by name for plain classifiers."""
+    from hepx.post.pipeline import load_explained
+
+    explain_files(
+        runs / "run_plain", [runs / "cms.root"], tmp_path / "o", explainer="gradgeo", progress=False
+    )
+    manifest, events = load_explained(tmp_path / "o")
+    imp = ak.to_numpy(ak.flatten(events.hits.importance))
+    assert len(imp) > 0 and np.all(np.isfinite(imp)) and np.all(imp >= 0) and imp.std() > 0

@@ -68,6 +68,21 @@ def register_explainer(name: str, func: Callable[[Any, Any], Any]) -> None:
 # --------------------------------------------------------------------------- run and inputs
 
 
+def resolve_explainer(explainer: str | Callable[[Any, Any], Any] | None):
+    """A callable ``f(model, batch) -> scores [N]`` from a name or callable (None stays None).
+
+    Names are looked up in :data:`EXPLAINERS` first, then among hepx's post-hoc methods
+    (:func:`hepx.explain.get_explainer`: gradcam, gradgeo, ig, ggig, bernmask, ...).
+    """
+    if explainer is None or callable(explainer):
+        return explainer
+    if explainer in EXPLAINERS:
+        return EXPLAINERS[explainer]
+    from hepx.explain import get_explainer
+
+    return get_explainer(explainer)  # ConfigError listing the known methods if unknown
+
+
 def _load_run(run_dir: Path, checkpoint: str) -> dict[str, Any]:
     from hepx.training import load_checkpoint
 
@@ -507,16 +522,7 @@ def explain_files(
         reader, {**options, **dict(reader_options or {})}, where=f"reader options for {kind}"
     )
     method = state["config"]["model"].get("method")
-    func = None
-    if explainer is not None:
-        if callable(explainer):
-            func = explainer
-        elif explainer in EXPLAINERS:
-            func = EXPLAINERS[explainer]
-        else:
-            raise ConfigError(
-                f"unknown explainer {explainer!r} (registered: {', '.join(EXPLAINERS) or 'none'})"
-            )
+    func = resolve_explainer(explainer)
     items = _items(kind, inputs)
     job = _Job(
         checkpoint=(run_dir / "checkpoints" / f"{checkpoint}.pt").resolve(),

@@ -1,0 +1,39 @@
+"""LRI models explained by their own scores, in the common explainer interface."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.data.data import BaseData
+
+from hepx.errors import ConfigError
+from hepx.explain.base import Explainer, PointInputs, frozen, register
+
+__all__ = ["LRIBernoulliScores", "LRIGaussianScores"]
+
+
+class _LRIScores(Explainer):
+    model_class = ""
+
+    def explain(self, model, data: BaseData, inp: PointInputs) -> Tensor:
+        if type(model).__name__ != self.model_class:
+            raise ConfigError(
+                f"method {self.name!r} needs a trained {self.model_class} model "
+                f"(a run with method: {self.name}), got {type(model).__name__}"
+            )
+        with frozen(model), torch.no_grad():
+            return model(inp.x, inp.pos, inp.batch).node_scores.float()
+
+
+@register("lri_bernoulli")
+class LRIBernoulliScores(_LRIScores):
+    """LRI-Bernoulli: ``p_i = sigmoid(a_i)`` of the model's extractor (eval mode, no sampling)."""
+
+    model_class = "LRIBernoulli"
+
+
+@register("lri_gaussian")
+class LRIGaussianScores(_LRIScores):
+    """LRI-Gaussian: ``-det(Sigma_i)`` of the model's extractor."""
+
+    model_class = "LRIGaussian"

@@ -1,0 +1,193 @@
+"""Post-hoc explainers: shapes, discrimination on a hand-built model, IG completeness, sanity
+checks, registry errors and the torch_geometric.explain adapter."""
+
+import math
+
+import pytest
+import torch
+from explain_toys import ToyClassifier, random_batch, toy_batch
+from torch_geometric.utils import scatter
+
+from hepx.errors import ConfigError
+from hepx.explain import (
+    available_methods,
+    get_explainer,
+    integrated_gradients,
+    model_perturbation,
+    model_randomisation,
+)
+from hepx.models import build_model
+
+FAST = {"bernmask": {"iterations": 30}, "ig": {"n_steps": 16}, "ggig": {"m": 6, "steps": 3}}
+POST_HOC = ["gradcam", "gradgeo", "bernmask", "bernmask_p", "pointmask", "ig", "ggig"]
+
+
+def tiny(backbone="dgcnn", pos_dim=3, x_dim=0, period=None, method="plain", seed=0, **cfg):
+    torch.manual_seed(seed)
+    model = build_model(
+        {"backbone": backbone, "method": method, "hidden_channels": 8, "num_layers": 2, **cfg},
+        pos_dim=pos_dim,
+        x_dim=x_dim,
+        period=period,
+    )
+    return model.eval()
+
+
+def make(name):
+    return get_explainer(name, **FAST.get(name, {}))
+
+
+def test_registry_names_and_unknown():
+    assert set(available_methods()) == set(POST_HOC) | {"lri_bernoulli", "lri_gaussian"}
+    with pytest.raises(ConfigError, match=r"known methods: .*gradcam.*lri_gaussian"):
+        get_explainer("shap")
+    with pytest.raises(ConfigError, match="bad options"):
+        get_explainer("ig", n_stepz=3)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"backbone": "dgcnn"},
+        {"backbone": "egnn"},
+        {"backbone": "dgcnn", "pos_dim": 2, "x_dim": 1, "periodic": True},
+    ],
+)
+def test_every_explainer_gives_finite_point_scores(setting):
+    setting = dict(setting)
+    periodic = setting.pop("periodic", False)
+    pos_dim, x_dim = setting.pop("pos_dim", 3), setting.pop("x_dim", 0)
+    period = [None, 2 * math.pi] if periodic else None
+    scale = 1.0 if periodic else 100.0
+    model = tiny(pos_dim=pos_dim, x_dim=x_dim, period=period, pos_scale=1 / scale, **setting)
+    b = random_batch(dim=pos_dim, x_dim=x_dim, scale=scale, periodic=periodic)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for name in POST_HOC:
+        e = make(name)
+        if e.requires_fit:
+            e.fit(model, [b], epochs=2)
+        s = e(model, b)
+        assert s.shape == (b.num_nodes,), name
+        assert torch.isfinite(s).all(), name
+        assert not model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the model stays frozen
+
+
+@pytest.mark.parametrize("method", ["lri_bernoulli", "lri_gaussian"])
+def test_lri_scores_and_wrong_model(method):
+    model = tiny(method=method, pos_scale=0.01)
+    b = random_batch()
+    s = get_explainer(method)(model, b)
+    assert s.shape == (b.num_nodes,) and torch.isfinite(s).all()
+    with pytest.raises(ConfigError, match="needs a trained"):
+        get_explainer(method)(tiny(), b)
+
+
+@pytest.mark.parametrize("name", ["gradcam", "gradgeo", "ig", "ggig", "bernmask"])
+def test_methods_find_the_points_the_logit_depends_on(name):
+    model = ToyClassifier()
+    b = toy_batch()
+    s = make(name)(model, b)
+    flag = b.x[:, 0] > 0
+    if name == "bernmask":
+        # a sufficient subset: a flagged point with tiny |p|^2 may be dropped by the size penalty
+        from sklearn.metrics import roc_auc_score
+
+        assert roc_auc_score(flag.numpy(), s.numpy()) > 0.85
+        assert (s[~flag] < 0.2).all()
+        return
+    # every flagged point outranks every unflagged point of its cloud
+    for g in range(b.num_graphs):
+        m = b.batch == g
+        assert s[m & flag].min() > s[m & ~flag].max(), name
+
+
+def test_ig_completeness_egnn_and_periodic():
+    b = random_batch(sizes=(6, 9, 5), dim=3, scale=1.0)
+    model = tiny("egnn")
+    attr, delta = integrated_gradients(model, b, n_steps=256, method="riemann_trapezoid")
+    total = scatter(attr.sum(-1), b.batch, reduce="sum")
+    assert torch.allclose(total, delta, atol=2e-3 * max(1.0, float(delta.abs().max())))
+    # features and a periodic axis (baseline = circular mean of phi)
+    b2 = random_batch(sizes=(6, 9), dim=2, x_dim=1, scale=1.0, periodic=True)
+    model2 = tiny("egnn", pos_dim=2, x_dim=1, period=[None, 2 * math.pi])
+    attr2, delta2 = integrated_gradients(model2, b2, n_steps=256, method="riemann_trapezoid")
+    assert attr2.shape == (b2.num_nodes, 3)
+    total2 = scatter(attr2.sum(-1), b2.batch, reduce="sum")
+    assert torch.allclose(total2, delta2, atol=5e-3 * max(1.0, float(delta2.abs().max())))
+
+
+def test_ig_matches_captum_one_step_per_internal_batch():
+    captum = pytest.importorskip("captum.attr")
+    b = random_batch(sizes=(7,), dim=3, scale=1.0)
+    model = tiny("egnn")
+    ei = model.build_graph(model.scale_pos(b.pos), b.batch)
+    ig = captum.IntegratedGradients(lambda p: model(None, p, b.batch, edge_index=ei).view(-1))
+    ref = ig.attribute(
+        b.pos, torch.zeros_like(b.pos), n_steps=20, internal_batch_size=b.num_nodes
+    )  # = one path step per internal batch (Captum counts points as examples)
+    ours, _ = integrated_gradients(model, b, n_steps=20)
+    assert torch.allclose(ours, ref.float(), atol=1e-5)
+
+
+def test_sanity_checks_move_the_right_way():
+    torch.manual_seed(0)
+    model = tiny("dgcnn", pos_scale=0.01)
+    b = random_batch(sizes=(20, 25, 18, 22))
+    e = get_explainer("gradgeo")
+    rnd = model_randomisation(e, model, b, mode="cascading", seed=1)
+    assert len(rnd["stages"]) == 4  # head, 2 layers, node encoder
+    per = model_perturbation(e, model, b, noise=0.01, seed=1)
+    assert per["spearman"] > 0.9
+    assert rnd["spearman"] < per["spearman"] - 0.3
+    assert abs(per["acc_perturbed"] - per["acc"]) <= 0.01 + 1e-9
+    full = model_randomisation(e, model, b, mode="full", seed=1)
+    assert full["spearman"] < 0.7
+
+
+def test_pyg_explainer_adapter():
+    from sklearn.metrics import roc_auc_score
+    from torch_geometric.explain import Explainer
+
+    from hepx.explain.pyg import HepxAlgorithm, PyGModel
+
+    b = toy_batch()
+    model = ToyClassifier()
+    for name in ["gradgeo", "ig"]:
+        explainer = Explainer(
+            model=PyGModel(model),
+            algorithm=HepxAlgorithm(name, **FAST.get(name, {})),
+            explanation_type="model",
+            node_mask_type="object",
+            model_config=dict(mode="binary_classification", task_level="graph", return_type="raw"),
+        )
+        expl = explainer(b.x, PyGModel.no_edges(b), pos=b.pos, batch=b.batch)
+        assert expl.node_mask.shape == (b.num_nodes, 1)
+        direct = make(name)(model, b)
+        assert torch.allclose(expl.node_mask.view(-1), direct)
+        assert roc_auc_score(b.node_label.numpy(), expl.node_mask.view(-1).numpy()) == 1.0
+    lri = tiny(method="lri_bernoulli", pos_scale=0.01)
+    rb = random_batch()
+    ex = Explainer(
+        model=PyGModel(lri),
+        algorithm=HepxAlgorithm("lri_bernoulli"),
+        explanation_type="model",
+        node_mask_type="object",
+        model_config=dict(mode="binary_classification", task_level="graph", return_type="raw"),
+    )
+    out = ex(rb.x, PyGModel.no_edges(rb), pos=rb.pos, batch=rb.batch)
+    assert not lri.training
+    with torch.no_grad():
+        assert torch.allclose(out.node_mask.view(-1), lri(rb).node_scores)
+
+
+def test_fidelity_of_perfect_and_reversed_scores():
+    from hepx.explain import fidelity
+
+    model = ToyClassifier(bias=-0.1)
+    b = toy_batch()
+    good = fidelity(model, b, b.x[:, 0], k=3)
+    bad = fidelity(model, b, -b.x[:, 0], k=3)
+    assert (good["fid_plus"] > bad["fid_plus"]).all()
+    assert torch.allclose(good["fid_minus"], torch.zeros(3), atol=1e-6)
