@@ -160,7 +160,7 @@ def test_explain_bad_input(runs, tmp_path):
     with pytest.raises(HepxError, match="plain model"):
         explain_files(runs / "run_plain", [runs / "cms.root"], out)
     assert _main(["explain", tmp_path / "norun", runs / "cms.root", "--out", out]) == 2
-    with pytest.raises(HepxError, match="unknown explanation method 'nope'.*gradcam"):
+    with pytest.raises(HepxError, match=r"unknown explanation method 'nope'.*gradcam"):
         explain_files(runs / "run_plain", [runs / "cms.root"], out, explainer="nope")
     # a good input followed by a bad one: nothing at all is written
     assert (
@@ -205,6 +205,6 @@ def test_explain_plain_run_with_posthoc_method(runs, tmp_path):
     explain_files(
         runs / "run_plain", [runs / "cms.root"], tmp_path / "o", explainer="gradgeo", progress=False
     )
-    manifest, events = load_explained(tmp_path / "o")
+    _, events = load_explained(tmp_path / "o")
     imp = ak.to_numpy(ak.flatten(events.hits.importance))
     assert len(imp) > 0 and np.all(np.isfinite(imp)) and np.all(imp >= 0) and imp.std() > 0
