@@ -418,3 +418,25 @@ def test_pos_scale_scales_period():
         build_model({}, pos_dim=2, x_dim=2)(batch)
     with pytest.raises(InputError, match="pos has 2 coordinates, model expects 3"):
         build_model({}, pos_dim=3, x_dim=1)(batch)
+
+
+def test_unit_direction_representation():
+    """unit_direction keeps only each hit's direction from the origin: radial scaling of the
+    points changes nothing, and the resolved config records the option."""
+    from hepx.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(
+        {"backbone": "dgcnn", "unit_direction": True, "hidden_channels": 8, "num_layers": 2},
+        pos_dim=3,
+        x_dim=0,
+    ).eval()
+    assert model.config["unit_direction"] is True
+    pos = torch.randn(40, 3)
+    batch = torch.repeat_interleave(torch.arange(4), 10)
+    x = torch.zeros(40, 0)
+    radial = torch.rand(40, 1) * 5 + 0.5
+    with torch.no_grad():
+        a = model(x, pos, batch)
+        b = model(x, pos * radial, batch)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

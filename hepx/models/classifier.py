@@ -108,6 +108,7 @@ class PointCloudClassifier(nn.Module):
     Args:
         backbone: a :class:`~hepx.models.backbones.PointEncoder`.
         graph: graph construction; lengths in the backbone frame.
+        unit_direction: replace each position by its unit direction from the origin first.
         pos_scale: positions are multiplied by it before anything else (e.g. ``1e-3`` turns
             ActsTrack millimetres into metres).
         dropout: dropout of the output MLP.
@@ -119,6 +120,7 @@ class PointCloudClassifier(nn.Module):
         graph: GraphSpec,
         *,
         pos_scale: float = 1.0,
+        unit_direction: bool = False,
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
@@ -131,6 +133,7 @@ class PointCloudClassifier(nn.Module):
         self.backbone = backbone
         self.graph = graph
         self.pos_scale = float(pos_scale)
+        self.unit_direction = bool(unit_direction)
         c = backbone.hidden_channels
         self.head = mlp([c, 2 * c, c, 1], dropout=dropout, norm=False)
 
@@ -143,7 +146,14 @@ class PointCloudClassifier(nn.Module):
         return self.graph.period
 
     def scale_pos(self, pos: Tensor) -> Tensor:
-        """Positions in the backbone frame, ``[N, D]``."""
+        """Positions in the backbone frame, ``[N, D]``.
+
+        With ``unit_direction`` each point is first replaced by its direction from the origin
+        (the LRI reference's ActsTrack representation: the hits of a straight track from the
+        interaction point collapse onto one point, those of a curling soft track spread out).
+        """
+        if self.unit_direction:
+            pos = pos / pos.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return pos * self.pos_scale if self.pos_scale != 1.0 else pos
 
     def build_graph(self, pos_frame: Tensor, batch: Tensor | None) -> Tensor:
@@ -227,4 +237,6 @@ class PointCloudClassifier(nn.Module):
         return {"classifier": list(self.parameters())}
 
     def extra_repr(self) -> str:
-        return f"pos_scale={self.pos_scale}, graph={self.graph}"
+        return (
+            f"pos_scale={self.pos_scale}, unit_direction={self.unit_direction}, graph={self.graph}"
+        )

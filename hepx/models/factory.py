@@ -8,6 +8,8 @@ Config keys (all optional; defaults are the reference settings)::
     num_layers:      int    (4)
     dropout:         float  (0.2)
     pos_scale:       float  (1.0)   positions are multiplied by it first (ActsTrack: 0.001, mm -> m)
+    unit_direction:  bool   (false) replace positions by their unit direction from the origin
+                     first (the reference's ActsTrack representation)
     graph:           {kind: "knn"|"radius", k: int, r: float, max_num_neighbors: int,
                       loop: bool, backend: "auto"|"torch"|"cluster"}   (knn, k=5, r=1.0, 32, True, auto)
                       r is in the backbone frame (after pos_scale).
@@ -46,6 +48,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "num_layers": 4,
     "dropout": 0.2,
     "pos_scale": 1.0,
+    "unit_direction": False,
     "graph": {
         "kind": "knn",
         "k": 5,
@@ -72,6 +75,7 @@ _SCHEMA: dict[str, Any] = {
     "num_layers": ("posint", None),
     "dropout": ("prob", None),
     "pos_scale": ("posfloat", None),
+    "unit_direction": ("bool", None),
     "graph": (
         "dict",
         {
@@ -249,7 +253,13 @@ def build_model(
         num_layers=cfg["num_layers"],
         dropout=cfg["dropout"],
     )
-    clf = PointCloudClassifier(backbone, spec, pos_scale=scale, dropout=cfg["dropout"])
+    clf = PointCloudClassifier(
+        backbone,
+        spec,
+        pos_scale=scale,
+        unit_direction=cfg["unit_direction"],
+        dropout=cfg["dropout"],
+    )
     model: nn.Module
     if cfg["method"] == "plain":
         model = clf
