@@ -77,6 +77,25 @@ def _event(events: ak.Array, index: int | None) -> tuple[int, ak.Record]:
     return i, events[i]
 
 
+def _importance_scatter(ax, u, v, imp, sig, *, cmap: str, size: float, label: str) -> np.ndarray:
+    """Hits coloured by importance (most important drawn on top), true signal hits circled."""
+    order = np.argsort(imp)
+    sc = ax.scatter(u[order], v[order], c=imp[order], cmap=cmap, s=size, zorder=3)
+    ax.figure.colorbar(sc, ax=ax, label="hit importance", pad=0.01)
+    if sig.any():
+        ax.scatter(
+            u[sig],
+            v[sig],
+            s=4 * size + 10,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.3,
+            zorder=4,
+            label=label,
+        )
+    return sig
+
+
 def event_display(
     events: ak.Array,
     index: int | None = None,
@@ -105,21 +124,10 @@ def event_display(
         u, v = z, np.sign(y + (y == 0)) * np.hypot(x, y)
         xl, yl = "z [mm]", "signed r [mm]"
     ax = _new_ax("actstrack", ax)
-    order = np.argsort(imp)  # most important on top
-    sc = ax.scatter(u[order], v[order], c=imp[order], cmap=cmap, s=14, zorder=3)
-    ax.figure.colorbar(sc, ax=ax, label="hit importance", pad=0.01)
-    sig = _np(h.node_label) > 0
+    sig = _importance_scatter(
+        ax, u, v, imp, _np(h.node_label) > 0, cmap=cmap, size=14, label="signal-track hits"
+    )
     if sig.any():
-        ax.scatter(
-            u[sig],
-            v[sig],
-            s=70,
-            facecolors="none",
-            edgecolors="red",
-            linewidths=1.2,
-            zorder=4,
-            label="signal-track hits",
-        )
         track = _np(h.track)
         for t in np.unique(track[sig]):
             m = sig & (track == t)
@@ -145,21 +153,17 @@ def etaphi_display(events: ak.Array, index: int | None = None, *, ax=None, cmap:
     h = ev.hits
     eta, phi, imp = (_np(h[c]).astype(float) for c in ("eta", "phi", "importance"))
     ax = _new_ax("tau3mu", ax)
-    order = np.argsort(imp)
-    sc = ax.scatter(eta[order], phi[order], c=imp[order], cmap=cmap, s=30, zorder=3)
-    ax.figure.colorbar(sc, ax=ax, label="hit importance", pad=0.01)
-    sig = _np(h.node_label) > 0
+    sig = _importance_scatter(
+        ax,
+        eta,
+        phi,
+        imp,
+        _np(h.node_label) > 0,
+        cmap=cmap,
+        size=30,
+        label=r"hits of $\tau \to 3\mu$ muons",
+    )
     if sig.any():
-        ax.scatter(
-            eta[sig],
-            phi[sig],
-            s=120,
-            facecolors="none",
-            edgecolors="red",
-            linewidths=1.4,
-            zorder=4,
-            label=r"hits of $\tau \to 3\mu$ muons",
-        )
         ax.legend(loc="upper right", fontsize="small")
     ax.set_xlabel(r"$\eta$")
     ax.set_ylabel(r"$\phi$ [rad]")
