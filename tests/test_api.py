@@ -6,6 +6,7 @@ import sys
 import awkward as ak
 import numpy as np
 import pytest
+from tiny_runs import tiny_tau3mu_config
 
 import hepx
 from hepx.data import convert
@@ -20,18 +21,7 @@ def tau_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("api")
     simulate_tau3mu(d / "sim", events=400, seed=5)
     convert("tau3mu", [d / "sim" / "ntuple.root"], d / "ds")
-    cfg = {
-        "dataset": {"path": str(d / "ds"), "kind": "tau3mu"},
-        "model": {
-            "backbone": "egnn",
-            "method": "lri_bernoulli",
-            "hidden_channels": 8,
-            "num_layers": 2,
-            "graph": {"kind": "radius", "r": 1.0},
-        },
-        "train": {"epochs": 1, "batch_size": 32},
-        "eval": {"precision_k": [3]},
-    }
+    cfg = tiny_tau3mu_config(d / "ds")
     train(cfg, d / "run", progress=False)
     return d
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tiny_runs import tiny_tau3mu_config
 
 from hepx.cli import main
 from hepx.data import load_arrays
@@ -73,18 +74,7 @@ def test_explain_on_local_cluster_matches_single_process(tmp_path):
         simulate_tau3mu(tmp_path / f"f{i}", events=300, seed=i)
         files.append(str(tmp_path / f"f{i}" / "ntuple.root"))
     convert("tau3mu", files, tmp_path / "ds")
-    cfg = {
-        "dataset": {"path": str(tmp_path / "ds"), "kind": "tau3mu"},
-        "model": {
-            "backbone": "egnn",
-            "method": "lri_bernoulli",
-            "hidden_channels": 8,
-            "num_layers": 2,
-            "graph": {"kind": "radius", "r": 1.0},
-        },
-        "train": {"epochs": 1, "batch_size": 32},
-        "eval": {"precision_k": [3]},
-    }
+    cfg = tiny_tau3mu_config(tmp_path / "ds")
     train(cfg, tmp_path / "run", progress=False)
     # small chunks: each file is explained in several chunks on its worker
     common = ["-q", "explain", str(tmp_path / "run"), *files, "--chunk-entries", "128"]

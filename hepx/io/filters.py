@@ -98,12 +98,3 @@ def parse_filters(spec: Sequence[Mapping[str, Any] | HitFilter] | None) -> list[
             raise ConfigError(f"filters[{i}]: branch must be a string")
         out.append(HitFilter(item["branch"], str(item["op"]), item["value"]))
     return out
-
-
-def combined_mask(filters: Sequence[HitFilter], arrays: Mapping[str, ak.Array]) -> ak.Array | None:
-    """AND of all filter masks over ``arrays`` (a mapping branch name -> jagged array)."""
-    mask = None
-    for f in filters:
-        m = f.mask(arrays[f.branch])
-        mask = m if mask is None else (mask & m)
-    return mask
