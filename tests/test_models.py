@@ -440,3 +440,81 @@ def test_unit_direction_representation():
         a = model(x, pos, batch)
         b = model(x, pos * radial, batch)
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# beam frame
+# ------------------------------------------------------------------------------------------
+
+
+def rotate_about_z(pos: torch.Tensor, angle: float) -> torch.Tensor:
+    c, s = math.cos(angle), math.sin(angle)
+    rot = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=pos.dtype)
+    return pos @ rot.T
+
+
+def test_beam_frame_basis_and_edge_components():
+    from hepx.models.backbones.base import EdgeGeometry, beam_frame
+
+    pos = torch.tensor([[3.0, 4.0, 1.0], [0.0, -2.0, 0.5], [0.0, 0.0, 7.0]], dtype=torch.float64)
+    basis = beam_frame(pos)
+    torch.testing.assert_close(basis @ basis.transpose(1, 2), torch.eye(3).expand(3, 3, 3).double())
+    torch.testing.assert_close(
+        basis[0], torch.tensor([[0.6, 0.8, 0], [-0.8, 0.6, 0], [0, 0, 1.0]]).double()
+    )
+    torch.testing.assert_close(basis[2], torch.eye(3).double())  # on the axis: Cartesian axes
+    # an edge from (3, 4, 1) to a point further out along the same radius, 2 up in z
+    p = torch.tensor([[3.0, 4.0, 1.0], [6.0, 8.0, 3.0]], dtype=torch.float64)
+    ei = torch.tensor([[0], [1]])  # j = 0 -> i = 1
+    geom = EdgeGeometry.compute(p, ei).in_beam_frame(p, ei)
+    torch.testing.assert_close(geom.delta, torch.tensor([[5.0, 0.0, 2.0]]).double())
+    torch.testing.assert_close(geom.curvature, torch.zeros(1, 1).double())  # straight from beam
+
+
+def test_beam_curvature_is_the_circle_through_the_beam_line():
+    """Hits on a transverse circle through the origin of radius R: every pair gets kappa = 1/R,
+    with the sign of the bending direction (hand computation of the Menger curvature)."""
+    from hepx.models.backbones.base import CURVATURE_SCALE, EdgeGeometry
+
+    radius = 4.0  # metres: pT = 0.3 * 2 T * 4 m = 2.4 GeV
+    phi0 = 0.7
+    centre = radius * torch.tensor([math.cos(phi0), math.sin(phi0)], dtype=torch.float64)
+    # angles on the circle measured from its centre; angle = phi0 + pi is the origin
+    ang = phi0 + math.pi + torch.tensor([0.05, 0.1, 0.17, 0.25], dtype=torch.float64)
+    xy = centre + radius * torch.stack([torch.cos(ang), torch.sin(ang)], -1)
+    pos = torch.cat([xy, torch.linspace(-0.3, 0.9, 4, dtype=torch.float64)[:, None]], -1)
+    assert abs(float((centre - 0).norm()) - radius) < 1e-12
+    ei = torch.tensor([[0, 0, 1, 2, 3], [1, 3, 2, 3, 0]])
+    geom = EdgeGeometry.compute(pos, ei).in_beam_frame(pos, ei)
+    kappa = torch.sinh(geom.curvature.squeeze(-1)) * CURVATURE_SCALE
+    torch.testing.assert_close(kappa.abs(), torch.full((5,), 1 / radius, dtype=torch.float64))
+    # mirror image (opposite charge) flips the sign
+    mirrored = pos * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    kappa_m = torch.sinh(EdgeGeometry.compute(mirrored, ei).in_beam_frame(mirrored, ei).curvature)
+    torch.testing.assert_close(kappa_m.squeeze(-1) * CURVATURE_SCALE, -kappa)
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
+def test_beam_frame_model_invariant_about_beam_axis_only(backbone, method):
+    batch = make_batch("acts", n_clouds=6, seed=11)
+    model = make_model(backbone, method, "acts", seed=11, frame="beam").eval()
+    assert model.config["frame"] == "beam"
+    rotated = batch.clone()
+    rotated.pos = rotate_about_z(batch.pos, 2.1)
+    tilted = batch.clone()
+    tilted.pos = batch.pos @ random_orthogonal(5).T
+    with torch.no_grad():
+        a, b, c = model(batch), model(rotated), model(tilted)
+    if isinstance(a, LRIOutput):
+        torch.testing.assert_close(a.node_scores, b.node_scores, rtol=1e-3, atol=1e-4)
+        a, b, c = a.logits, b.logits, c.logits
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert (a - c).abs().max() > 1e-3  # not invariant under a generic rotation
+
+
+def test_beam_frame_validation():
+    with pytest.raises(ConfigError, match=r"'frame' must be one of global, beam"):
+        build_model({"frame": "cylinder"}, pos_dim=3, x_dim=0)
+    with pytest.raises(ConfigError, match=r"frame 'beam' needs 3-D.*pos_dim = 2"):
+        build_model({"frame": "beam"}, pos_dim=2, x_dim=1, period=[None, TWO_PI])

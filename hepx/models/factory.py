@@ -10,6 +10,9 @@ Config keys (all optional; defaults are the reference settings)::
     pos_scale:       float  (1.0)   positions are multiplied by it first (ActsTrack: 0.001, mm -> m)
     unit_direction:  bool   (false) replace positions by their unit direction from the origin
                      first (the reference's ActsTrack representation)
+    frame:           "global" | "beam"  ("global") coordinates the layers see; "beam" (x, y, z
+                     data, beam along z): edge vectors in each point's cylindrical frame plus its
+                     (rho, z), see hepx.models.backbones.PointEncoder
     graph:           {kind: "knn"|"radius", k: int, r: float, max_num_neighbors: int,
                       loop: bool, backend: "auto"|"torch"|"cluster"}   (knn, k=5, r=1.0, 32, True, auto)
                       r is in the backbone frame (after pos_scale).
@@ -34,6 +37,7 @@ from torch import nn
 
 from hepx.errors import CheckpointError, ConfigError
 from hepx.models.backbones import BACKBONES
+from hepx.models.backbones.base import FRAMES
 from hepx.models.classifier import GraphSpec, PointCloudClassifier
 from hepx.models.lri import LRIBernoulli, LRIGaussian
 
@@ -49,6 +53,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "dropout": 0.2,
     "pos_scale": 1.0,
     "unit_direction": False,
+    "frame": "global",
     "graph": {
         "kind": "knn",
         "k": 5,
@@ -76,6 +81,7 @@ _SCHEMA: dict[str, Any] = {
     "dropout": ("prob", None),
     "pos_scale": ("posfloat", None),
     "unit_direction": ("bool", None),
+    "frame": ("str", FRAMES),
     "graph": (
         "dict",
         {
@@ -252,6 +258,7 @@ def build_model(
         hidden_channels=cfg["hidden_channels"],
         num_layers=cfg["num_layers"],
         dropout=cfg["dropout"],
+        frame=cfg["frame"],
     )
     clf = PointCloudClassifier(
         backbone,

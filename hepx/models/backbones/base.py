@@ -10,8 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from hepx.data.graph import edge_vectors
+from hepx.errors import ConfigError
 
-__all__ = ["EdgeGeometry", "NodeEncoder", "PointEncoder", "mlp"]
+__all__ = ["FRAMES", "EdgeGeometry", "NodeEncoder", "PointEncoder", "beam_frame", "mlp"]
+
+FRAMES = ("global", "beam")
+CURVATURE_SCALE = 0.01  # m^-1: pT ~ 60 GeV at 2 T; see EdgeGeometry.in_beam_frame
 
 
 def mlp(channels: Sequence[int], *, dropout: float = 0.0, norm: bool = True) -> nn.Sequential:
@@ -42,11 +46,14 @@ class EdgeGeometry:
         delta: ``p_i - p_j`` with the periodic wrap, ``[E, D]``.
         dist: ``|p_i - p_j|``, ``[E, 1]`` (0 on self-loops).
         unit: ``(p_i - p_j) / |p_i - p_j|``, ``[E, D]`` (0 where the distance is 0).
+        curvature: beam-frame only: compressed transverse curvature of the circle through the
+            beam line and both points, ``[E, 1]`` (see :meth:`in_beam_frame`); else ``None``.
     """
 
     delta: Tensor
     dist: Tensor
     unit: Tensor
+    curvature: Tensor | None = None
 
     @classmethod
     def compute(
@@ -54,18 +61,71 @@ class EdgeGeometry:
     ) -> EdgeGeometry:
         """Edge geometry with gradients that stay finite on zero-length edges (self-loops)."""
         delta = edge_vectors(pos, edge_index, period)
-        d2 = (delta * delta).sum(-1, keepdim=True)
-        nonzero = d2 > 0
-        safe_d2 = torch.where(nonzero, d2, torch.ones_like(d2))
-        safe_dist = safe_d2.sqrt()
-        dist = torch.where(nonzero, safe_dist, torch.zeros_like(d2))
-        unit = torch.where(nonzero, delta / safe_dist, torch.zeros_like(delta))
+        dist, unit = _norm_and_unit(delta)
         return cls(delta=delta, dist=dist, unit=unit)
+
+    def in_beam_frame(
+        self, pos: Tensor, edge_index: Tensor, curvature_scale: float = CURVATURE_SCALE
+    ) -> EdgeGeometry:
+        """The same edges seen from the beam line (``z`` axis), for ``(x, y, z)`` points.
+
+        ``delta`` and ``unit`` are expressed in the centre's cylindrical frame
+        ``(rho_hat, phi_hat, z_hat)`` (:func:`beam_frame`); all three components are unchanged by
+        rotations about the beam axis. ``curvature`` is ``asinh(kappa / curvature_scale)`` with
+        ``kappa`` the signed curvature of the transverse circle through the beam line and the two
+        points (Menger curvature of the triangle ``0, p_i, p_j`` in ``(x, y)``, as in the
+        beam-spot-constrained doublets of track seeding): a track from the beam line of
+        transverse momentum ``pT`` in a field ``B`` has ``|kappa| = 0.3 B / pT`` (m^-1, T, GeV),
+        the same on every pair of its hits. The ``asinh`` keeps the resolution near 0 (stiff
+        tracks) while compressing the large values of pairs from different tracks.
+        ``curvature_scale`` is in inverse units of ``pos`` (default 0.01 for metres).
+        """
+        basis = beam_frame(pos)[edge_index[1]]  # [E, 3, 3], rows rho_hat, phi_hat, z_hat
+        delta = (basis @ self.delta.unsqueeze(-1)).squeeze(-1)
+        unit = (basis @ self.unit.unsqueeze(-1)).squeeze(-1)
+        a, b = pos[edge_index[1], :2], pos[edge_index[0], :2]
+        cross = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+        denom = a.norm(dim=-1) * b.norm(dim=-1) * (a - b).norm(dim=-1)
+        ok = denom > 1e-12
+        kappa = torch.where(ok, 2 * cross / torch.where(ok, denom, torch.ones_like(denom)), 0.0)
+        curvature = torch.asinh(kappa / curvature_scale).unsqueeze(-1)
+        return EdgeGeometry(delta=delta, dist=self.dist, unit=unit, curvature=curvature)
+
+    @property
+    def extra(self) -> list[Tensor]:
+        """Frame-specific extra edge features (the beam frame's ``curvature``), maybe empty."""
+        return [] if self.curvature is None else [self.curvature]
 
     @property
     def features(self) -> Tensor:
-        """Edge features ``e_ij = [|p_i - p_j|, (p_i - p_j)/|p_i - p_j|]``, ``[E, 1 + D]``."""
-        return torch.cat([self.dist, self.unit], dim=-1)
+        """Edge features ``e_ij = [|p_i - p_j|, (p_i - p_j)/|p_i - p_j|, extra]``,
+        ``[E, 1 + D (+ 1)]``."""
+        return torch.cat([self.dist, self.unit, *self.extra], dim=-1)
+
+
+def _norm_and_unit(delta: Tensor) -> tuple[Tensor, Tensor]:
+    d2 = (delta * delta).sum(-1, keepdim=True)
+    nonzero = d2 > 0
+    safe_dist = torch.where(nonzero, d2, torch.ones_like(d2)).sqrt()
+    dist = torch.where(nonzero, safe_dist, torch.zeros_like(d2))
+    unit = torch.where(nonzero, delta / safe_dist, torch.zeros_like(delta))
+    return dist, unit
+
+
+def beam_frame(pos: Tensor, eps: float = 1e-9) -> Tensor:
+    """Per point the orthonormal cylindrical basis about the ``z`` (beam) axis, ``[N, 3, 3]``.
+
+    Rows are ``rho_hat = (x, y, 0) / rho``, ``phi_hat = (-y, x, 0) / rho`` and ``z_hat``; a point
+    on the axis (``rho = 0``) gets the Cartesian basis. Differentiable in ``pos [N, 3]``.
+    """
+    rho = pos[:, :2].norm(dim=-1, keepdim=True)
+    on_axis = rho <= eps
+    safe_rho = torch.where(on_axis, torch.ones_like(rho), rho)
+    c = torch.where(on_axis, torch.ones_like(rho), pos[:, :1] / safe_rho)
+    s = torch.where(on_axis, torch.zeros_like(rho), pos[:, 1:2] / safe_rho)
+    zero, one = torch.zeros_like(c), torch.ones_like(c)
+    rows = [torch.cat(r, dim=-1) for r in ((c, s, zero), (-s, c, zero), (zero, zero, one))]
+    return torch.stack(rows, dim=1)
 
 
 class NodeEncoder(nn.Module):
@@ -99,6 +159,16 @@ class PointEncoder(nn.Module):
     Subclasses implement :meth:`make_conv` (one layer) and :meth:`edge_attr` (which geometric
     edge features their layer consumes). The output of the last block is the node embedding used
     by the classifier head, by LRI extractors and by GradCAM.
+
+    ``frame`` chooses the coordinates the layers see:
+
+    - ``"global"``: edge vectors in the data's axes; no absolute position enters, so the model is
+      translation invariant (and the EGNN is E(n) invariant).
+    - ``"beam"`` (3-D ``(x, y, z)`` data with the beam along ``z``): edge vectors in each
+      centre's cylindrical frame (:meth:`EdgeGeometry.in_beam_frame`) and the centre's ``(rho, z)``
+      appended to its features. Track curvature about the beam line becomes a local edge
+      feature; the model is exactly invariant under rotations about the beam axis, the
+      detector's symmetry, but no longer under arbitrary rotations or translations.
     """
 
     def __init__(
@@ -108,18 +178,32 @@ class PointEncoder(nn.Module):
         hidden_channels: int = 64,
         num_layers: int = 4,
         dropout: float = 0.2,
+        frame: str = "global",
     ) -> None:
         super().__init__()
+        if frame not in FRAMES:
+            raise ConfigError(f"frame must be one of {', '.join(FRAMES)}, got {frame!r}")
+        if frame == "beam" and pos_dim != 3:
+            raise ConfigError(
+                f"frame 'beam' needs 3-D (x, y, z) positions with the beam along z, "
+                f"got pos_dim = {pos_dim}; use frame 'global'"
+            )
         self.x_dim = x_dim
         self.pos_dim = pos_dim
         self.hidden_channels = hidden_channels
         self.num_layers = num_layers
-        self.node_encoder = NodeEncoder(x_dim, hidden_channels)
+        self.frame = frame
+        self.node_encoder = NodeEncoder(x_dim + (2 if frame == "beam" else 0), hidden_channels)
         self.convs = nn.ModuleList(
             [self.make_conv(hidden_channels, pos_dim, dropout) for _ in range(num_layers)]
         )
         self.norms = nn.ModuleList([nn.BatchNorm1d(hidden_channels) for _ in range(num_layers)])
         self.dropout = nn.Dropout(dropout)
+
+    @property
+    def num_extra_edge_features(self) -> int:
+        """Width of :attr:`EdgeGeometry.extra` in this frame (1 for ``"beam"``, else 0)."""
+        return 1 if self.frame == "beam" else 0
 
     def make_conv(self, channels: int, pos_dim: int, dropout: float) -> nn.Module:
         """One message-passing layer ``conv(h, edge_index, edge_attr, edge_weight) -> [N, C]``."""
@@ -153,6 +237,10 @@ class PointEncoder(nn.Module):
             ``h`` ``[N, hidden_channels]``.
         """
         geom = EdgeGeometry.compute(pos, edge_index, period)
+        if self.frame == "beam":
+            geom = geom.in_beam_frame(pos, edge_index)
+            rho_z = torch.stack([pos[:, :2].norm(dim=-1), pos[:, 2]], dim=-1)
+            x = rho_z if x is None or x.shape[-1] == 0 else torch.cat([x, rho_z], dim=-1)
         edge_attr = self.edge_attr(geom)
         h = self.node_encoder(x, pos.shape[0])
         for conv, norm in zip(self.convs, self.norms, strict=True):

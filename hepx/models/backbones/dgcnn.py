@@ -48,7 +48,7 @@ class DGCNN(PointEncoder):
     """
 
     def make_conv(self, channels: int, pos_dim: int, dropout: float) -> EdgeConv:
-        return EdgeConv(channels, 1 + pos_dim, dropout)
+        return EdgeConv(channels, 1 + pos_dim + self.num_extra_edge_features, dropout)
 
     def edge_attr(self, geom: EdgeGeometry) -> Tensor:
         return geom.features

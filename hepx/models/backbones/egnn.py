@@ -52,13 +52,20 @@ class EGNN(PointEncoder):
 
     Edge features are ``[|p_i - p_j|^2, |p_i - p_j|]``: the direction part ``unit(p_i - p_j)`` of
     the other backbones' ``e_ij`` is left out on purpose, since it would break the E(n)
-    invariance of the model (rotations of ``pos`` would change the logits).
+    invariance of the model (rotations of ``pos`` would change the logits). With
+    ``frame="beam"`` the direction in the centre's beam frame and the beam-line curvature are
+    appended: they are invariant under rotations about the beam axis, the symmetry such a model
+    keeps.
 
     ``forward(x, pos, edge_index, batch, edge_weight=None, *, period=None) -> h [N, hidden]``.
     """
 
     def make_conv(self, channels: int, pos_dim: int, dropout: float) -> EGNNConv:
-        return EGNNConv(channels, 2, dropout)
+        beam = pos_dim + self.num_extra_edge_features if self.frame == "beam" else 0
+        return EGNNConv(channels, 2 + beam, dropout)
 
     def edge_attr(self, geom: EdgeGeometry) -> Tensor:
-        return torch.cat([geom.dist * geom.dist, geom.dist], dim=-1)
+        parts = [geom.dist * geom.dist, geom.dist]
+        if self.frame == "beam":
+            parts += [geom.unit, *geom.extra]
+        return torch.cat(parts, dim=-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter, softmax
@@ -80,7 +81,7 @@ class PointTransformer(PointEncoder):
     """
 
     def make_conv(self, channels: int, pos_dim: int, dropout: float) -> PointTransformerConv:
-        return PointTransformerConv(channels, pos_dim)
+        return PointTransformerConv(channels, pos_dim + self.num_extra_edge_features)
 
     def edge_attr(self, geom: EdgeGeometry) -> Tensor:
-        return geom.delta
+        return torch.cat([geom.delta, *geom.extra], dim=-1) if geom.extra else geom.delta
