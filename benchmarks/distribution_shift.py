@@ -3,8 +3,9 @@
     python benchmarks/distribution_shift.py [--out bench/shift] [--fields 4 6 8] [--smoke]
 
 Simulates (``hepx simulate actstrack --bfield B``) and converts one dataset per field, trains a
-plain run (explained by the post-hoc methods) and LRI-Bernoulli / LRI-Gaussian runs at 2 T (or
-reuses ``--runs``), then evaluates every run on the 2 T test split and on each shifted dataset
+plain run (explained by the post-hoc methods) and LRI-Bernoulli / LRI-Gaussian runs at 2 T
+(shortened reference configs shared with ``train_quality.py`` / ``paper_table.py`` through
+``--runs-dir``, or given with ``--runs``), then evaluates every run on the 2 T test split and on each shifted dataset
 (``hepx evaluate --data``). Writes ``shift.csv`` / ``shift.md`` (prediction AUC, interpretation
 ROC AUC and precision@k per method and field) and ``shift.png``.
 """
@@ -16,15 +17,9 @@ import csv
 import logging
 from pathlib import Path
 
-from paper_table import _scale_warmup
+from _common import WORKDIR, simulated_dataset, train_run
 
-from hepx import sim
-from hepx.config import apply_overrides, load_yaml
-from hepx.data import convert
 from hepx.evaluate import evaluate
-from hepx.training import train
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> None:
@@ -37,7 +32,8 @@ def main(argv=None) -> None:
     ap.add_argument("--backbone", default="egnn")
     ap.add_argument("--methods", nargs="+", default=None, help="post-hoc methods (default all)")
     ap.add_argument("--runs", type=Path, nargs="+", default=None, help="reuse trained 2 T runs")
-    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=25, help="2 T training epochs")
+    ap.add_argument("--runs-dir", type=Path, default=WORKDIR / "runs", help="shared run cache")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -45,37 +41,34 @@ def main(argv=None) -> None:
     out = args.out
     overrides: list[str] = []
     eval_opts: dict = {"robustness": False, "sanity": False}
-    if args.smoke:
-        args.events = min(args.events, 120)
-        args.epochs = args.epochs or 2
+    workdir, runs_dir = WORKDIR, args.runs_dir
+    if args.smoke:  # tiny private data and runs, never mixed with the shared cache
+        args.events, args.epochs = min(args.events, 120), 2
+        workdir = runs_dir = out
         overrides = ["model.hidden_channels=8", "model.num_layers=2", "train.warmup=1"]
         eval_opts.update(bernmask_iterations=10, fit_epochs=1, ig_steps=8, max_samples=32)
-    if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
 
-    def dataset(b: float) -> Path:
-        d = out / "data" / f"actstrack_{b:g}T"
-        if not d.exists():
-            sim.simulate_actstrack(
-                out / "sim" / f"actstrack_{b:g}T", events=args.events, bfield=b, seed=int(100 + b)
-            )
-            convert("actstrack", [out / "sim" / f"actstrack_{b:g}T"], d)
-        return d
+    def dataset(b: float) -> Path:  # a different event sample from the 2 T training data
+        return simulated_dataset(
+            "actstrack", args.events, seed=int(100 + b), bfield=b, workdir=workdir
+        )
 
-    base = dataset(2.0)
     runs = args.runs
     if runs is None:
-        runs = []
-        for method in ("plain", "lri_bernoulli", "lri_gaussian"):
-            run = out / "runs" / f"{method}_{args.backbone}"
-            if not (run / "test_metrics.json").exists():  # finished runs are reused
-                cfg = load_yaml(ROOT / "configs" / "actstrack" / f"{method}_{args.backbone}.yaml")
-                cfg = _scale_warmup(cfg, args.epochs)
-                cfg = apply_overrides(
-                    cfg, [*overrides, f"dataset.path={base}", f"train.seed={args.seed}"]
-                )
-                train(cfg, run, progress=False, resume=(run / "checkpoints" / "last.pt").exists())
-            runs.append(run)
+        base = simulated_dataset("actstrack", args.events, workdir=workdir)
+        runs = [
+            train_run(
+                "actstrack",
+                method,
+                args.backbone,
+                epochs=args.epochs,
+                seed=args.seed,
+                runs_dir=runs_dir,
+                data=base,
+                overrides=overrides,
+            )
+            for method in ("plain", "lri_bernoulli", "lri_gaussian")
+        ]
     methods = None if args.methods is None else [*args.methods, "lri_bernoulli", "lri_gaussian"]
     rows = []
     for b in [2.0, *args.fields]:

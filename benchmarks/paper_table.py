@@ -1,10 +1,13 @@
 """Paper-style table: every method x {EGNN, DGCNN} x {ActsTrack-sim, Tau3Mu-sim}, several seeds.
 
-    python benchmarks/paper_table.py [--out bench/paper] [--seeds 0 1 2] [--smoke]
+    python benchmarks/paper_table.py [--out bench/paper] [--seeds 0 1 2] [--datasets ...]
+        [--backbones egnn dgcnn] [--epochs-actstrack 25] [--epochs-tau3mu 12] [--smoke]
 
-Steps: simulate + convert both datasets (built-in simulations), train plain / LRI-Bernoulli /
-LRI-Gaussian runs per backbone and seed (configs/<dataset>/*.yaml), run :func:`hepx.evaluate`
-on each seed's runs, and aggregate mean and standard deviation over seeds into
+Steps: simulate + convert both datasets (built-in simulations, the quality benchmark's
+cached ActsTrack-sim 3000 events / Tau3Mu-sim 20000 events), train plain / LRI-Bernoulli /
+LRI-Gaussian runs per backbone and seed (shortened reference configs, shared with
+``train_quality.py`` through ``--runs-dir``), run :func:`hepx.evaluate` on each seed's runs
+(post-hoc methods on the plain run), and aggregate mean and standard deviation over seeds into
 ``paper_table.md`` / ``paper_table.csv``. The claim under test: LRI-Bernoulli and LRI-Gaussian
 have a higher interpretation ROC AUC and precision@k than every post-hoc method.
 
@@ -17,18 +20,13 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
+from _common import EVENTS, WORKDIR, simulated_dataset, train_run
 
-from hepx import sim
-from hepx.config import apply_overrides, load_yaml
-from hepx.data import convert
 from hepx.evaluate import evaluate
-from hepx.training import train
 
-ROOT = Path(__file__).resolve().parents[1]
 METRICS = [
     "pred_auc",
     "interp_auc",
@@ -47,13 +45,13 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--out", type=Path, default=Path("bench/paper"))
+    ap.add_argument("--out", type=Path, default=Path("bench/paper"), help="reports and table")
+    ap.add_argument("--runs-dir", type=Path, default=WORKDIR / "runs", help="shared run cache")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--backbones", nargs="+", default=["egnn", "dgcnn"])
     ap.add_argument("--datasets", nargs="+", default=["actstrack", "tau3mu"])
-    ap.add_argument("--acts-events", type=int, default=3000)
-    ap.add_argument("--tau-events", type=int, default=40000)
-    ap.add_argument("--epochs", type=int, default=None, help="override train.epochs of the configs")
+    ap.add_argument("--epochs-actstrack", type=int, default=25)
+    ap.add_argument("--epochs-tau3mu", type=int, default=12)
     ap.add_argument("--smoke", action="store_true", help="smallest settings (pipeline check)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-samples", type=int, default=None, help="test samples explained per run")
@@ -69,8 +67,7 @@ def main(argv=None) -> None:
     overrides: list[str] = []
     eval_opts: dict = {"robustness_draws": 50, "robustness_samples": 64}
     if args.smoke:
-        args.acts_events, args.tau_events = min(args.acts_events, 120), min(args.tau_events, 600)
-        args.epochs = args.epochs or 2
+        args.epochs_actstrack = args.epochs_tau3mu = 2
         overrides = ["model.hidden_channels=8", "model.num_layers=2", "train.warmup=1"]
         eval_opts = {
             "robustness_draws": 2,
@@ -80,8 +77,6 @@ def main(argv=None) -> None:
             "ig_steps": 8,
             "max_samples": 32,
         }
-    if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
     for key, val in (
         ("max_samples", args.max_samples),
         ("robustness_draws", args.draws),
@@ -92,45 +87,35 @@ def main(argv=None) -> None:
         if val is not None:
             eval_opts[key] = val
 
-    data = {}
-    t0 = time.perf_counter()
-    if "actstrack" in args.datasets:
-        d = out / "data" / "actstrack_2T"
-        if not d.exists():
-            sim.simulate_actstrack(
-                out / "sim" / "actstrack_2T", events=args.acts_events, bfield=2.0, seed=0
-            )
-            convert("actstrack", [out / "sim" / "actstrack_2T"], d)
-        data["actstrack"] = d
-    if "tau3mu" in args.datasets:
-        d = out / "data" / "tau3mu"
-        if not d.exists():
-            sim.simulate_tau3mu(out / "sim" / "tau3mu", events=args.tau_events, seed=0)
-            convert("tau3mu", [out / "sim" / "tau3mu" / "ntuple.root"], d)
-        data["tau3mu"] = d
-    logging.info("data ready in %.0f s", time.perf_counter() - t0)
+    if args.smoke:  # tiny private data and runs, never mixed with the shared cache
+        data = {
+            "actstrack": simulated_dataset("actstrack", 120, workdir=out),
+            "tau3mu": simulated_dataset("tau3mu", 600, workdir=out),
+        }
+        runs_dir = out / "runs"
+    else:
+        data = {kind: simulated_dataset(kind, EVENTS[kind]) for kind in args.datasets}
+        runs_dir = args.runs_dir
+    epochs = {"actstrack": args.epochs_actstrack, "tau3mu": args.epochs_tau3mu}
 
     rows = []
     for seed in args.seeds:
-        for ds, dpath in data.items():
+        for ds in args.datasets:
             for bb in args.backbones:
-                runs = []
-                for method in ("plain", "lri_bernoulli", "lri_gaussian"):
-                    run = out / "runs" / f"{ds}_{method}_{bb}_s{seed}"
-                    if not (run / "test_metrics.json").exists():  # finished runs are reused
-                        cfg = load_yaml(ROOT / "configs" / ds / f"{method}_{bb}.yaml")
-                        cfg = _scale_warmup(cfg, args.epochs)
-                        cfg = apply_overrides(
-                            cfg, [*overrides, f"dataset.path={dpath}", f"train.seed={seed}"]
-                        )
-                        train(
-                            cfg,
-                            run,
-                            device=args.device,
-                            progress=False,
-                            resume=(run / "checkpoints" / "last.pt").exists(),
-                        )
-                    runs.append(run)
+                runs = [
+                    train_run(
+                        ds,
+                        method,
+                        bb,
+                        epochs=epochs[ds],
+                        seed=seed,
+                        runs_dir=runs_dir,
+                        data=data[ds],
+                        overrides=overrides,
+                        device=args.device,
+                    )
+                    for method in ("plain", "lri_bernoulli", "lri_gaussian")
+                ]
                 res = evaluate(
                     runs,
                     out / "reports" / f"{ds}_{bb}_s{seed}",
@@ -144,15 +129,6 @@ def main(argv=None) -> None:
                         r[f"prec@k{i + 1}"] = r[f"prec@{k}"]
                     rows.append({**r, "seed": seed})
     _aggregate(rows, out, smoke=args.smoke)
-
-
-def _scale_warmup(cfg: dict, epochs: int | None) -> dict:
-    """With ``--epochs`` the config's warm-up keeps its fraction of the training (otherwise a
-    200-of-300 warm-up would swallow a short run and leave the LRI extractor untrained)."""
-    t = cfg.get("train", {})
-    if epochs is not None and t.get("warmup") and t.get("epochs"):
-        t["warmup"] = round(t["warmup"] * epochs / t["epochs"])
-    return cfg
 
 
 def _aggregate(rows, out: Path, smoke: bool = False) -> None:

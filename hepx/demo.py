@@ -17,7 +17,7 @@ log = logging.getLogger("hepx")
 
 #: Events simulated and epochs trained by the demo, and by ``--quick`` (used by the tests).
 SIZES: dict[str, dict[str, int]] = {
-    "full": {"actstrack": 800, "tau3mu": 8000, "epochs_actstrack": 12, "epochs_tau3mu": 5},
+    "full": {"actstrack": 1500, "tau3mu": 8000, "epochs_actstrack": 12, "epochs_tau3mu": 5},
     "quick": {"actstrack": 120, "tau3mu": 1200, "epochs_actstrack": 2, "epochs_tau3mu": 2},
 }
 
@@ -30,7 +30,7 @@ def demo_run_config(kind: str, data: Path, epochs: int, *, quick: bool) -> dict[
         "bernoulli": {"final_r": 0.7},
     }
     if kind == "actstrack":
-        model |= {"pos_scale": 0.001, "graph": {"kind": "knn", "k": 5}}
+        model |= {"pos_scale": 0.001, "frame": "beam", "graph": {"kind": "knn", "k": 5}}
         ks, batch = [12, 24, 30], 64
     else:
         model |= {"graph": {"kind": "radius", "r": 1.0, "max_num_neighbors": 32}}
