@@ -8,7 +8,8 @@ cached ActsTrack-sim 3000 events / Tau3Mu-sim 20000 events), train plain / LRI-B
 LRI-Gaussian runs per backbone and seed (shortened reference configs, shared with
 ``train_quality.py`` through ``--runs-dir``), run :func:`hepx.evaluate` on each seed's runs
 (post-hoc methods on the plain run), and aggregate mean and standard deviation over seeds into
-``paper_table.md`` / ``paper_table.csv``. The claim under test: LRI-Bernoulli and LRI-Gaussian
+``paper_table.md`` / ``paper_table.csv`` (every finished report under ``--out`` enters the
+table: run one process per backbone to use several cores). The claim under test: LRI-Bernoulli and LRI-Gaussian
 have a higher interpretation ROC AUC and precision@k than every post-hoc method.
 
 ``--smoke`` uses the smallest settings (tiny data, 2 epochs, small models, few iterations) to
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 from pathlib import Path
 
@@ -98,10 +100,12 @@ def main(argv=None) -> None:
         runs_dir = args.runs_dir
     epochs = {"actstrack": args.epochs_actstrack, "tau3mu": args.epochs_tau3mu}
 
-    rows = []
     for seed in args.seeds:
         for ds in args.datasets:
             for bb in args.backbones:
+                report = out / "reports" / f"{ds}_{bb}_s{seed}"
+                if (report / "results.json").exists():  # finished reports are reused
+                    continue
                 runs = [
                     train_run(
                         ds,
@@ -116,19 +120,22 @@ def main(argv=None) -> None:
                     )
                     for method in ("plain", "lri_bernoulli", "lri_gaussian")
                 ]
-                res = evaluate(
-                    runs,
-                    out / "reports" / f"{ds}_{bb}_s{seed}",
-                    device=args.device,
-                    seed=seed,
-                    **eval_opts,
-                )
-                for r in res:
-                    ks = sorted(int(k[5:]) for k in r if k.startswith("prec@"))
-                    for i, k in enumerate(ks):
-                        r[f"prec@k{i + 1}"] = r[f"prec@{k}"]
-                    rows.append({**r, "seed": seed})
-    _aggregate(rows, out, smoke=args.smoke)
+                evaluate(runs, report, device=args.device, seed=seed, **eval_opts)
+    _aggregate(_collect(out / "reports"), out, smoke=args.smoke)
+
+
+def _collect(reports: Path) -> list[dict]:
+    """Rows of every finished report under ``reports`` (``<dataset>_<backbone>_s<seed>``), so
+    that processes started on different backbones or seeds all feed one table."""
+    rows = []
+    for path in sorted(reports.glob("*_s*/results.json")):
+        seed = int(path.parent.name.rsplit("_s", 1)[1])
+        for r in json.loads(path.read_text()):
+            ks = sorted(int(k[5:]) for k in r if k.startswith("prec@"))
+            for i, k in enumerate(ks):
+                r[f"prec@k{i + 1}"] = r[f"prec@{k}"]
+            rows.append({**r, "seed": seed})
+    return rows
 
 
 def _aggregate(rows, out: Path, smoke: bool = False) -> None:
