@@ -1,7 +1,7 @@
 """Paper-style table: every method x {EGNN, DGCNN} x {ActsTrack-sim, Tau3Mu-sim}, several seeds.
 
     python benchmarks/paper_table.py [--out bench/paper] [--seeds 0 1 2] [--datasets ...]
-        [--backbones egnn dgcnn] [--epochs-actstrack 25] [--epochs-tau3mu 12] [--smoke]
+        [--backbones egnn dgcnn] [--epochs-actstrack 25] [--epochs-tau3mu 20] [--smoke]
 
 Steps: simulate + convert both datasets (built-in simulations, the quality benchmark's
 cached ActsTrack-sim 3000 events / Tau3Mu-sim 20000 events), train plain / LRI-Bernoulli /
@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     ap.add_argument("--backbones", nargs="+", default=["egnn", "dgcnn"])
     ap.add_argument("--datasets", nargs="+", default=["actstrack", "tau3mu"])
     ap.add_argument("--epochs-actstrack", type=int, default=25)
-    ap.add_argument("--epochs-tau3mu", type=int, default=12)
+    ap.add_argument("--epochs-tau3mu", type=int, default=20)
     ap.add_argument("--smoke", action="store_true", help="smallest settings (pipeline check)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-samples", type=int, default=None, help="test samples explained per run")

@@ -1,6 +1,6 @@
 """Training quality: LRI-Bernoulli and LRI-Gaussian with EGNN and DGCNN on the built-in data.
 
-    python benchmarks/train_quality.py [--epochs-actstrack 25] [--epochs-tau3mu 12] [--seed 0]
+    python benchmarks/train_quality.py [--epochs-actstrack 25] [--epochs-tau3mu 20] [--seed 0]
                                        [--runs actstrack:lri_bernoulli:egnn ...]
 
 Trains on ActsTrack-sim (2 T, 3000 events) and Tau3Mu-sim (20000 events) with the reference
@@ -45,7 +45,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--epochs-actstrack", type=int, default=25)
-    ap.add_argument("--epochs-tau3mu", type=int, default=12)
+    ap.add_argument("--epochs-tau3mu", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="dataset:method:backbone")
     ap.add_argument("--runs-dir", type=Path, default=WORKDIR / "runs", help="shared run cache")
