@@ -1,0 +1,36 @@
+"""The benchmark scripts' shared run settings (benchmarks/_common.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from hepx.models.lri import r_schedule
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _common import shortened_config  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "epochs", "warmup", "interval"),
+    [
+        ("tau3mu", "lri_bernoulli", 20, 0, 8),  # egnn: 100 epochs, no warm-up
+        ("actstrack", "lri_bernoulli", 25, 0, 10),  # the reference interval already fits
+        ("actstrack", "lri_gaussian", 25, 17, None),  # 200 of 300 epochs warm-up; no r
+        ("tau3mu", "lri_bernoulli", 4, 0, 1),
+    ],
+)
+def test_shortened_config(tmp_path, kind, method, epochs, warmup, interval):
+    cfg = shortened_config(kind, method, "egnn", epochs=epochs, seed=3, data=tmp_path)
+    assert cfg["train"]["epochs"] == epochs and cfg["train"]["warmup"] == warmup
+    assert cfg["train"]["seed"] == 3 and cfg["dataset"]["path"] == str(tmp_path)
+    if interval is None:  # only LRI-Bernoulli has an r schedule: left as configured
+        assert cfg["model"]["bernoulli"]["decay_interval"] == 10
+        return
+    bern = cfg["model"]["bernoulli"]
+    assert bern["decay_interval"] == interval
+    sched = {k: bern.get(k, d) for k, d in (("init_r", 0.9), ("decay_r", 0.1), ("final_r", 0.5))}
+    # final r is reached by 80 % of the run (0.9 -> 0.7 in two decays for these configs)
+    assert r_schedule(int(0.8 * epochs), decay_interval=interval, **sched) == bern["final_r"]
