@@ -10,7 +10,7 @@ import pytest
 from hepx.models.lri import r_schedule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _common import shortened_config  # noqa: E402
+from _common import shortened_config
 
 
 @pytest.mark.parametrize(
