@@ -690,13 +690,9 @@ def test_breit_wigner_and_poisson_samplers():
 
 
 @pytest.mark.slow
-def test_timing_and_statistics_10k(tmp_path):
-    import time
-
-    t0 = time.perf_counter()
+def test_statistics_10k(tmp_path):
+    # no timing assertion here (the machine is shared): benchmarks/ingest.py measures speed
     truth = simulate_actstrack(tmp_path, events=10_000, seed=0)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 120
     sig = truth.is_signal
     assert 0.6 < truth.z_in_window[sig].mean() < 0.75  # ~0.68 for the truncated Breit-Wigner
     assert 250 < truth.n_hits.mean() < 400
