@@ -5,8 +5,8 @@
 Simulates (``hepx simulate actstrack --bfield B``) and converts one dataset per field, trains a
 plain run (explained by the post-hoc methods) and LRI-Bernoulli / LRI-Gaussian runs at 2 T
 (shortened reference configs shared with ``train_quality.py`` / ``paper_table.py`` through
-``--runs-dir``, or given with ``--runs``), then evaluates every run on the 2 T test split and on each shifted dataset
-(``hepx evaluate --data``). Writes ``shift.csv`` / ``shift.md`` (prediction AUC, interpretation
+``--runs-dir``, or given with ``--runs``), then evaluates every run on the 2 T test split and
+on each shifted dataset (``hepx evaluate --data``). Writes ``shift.csv`` / ``shift.md`` (prediction AUC, interpretation
 ROC AUC and precision@k per method and field) and ``shift.png``.
 """
 

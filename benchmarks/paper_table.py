@@ -9,8 +9,9 @@ LRI-Gaussian runs per backbone and seed (shortened reference configs, shared wit
 ``train_quality.py`` through ``--runs-dir``), run :func:`hepx.evaluate` on each seed's runs
 (post-hoc methods on the plain run), and aggregate mean and standard deviation over seeds into
 ``paper_table.md`` / ``paper_table.csv`` (every finished report under ``--out`` enters the
-table: run one process per backbone to use several cores). The claim under test: LRI-Bernoulli and LRI-Gaussian
-have a higher interpretation ROC AUC and precision@k than every post-hoc method.
+table: run one process per backbone to use several cores). The claim under test:
+LRI-Bernoulli and LRI-Gaussian have a higher interpretation ROC AUC and precision@k than every
+post-hoc method.
 
 ``--smoke`` uses the smallest settings (tiny data, 2 epochs, small models, few iterations) to
 check that the pipeline runs; its numbers mean nothing.

@@ -518,3 +518,5 @@ def test_beam_frame_validation():
         build_model({"frame": "cylinder"}, pos_dim=3, x_dim=0)
     with pytest.raises(ConfigError, match=r"frame 'beam' needs 3-D.*pos_dim = 2"):
         build_model({"frame": "beam"}, pos_dim=2, x_dim=1, period=[None, TWO_PI])
+    with pytest.raises(ConfigError, match=r"frame 'beam' needs Cartesian.*period"):
+        build_model({"frame": "beam"}, pos_dim=3, x_dim=0, period=[None, TWO_PI, None])

@@ -11,8 +11,9 @@ Config keys (all optional; defaults are the reference settings)::
     unit_direction:  bool   (false) replace positions by their unit direction from the origin
                      first (the reference's ActsTrack representation)
     frame:           "global" | "beam"  ("global") coordinates the layers see; "beam" (x, y, z
-                     data, beam along z): edge vectors in each point's cylindrical frame plus its
-                     (rho, z), see hepx.models.backbones.PointEncoder
+                     data, beam along z, backbone frame in metres): edge vectors in each point's
+                     cylindrical frame, the beam-line curvature and each point's (rho, z), see
+                     hepx.models.backbones.PointEncoder; not for periodic coordinates
     graph:           {kind: "knn"|"radius", k: int, r: float, max_num_neighbors: int,
                       loop: bool, backend: "auto"|"torch"|"cluster"}   (knn, k=5, r=1.0, 32, True, auto)
                       r is in the backbone frame (after pos_scale).
@@ -260,6 +261,11 @@ def build_model(
         dropout=cfg["dropout"],
         frame=cfg["frame"],
     )
+    if cfg["frame"] == "beam" and per is not None:
+        raise ConfigError(
+            f"frame 'beam' needs Cartesian (x, y, z) positions, but the data has period={per}; "
+            "use frame 'global'"
+        )
     clf = PointCloudClassifier(
         backbone,
         spec,
