@@ -64,7 +64,17 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--fit-epochs", type=int, default=None, help="BernMask-P/PointMask (default 100/50)"
     )
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="evaluate only these methods (default all) into reports named "
+        "<dataset>_<backbone>_s<seed>-<tag>; their rows replace older ones in the table",
+    )
+    ap.add_argument("--tag", default=None, help="report name suffix for --methods")
     args = ap.parse_args(argv)
+    if args.methods and not args.tag:
+        ap.error("--methods needs --tag (the re-evaluation gets its own report directory)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = args.out
     overrides: list[str] = []
@@ -104,7 +114,9 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         for ds in args.datasets:
             for bb in args.backbones:
-                report = out / "reports" / f"{ds}_{bb}_s{seed}"
+                report = out / "reports" / (
+                    f"{ds}_{bb}_s{seed}" + (f"-{args.tag}" if args.methods else "")
+                )
                 if (report / "results.json").exists():  # finished reports are reused
                     continue
                 runs = [
@@ -121,22 +133,27 @@ def main(argv=None) -> None:
                     )
                     for method in ("plain", "lri_bernoulli", "lri_gaussian")
                 ]
-                evaluate(runs, report, device=args.device, seed=seed, **eval_opts)
+                evaluate(
+                    runs, report, methods=args.methods, device=args.device, seed=seed, **eval_opts
+                )
     _aggregate(_collect(out / "reports"), out, smoke=args.smoke)
 
 
 def _collect(reports: Path) -> list[dict]:
-    """Rows of every finished report under ``reports`` (``<dataset>_<backbone>_s<seed>``), so
-    that processes started on different backbones or seeds all feed one table."""
-    rows = []
-    for path in sorted(reports.glob("*_s*/results.json")):
-        seed = int(path.parent.name.rsplit("_s", 1)[1])
+    """Rows of every finished report under ``reports`` (``<dataset>_<backbone>_s<seed>``,
+    optionally ``-<tag>``), so that processes started on different backbones or seeds all feed
+    one table. Where several reports hold the same (dataset, backbone, method, seed), the
+    newest wins (a ``--methods`` re-evaluation replaces the older rows)."""
+    rows: dict[tuple, dict] = {}
+    paths = sorted(reports.glob("*_s*/results.json"), key=lambda p: p.stat().st_mtime)
+    for path in paths:
+        seed = int(path.parent.name.rsplit("_s", 1)[1].split("-", 1)[0])
         for r in json.loads(path.read_text()):
             ks = sorted(int(k[5:]) for k in r if k.startswith("prec@"))
             for i, k in enumerate(ks):
                 r[f"prec@k{i + 1}"] = r[f"prec@{k}"]
-            rows.append({**r, "seed": seed})
-    return rows
+            rows[(r["dataset"], r["backbone"], r["method"], seed)] = {**r, "seed": seed}
+    return list(rows.values())
 
 
 def _aggregate(rows, out: Path, smoke: bool = False) -> None:

@@ -281,6 +281,29 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> nn.Module:
     return model
 
 
+_METRES_PER_UNIT = {"um": 1e-6, "mm": 1e-3, "cm": 1e-2, "m": 1.0}
+
+
+def check_frame_units(model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """Refuse a beam-frame model whose backbone frame is not in metres.
+
+    The beam frame's curvature feature is compressed at 0.01 m^-1 (pT ~ 60 GeV at 2 T); with
+    positions left in mm it would be flat and the model could not see track curvature. Only
+    checked when the dataset declares a length unit (``meta["pos_unit"]``).
+    """
+    if model_cfg.get("frame", "global") != "beam":
+        return
+    unit = meta.get("pos_unit")
+    if unit not in _METRES_PER_UNIT:
+        return
+    pos_scale = float(model_cfg.get("pos_scale", 1.0))
+    if not math.isclose(_METRES_PER_UNIT[unit] * pos_scale, 1.0, rel_tol=1e-6):
+        raise ConfigError(
+            f"model.frame 'beam' needs the backbone frame in metres; the dataset's positions are "
+            f"in {unit}, so set model.pos_scale: {_METRES_PER_UNIT[unit]:g} (got {pos_scale:g})"
+        )
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -349,6 +372,7 @@ def train(
         raise InputError(
             f"config expects a '{kind}' dataset but {cfg['dataset']['path']} holds '{ds.meta.get('kind')}'"
         )
+    check_frame_units(cfg["model"], ds.meta)
     splits = ds.split(cfg["dataset"]["split"], seed=cfg["dataset"]["split_seed"])
     torch.manual_seed(cfg["train"]["seed"])  # weight initialisation
     model = build_model(

@@ -15,6 +15,7 @@ from hepx.explain import (
     integrated_gradients,
     model_perturbation,
     model_randomisation,
+    point_score,
 )
 from hepx.models import build_model
 
@@ -116,6 +117,53 @@ def test_ig_completeness_egnn_and_periodic():
     assert attr2.shape == (b2.num_nodes, 3)
     total2 = scatter(attr2.sum(-1), b2.batch, reduce="sum")
     assert torch.allclose(total2, delta2, atol=5e-3 * max(1.0, float(delta2.abs().max())))
+
+
+def test_point_score_by_hand():
+    grad = torch.tensor([[3.0, 4.0, 0.0, 2.0], [0.0, 0.0, 1.0, -1.0]])
+    disp = torch.tensor([[1.0, 0.0, 0.0, 0.5], [0.0, 2.0, 0.0, 3.0]])
+    # position block as one vector (|g| |d|), features one by one (|g_f d_f|)
+    assert point_score(grad, disp, 3).tolist() == [5.0 * 1.0 + 1.0, 1.0 * 2.0 + 3.0]
+    assert point_score(grad, disp, 3, "sum").tolist() == [3.0 + 1.0, -3.0]
+    assert point_score(grad, disp, 3, "abs").tolist() == [4.0, 3.0]
+    assert point_score(grad, disp, 3, "abs_sum").tolist() == [4.0, 3.0]
+    with pytest.raises(ConfigError, match="unknown point score 'bogus'.*magnitude"):
+        point_score(grad, disp, 3, "bogus")
+    for name in ("ig", "ggig"):
+        with pytest.raises(ConfigError, match="unknown point score"):
+            get_explainer(name, score="bogus")
+
+
+class TangentialToy(ToyClassifier):
+    """``logit = sum_i x_i (u_i . p_i)`` with ``u_i`` perpendicular to the real ``p_i`` (a
+    quarter turn about z): constant zero along IG's straight path from the origin, yet the
+    logit moves as soon as a flagged point moves sideways."""
+
+    def __init__(self, pos: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer(
+            "u", torch.stack([-pos[:, 1], pos[:, 0], torch.zeros_like(pos[:, 0])], 1)
+        )
+
+    def embed(self, x, pos, batch, edge_index, edge_weight=None):
+        u = self.u.repeat(pos.shape[0] // self.u.shape[0], 1)  # IG replicates the batch
+        return torch.stack([x[:, 0] * (u * pos).sum(-1), torch.zeros_like(x[:, 0])], dim=-1)
+
+
+def test_ig_magnitude_sees_the_gradient_across_the_radial_path():
+    b = toy_batch(seed=4)
+    model = TangentialToy(b.pos)
+    flag = b.x[:, 0]
+    signed = get_explainer("ig", n_steps=8, score="sum")(model, b)
+    assert torch.allclose(signed, torch.zeros_like(signed), atol=1e-5)
+    # path-averaged gradient: int_0^1 alpha x_i u_i d alpha = x_i u_i / 2, exact for Gauss-Legendre
+    rho = b.pos[:, :2].norm(dim=1)
+    expected = 0.5 * flag * rho * b.pos.norm(dim=1)
+    got = get_explainer("ig", n_steps=8)(model, b)
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+    ggig = get_explainer("ggig", m=4, steps=2)(model, b)
+    # GGIG's side steps also move the flag channel of unflagged points a little
+    assert ggig[flag > 0].min() > ggig[flag == 0].max()
 
 
 def test_ig_matches_captum_one_step_per_internal_batch():

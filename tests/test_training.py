@@ -93,6 +93,11 @@ def test_config_errors(tiny_ds):
             {**_cfg(tiny_ds), "dataset": {"path": str(tiny_ds), "kind": "tau3mu"}},
             "/nonexistent/run",
         )
+    # the beam frame's curvature scale is in m^-1: positions left in mm are refused
+    mm = _cfg(tiny_ds)
+    mm["model"] = {**mm["model"], "frame": "beam", "pos_scale": 1.0}
+    with pytest.raises(ConfigError, match=r"in mm, so set model.pos_scale: 0.001 \(got 1\)"):
+        train(mm, "/nonexistent/run")
 
 
 def test_bad_checkpoints(tmp_path):

@@ -22,7 +22,14 @@ from hepx.explain.base import (
     get_explainer,
 )
 from hepx.explain.fidelity import fidelity
-from hepx.explain.gradients import GGIG, GradCAM, GradGeo, IntegratedGradients, integrated_gradients
+from hepx.explain.gradients import (
+    GGIG,
+    GradCAM,
+    GradGeo,
+    IntegratedGradients,
+    integrated_gradients,
+    point_score,
+)
 from hepx.explain.lri import LRIBernoulliScores, LRIGaussianScores
 from hepx.explain.masks import BernMask, BernMaskP, PointMask
 from hepx.explain.robustness import (
@@ -66,5 +73,6 @@ __all__ = [
     "model_invariance",
     "model_perturbation",
     "model_randomisation",
+    "point_score",
     "spearman_per_sample",
 ]
