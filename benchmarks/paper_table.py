@@ -114,9 +114,8 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         for ds in args.datasets:
             for bb in args.backbones:
-                report = out / "reports" / (
-                    f"{ds}_{bb}_s{seed}" + (f"-{args.tag}" if args.methods else "")
-                )
+                name = f"{ds}_{bb}_s{seed}" + (f"-{args.tag}" if args.methods else "")
+                report = out / "reports" / name
                 if (report / "results.json").exists():  # finished reports are reused
                     continue
                 runs = [

@@ -127,7 +127,7 @@ def test_point_score_by_hand():
     assert point_score(grad, disp, 3, "sum").tolist() == [3.0 + 1.0, -3.0]
     assert point_score(grad, disp, 3, "abs").tolist() == [4.0, 3.0]
     assert point_score(grad, disp, 3, "abs_sum").tolist() == [4.0, 3.0]
-    with pytest.raises(ConfigError, match="unknown point score 'bogus'.*magnitude"):
+    with pytest.raises(ConfigError, match=r"unknown point score 'bogus'.*magnitude"):
         point_score(grad, disp, 3, "bogus")
     for name in ("ig", "ggig"):
         with pytest.raises(ConfigError, match="unknown point score"):
