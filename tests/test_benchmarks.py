@@ -34,3 +34,32 @@ def test_shortened_config(tmp_path, kind, method, epochs, warmup, interval):
     sched = {k: bern.get(k, d) for k, d in (("init_r", 0.9), ("decay_r", 0.1), ("final_r", 0.5))}
     # final r is reached by 80 % of the run (0.9 -> 0.7 in two decays for these configs)
     assert r_schedule(int(0.8 * epochs), decay_interval=interval, **sched) == bern["final_r"]
+
+
+def test_paper_table_newest_report_wins(tmp_path):
+    """A ``--methods`` re-evaluation (report ``<ds>_<bb>_s<seed>-<tag>``) replaces the older
+    rows of the same methods and keeps the others."""
+    import json
+    import os
+
+    from paper_table import _collect
+
+    def report(name, rows, mtime):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps(rows))
+        os.utime(d / "results.json", (mtime, mtime))
+
+    row = {"dataset": "actstrack", "backbone": "egnn", "prec@12": 0.5}
+    report("actstrack_egnn_s1-score", [{**row, "method": "ig", "interp_auc": 0.97}], 2000)
+    report(
+        "actstrack_egnn_s1",
+        [
+            {**row, "method": "ig", "interp_auc": 0.5},
+            {**row, "method": "gradcam", "interp_auc": 0.9},
+        ],
+        1000,
+    )
+    got = {r["method"]: r for r in _collect(tmp_path)}
+    assert got["ig"]["interp_auc"] == 0.97 and got["gradcam"]["interp_auc"] == 0.9
+    assert all(r["seed"] == 1 and r["prec@k1"] == 0.5 for r in got.values())
