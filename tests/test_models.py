@@ -520,3 +520,24 @@ def test_beam_frame_validation():
         build_model({"frame": "beam"}, pos_dim=2, x_dim=1, period=[None, TWO_PI])
     with pytest.raises(ConfigError, match=r"frame 'beam' needs Cartesian.*period"):
         build_model({"frame": "beam"}, pos_dim=3, x_dim=0, period=[None, TWO_PI, None])
+
+
+def test_dropout_matches_torch_distribution():
+    from hepx.models.backbones.base import Dropout
+
+    drop = Dropout(0.2)
+    x = torch.ones(200_000, requires_grad=True)
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = y != 0
+    # kept elements scaled by 1 / (1 - p); dropped fraction ~ p (binomial sd 0.0009)
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1.25))
+    assert abs(1 - kept.float().mean().item() - 0.2) < 0.005
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d y / d x = the scaled mask
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # seeded
+    drop.eval()
+    assert drop(x) is x
+    with pytest.raises(ConfigError, match="dropout must lie in"):
+        Dropout(1.0)
