@@ -541,3 +541,35 @@ def test_dropout_matches_torch_distribution():
     assert drop(x) is x
     with pytest.raises(ConfigError, match="dropout must lie in"):
         Dropout(1.0)
+
+
+@pytest.mark.parametrize("conv_name", ["egnn", "dgcnn"])
+def test_message_mlp_matches_its_definition_on_concatenated_edges(conv_name):
+    """The layers project nodes before gathering; a reference on ``cat([h_i, h_j(-h_i), e])``."""
+    from torch_geometric.utils import scatter
+
+    from hepx.models.backbones.dgcnn import EdgeConv
+    from hepx.models.backbones.egnn import EGNNConv
+
+    torch.manual_seed(0)
+    n, c, e_dim = 30, 8, 4
+    conv = (EGNNConv if conv_name == "egnn" else EdgeConv)(c, e_dim).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        for mod in conv.modules():
+            if isinstance(mod, torch.nn.BatchNorm1d):
+                mod.running_mean.uniform_(-1, 1)
+                mod.running_var.uniform_(0.5, 2)
+    x = torch.randn(n, c)
+    edge_index = torch.randint(0, n, (2, 120))
+    edge_attr = torch.randn(120, e_dim)
+    weight = torch.rand(120)
+    j, i = edge_index
+    if conv_name == "egnn":
+        msg = conv.edge_nn(torch.cat([x[i], x[j], edge_attr], -1)) * weight[:, None]
+        agg = scatter(msg, i, dim=0, dim_size=n, reduce="sum")
+        ref = conv.node_nn(torch.cat([x, agg], -1))
+    else:
+        msg = conv.nn(torch.cat([x[i], x[j] - x[i], edge_attr], -1)) * weight[:, None]
+        ref = scatter(msg, i, dim=0, dim_size=n, reduce="mean")
+    got = conv(x, edge_index, edge_attr, weight)
+    assert torch.allclose(got, ref, atol=1e-5)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import Tensor, cat
+from torch import Tensor, addmm
 from torch_geometric.nn import MessagePassing
 
 from hepx.models.backbones.base import EdgeGeometry, PointEncoder, mlp
@@ -32,12 +32,25 @@ class EdgeConv(MessagePassing):
         edge_attr: Tensor,
         edge_weight: Tensor | None = None,
     ) -> Tensor:
-        return self.propagate(edge_index, x=x, edge_attr=edge_attr, edge_weight=edge_weight)
+        # The first Linear acts on [h_i, h_j - h_i, e_ij] = (W_1 - W_2) h_i + W_2 h_j + W_e e_ij:
+        # project the nodes once ([N, C]) instead of the concatenated edges ([E, 2C + e]).
+        w = self.nn[0].weight
+        c = x.shape[-1]
+        w_diff = w[:, c : 2 * c]
+        return self.propagate(
+            edge_index,
+            a=x @ (w[:, :c] - w_diff).t(),
+            b=x @ w_diff.t(),
+            edge_attr=edge_attr,
+            edge_weight=edge_weight,
+        )
 
     def message(
-        self, x_i: Tensor, x_j: Tensor, edge_attr: Tensor, edge_weight: Tensor | None
+        self, a_i: Tensor, b_j: Tensor, edge_attr: Tensor, edge_weight: Tensor | None
     ) -> Tensor:
-        msg = self.nn(cat([x_i, x_j - x_i, edge_attr], dim=-1))
+        first = self.nn[0]
+        pre = addmm(first.bias, edge_attr, first.weight[:, -edge_attr.shape[-1] :].t())
+        msg = self.nn[1:](pre + a_i + b_j)
         return msg if edge_weight is None else msg * edge_weight.unsqueeze(-1)
 
 

@@ -37,13 +37,25 @@ class EGNNConv(MessagePassing):
         edge_attr: Tensor,
         edge_weight: Tensor | None = None,
     ) -> Tensor:
-        agg = self.propagate(edge_index, x=x, edge_attr=edge_attr, edge_weight=edge_weight)
+        # The first Linear of phi_e acts on [h_i, h_j, e_ij] = W_i h_i + W_j h_j + W_e e_ij:
+        # project the nodes once ([N, C]) instead of the concatenated edges ([E, 2C + e]).
+        w = self.edge_nn[0].weight
+        c = x.shape[-1]
+        agg = self.propagate(
+            edge_index,
+            a=x @ w[:, :c].t(),
+            b=x @ w[:, c : 2 * c].t(),
+            edge_attr=edge_attr,
+            edge_weight=edge_weight,
+        )
         return self.node_nn(torch.cat([x, agg], dim=-1))
 
     def message(
-        self, x_i: Tensor, x_j: Tensor, edge_attr: Tensor, edge_weight: Tensor | None
+        self, a_i: Tensor, b_j: Tensor, edge_attr: Tensor, edge_weight: Tensor | None
     ) -> Tensor:
-        msg = self.edge_nn(torch.cat([x_i, x_j, edge_attr], dim=-1))
+        first = self.edge_nn[0]
+        pre = torch.addmm(first.bias, edge_attr, first.weight[:, -edge_attr.shape[-1] :].t())
+        msg = self.edge_nn[1:](pre + a_i + b_j)
         return msg if edge_weight is None else msg * edge_weight.unsqueeze(-1)
 
 
