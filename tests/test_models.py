@@ -197,6 +197,30 @@ def test_bernoulli_model_outputs():
     assert bool(((a.node_mask > 0) & (a.node_mask < 1)).all())
 
 
+@pytest.mark.parametrize("method", ["lri_bernoulli", "lri_gaussian"])
+def test_running_statistics_come_from_the_prediction_pass(method):
+    """The classifier runs twice per LRI training step (clean cloud for the extractor, then the
+    masked / noised one); only the second pass may feed BatchNorm's running statistics."""
+    batch = make_batch("acts", n_clouds=8)
+    model = make_model("egnn", method, "acts").train()
+    norm = model.classifier.backbone.norms[0]
+    seen: list[torch.Tensor] = []
+    norm.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    norm.reset_running_stats()
+    norm.momentum = None  # cumulative average: after one step, exactly the batch mean
+    out = model(batch)
+    assert len(seen) == 2 and not torch.allclose(seen[0], seen[1])
+    assert torch.allclose(norm.running_mean, seen[1].mean(0), atol=1e-5)
+    assert int(norm.num_batches_tracked) == 1
+    # the clean pass still normalises with its own batch statistics during training
+    ref = torch.nn.functional.batch_norm(
+        seen[0], None, None, norm.weight, norm.bias, training=True, eps=norm.eps
+    )
+    clean = model.classifier.backbone.norms[0](seen[0])
+    assert torch.allclose(clean, ref, atol=1e-5)
+    assert out.logits.shape == (8, 1)
+
+
 @pytest.mark.parametrize("style", ["acts", "tau"])
 def test_gaussian_sigma_and_kl(style):
     batch = make_batch(style, n_clouds=6)

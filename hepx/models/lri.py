@@ -17,13 +17,19 @@ Evaluation (``model.eval()``, or ``stochastic=False``) is deterministic:
 ``stochastic=True`` forces the sampled (training-time) prediction, e.g. to report the noised
 prediction on a validation set.
 
+BatchNorm running statistics come from the prediction pass only (the clean pass normalises with
+batch statistics and does not update them, :func:`batch_statistics_only`), so that evaluation
+normalises the prediction pass with the statistics it was trained with.
+
 Warm-up is up to the trainer: train ``model.classifier`` alone first, then both parameter groups
 (:meth:`parameter_groups`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +45,7 @@ __all__ = [
     "LRIBernoulli",
     "LRIGaussian",
     "LRIOutput",
+    "batch_statistics_only",
     "bernoulli_kl",
     "gaussian_kl",
     "gaussian_noise",
@@ -106,6 +113,32 @@ def gaussian_noise(scales: Tensor, u: Tensor) -> Tensor:
     return scales[:, :1].sqrt() * (u @ z1).squeeze(-1) + scales[:, 1:].sqrt() * z2
 
 
+@contextlib.contextmanager
+def batch_statistics_only(module: nn.Module) -> Iterator[None]:
+    """In training mode, BatchNorm layers of ``module`` normalise with the batch statistics
+    but leave their running statistics alone for the duration (no effect in eval mode).
+
+    Why: an LRI model runs its classifier twice per step, on the clean cloud (for the
+    extractor) and on the masked / noised one (for the prediction). If both passes fed the
+    running statistics, evaluation would normalise the prediction pass with a mixture of the
+    two distributions and shift every logit: an ActsTrack-sim LRI-Bernoulli EGNN kept its ROC
+    AUC (0.98) but its accuracy at logit 0 fell to 0.74, against 0.93 with statistics of the
+    prediction pass alone. The clean pass is then normalised with the prediction pass's
+    statistics in evaluation, which left the interpretation AUC unchanged (0.878 / 0.880).
+    """
+    norms = [
+        m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+    ]
+    flags = [m.track_running_stats for m in norms]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m, f in zip(norms, flags, strict=True):
+            m.track_running_stats = f
+
+
 @dataclass
 class LRIOutput:
     """What an LRI model returns.
@@ -147,7 +180,8 @@ class _LRIBase(nn.Module):
         x, pos, batch, num_graphs = unpack_inputs(data_or_x, pos, batch)
         pos_frame = self.classifier.scale_pos(pos)
         edge_index = self.classifier.build_graph(pos_frame, batch)
-        h = self.classifier.embed(x, pos_frame, batch, edge_index)
+        with batch_statistics_only(self.classifier):
+            h = self.classifier.embed(x, pos_frame, batch, edge_index)
         return x, pos_frame, batch, num_graphs, edge_index, h
 
 
