@@ -297,7 +297,7 @@ def check_frame_units(model_cfg: Mapping[str, Any], meta: Mapping[str, Any]) -> 
     if unit not in _METRES_PER_UNIT:
         return
     pos_scale = float(model_cfg.get("pos_scale", 1.0))
-    if not math.isclose(_METRES_PER_UNIT[unit] * pos_scale, 1.0, rel_tol=1e-6):
+    if not math.isclose(pos_scale, _METRES_PER_UNIT[unit], rel_tol=1e-6):  # pos * scale in m
         raise ConfigError(
             f"model.frame 'beam' needs the backbone frame in metres; the dataset's positions are "
             f"in {unit}, so set model.pos_scale: {_METRES_PER_UNIT[unit]:g} (got {pos_scale:g})"

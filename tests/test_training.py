@@ -13,7 +13,13 @@ import yaml
 from hepx.cli import main
 from hepx.data import convert
 from hepx.errors import CheckpointError, ConfigError, InputError
-from hepx.training import load_checkpoint, model_from_checkpoint, resolve_run_config, train
+from hepx.training import (
+    check_frame_units,
+    load_checkpoint,
+    model_from_checkpoint,
+    resolve_run_config,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +104,12 @@ def test_config_errors(tiny_ds):
     mm["model"] = {**mm["model"], "frame": "beam", "pos_scale": 1.0}
     with pytest.raises(ConfigError, match=r"in mm, so set model.pos_scale: 0.001 \(got 1\)"):
         train(mm, "/nonexistent/run")
+    meta = {"pos_unit": "mm"}
+    check_frame_units({"frame": "beam", "pos_scale": 0.001}, meta)  # mm -> m: accepted
+    check_frame_units({"frame": "beam", "pos_scale": 1.0}, {"pos_unit": "m"})
+    check_frame_units({"frame": "global", "pos_scale": 1.0}, meta)  # only the beam frame cares
+    with pytest.raises(ConfigError, match=r"in cm, so set model.pos_scale: 0.01 \(got 0.001\)"):
+        check_frame_units({"frame": "beam", "pos_scale": 0.001}, {"pos_unit": "cm"})
 
 
 def test_bad_checkpoints(tmp_path):
