@@ -7,6 +7,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from hepx import sim
 from hepx.config import apply_overrides, load_yaml
 from hepx.data import convert
@@ -88,3 +91,38 @@ def train_run(
         resume = (run / "checkpoints" / "last.pt").exists()
         train(cfg, run, device=device, progress=False, resume=resume)
     return run
+
+
+def score_test_split(run: str | Path, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Evaluate a run's selected model on its test split (eval mode, batched).
+
+    Returns per event ``logit``, ``y`` and ``n_signal`` (ground-truth points), and per point
+    ``label``, ``rho`` (transverse distance of the first two coordinates), ``positive`` (the
+    point's event is signal) and, for LRI runs, ``score`` (the model's point importance).
+    """
+    from torch_geometric.loader import DataLoader
+
+    from hepx.evaluate import load_run
+    from hepx.models.lri import LRIOutput
+
+    model, _, test, _, _ = load_run(run)
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {}
+
+    def add(key: str, value: torch.Tensor) -> None:
+        parts.setdefault(key, []).append(value.numpy())
+
+    with torch.no_grad():
+        for b in DataLoader(test, batch_size=batch_size):
+            out = model(b)
+            if isinstance(out, LRIOutput):
+                add("score", out.node_scores)
+                out = out.logits
+            y = b.y.squeeze(-1)
+            add("logit", out.squeeze(-1))
+            add("y", y)
+            add("n_signal", torch.zeros(b.num_graphs).index_add_(0, b.batch, b.node_label.float()))
+            add("label", b.node_label)
+            add("rho", b.pos[:, :2].norm(dim=1))
+            add("positive", y[b.batch] > 0.5)
+    return {k: np.concatenate(v) for k, v in parts.items()}

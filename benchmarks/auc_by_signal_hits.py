@@ -12,28 +12,14 @@ from __future__ import annotations
 import argparse
 import itertools
 
-import numpy as np
 import torch
+from _common import score_test_split
 from sklearn.metrics import roc_auc_score
-from torch_geometric.loader import DataLoader
-
-from hepx.evaluate import load_run
-from hepx.models.lri import LRIOutput
 
 
 def auc_by_signal_hits(run: str, edges: list[int]) -> list[dict]:
-    model, _, test, _, _ = load_run(run)
-    model.eval()
-    logits, labels, counts = [], [], []
-    with torch.no_grad():
-        for b in DataLoader(test, batch_size=256):
-            out = model(b)
-            out = out.logits if isinstance(out, LRIOutput) else out
-            logits.append(out.squeeze(-1).numpy())
-            labels.append(b.y.squeeze(-1).numpy())
-            n = torch.zeros(b.num_graphs).index_add_(0, b.batch, b.node_label.float())
-            counts.append(n.numpy())
-    s, y, n = (np.concatenate(v) for v in (logits, labels, counts))
+    scored = score_test_split(run)
+    s, y, n = scored["logit"], scored["y"], scored["n_signal"]
     rows = [{"band": "all", "signal_events": int((y == 1).sum()), "auc": roc_auc_score(y, s)}]
     for lo, hi in itertools.pairwise(edges):
         band = (y == 1) & (n >= lo) & (n < hi)

@@ -16,24 +16,15 @@ import itertools
 
 import numpy as np
 import torch
+from _common import score_test_split
 from sklearn.metrics import roc_auc_score
-from torch_geometric.loader import DataLoader
-
-from hepx.evaluate import load_run
 
 
 def scores_by_radius(run: str, edges: list[float]) -> list[dict]:
-    model, _, test, _, _ = load_run(run)
-    model.eval()
-    parts: dict[str, list[np.ndarray]] = {"score": [], "label": [], "rho": [], "positive": []}
-    with torch.no_grad():
-        for b in DataLoader(test, batch_size=128):
-            out = model(b)
-            parts["score"].append(out.node_scores.numpy())
-            parts["label"].append(b.node_label.numpy())
-            parts["rho"].append(b.pos[:, :2].norm(dim=1).numpy())
-            parts["positive"].append((b.y.squeeze(-1)[b.batch] > 0.5).numpy())
-    score, label, rho, positive = (np.concatenate(parts[k]) for k in parts)
+    scored = score_test_split(run)
+    if "score" not in scored:
+        raise SystemExit(f"{run}: not an LRI run (no point scores of its own)")
+    score, label, rho, positive = (scored[k] for k in ("score", "label", "rho", "positive"))
     rows = [{"band": "all", "mask": positive}]
     rows += [
         {"band": f"{lo:g}-{hi:g}", "mask": positive & (rho >= lo) & (rho < hi)}
