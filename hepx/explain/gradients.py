@@ -345,9 +345,9 @@ class GGIG(Explainer):
     * Path and baseline as IG (:func:`default_baseline`, graph fixed), ``m`` interpolation
       points ``alpha_k = k / m``, ``k = 1..m`` (default ``m = 20``).
     * From each interpolation point ``z = b + alpha_k (x - b)`` take ``T`` gradient-guided
-      steps (default ``T = 5``): at each step evaluate ``g = d logit / d z``, record the
-      candidate attribution ``a = g * (x - b)`` (gradient times input, per channel), then move
-      every point along its own normalised gradient, ``z_i += step * |x_i - b_i| g_i / |g_i|``
+      steps (default ``T = 5``): at each step evaluate ``g = d logit / d z``, record each
+      point's candidate score (below), then move every point along its own normalised
+      gradient, ``z_i += step * |x_i - b_i| g_i / |g_i|``
       with ``step = 1 / (2 m T)``, so the exploration stays within half an interpolation
       interval of the straight path. Normalising per point (not per channel, not ``sign(g)``)
       keeps the search rotation equivariant.
