@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -91,6 +92,15 @@ def train_run(
         resume = (run / "checkpoints" / "last.pt").exists()
         train(cfg, run, device=device, progress=False, resume=resume)
     return run
+
+
+def timed(fn, repeat: int) -> float:
+    """Mean seconds of ``fn()`` over ``repeat`` calls, after one untimed warm-up call."""
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
 
 
 def score_test_split(run: str | Path, batch_size: int = 256) -> dict[str, np.ndarray]:

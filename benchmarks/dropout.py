@@ -11,10 +11,9 @@ Step: an LRI-Gaussian EGNN training step on 128 ActsTrack-sim events with every
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
-from _common import simulated_dataset
+from _common import simulated_dataset, timed
 from torch import nn
 from torch_geometric.loader import DataLoader
 
@@ -22,14 +21,6 @@ from hepx.data import load_dataset
 from hepx.models import build_model
 from hepx.models.backbones.base import Dropout
 from hepx.training import TrainStep
-
-
-def timed(fn, repeat: int) -> float:
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - t0) / repeat
 
 
 def swap_to_torch(model: nn.Module) -> int:

@@ -12,9 +12,9 @@ batch (128 events x ~100 hits, k = 10 plus self-loops).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from _common import timed
 from torch_geometric.utils import scatter
 
 from hepx.models.backbones.dgcnn import EdgeConv
@@ -30,14 +30,6 @@ def concatenated(conv, x, edge_index, edge_attr, weight):
         return conv.node_nn(torch.cat([x, agg], -1))
     msg = conv.nn(torch.cat([x[i], x[j] - x[i], edge_attr], -1)) * weight[:, None]
     return scatter(msg, i, dim=0, dim_size=x.shape[0], reduce="mean")
-
-
-def timed(fn, repeat: int) -> float:
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - t0) / repeat
 
 
 def main() -> None:
