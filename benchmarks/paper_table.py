@@ -65,6 +65,12 @@ def main(argv=None) -> None:
         "--fit-epochs", type=int, default=None, help="BernMask-P/PointMask (default 100/50)"
     )
     ap.add_argument(
+        "--ig-baseline",
+        choices=("origin", "centroid"),
+        default=None,
+        help="IG / GGIG path baseline (default origin)",
+    )
+    ap.add_argument(
         "--methods",
         nargs="+",
         default=None,
@@ -96,6 +102,7 @@ def main(argv=None) -> None:
         ("robustness_samples", args.robustness_samples),
         ("bernmask_iterations", args.bernmask_iterations),
         ("fit_epochs", args.fit_epochs),
+        ("ig_baseline", args.ig_baseline),
     ):
         if val is not None:
             eval_opts[key] = val

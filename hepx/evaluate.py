@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "fit_epochs": None,  # None: reference (100 ActsTrack / 50 Tau3Mu)
     "fit_max_batches": None,
     "ig_steps": 50,
+    "ig_baseline": "origin",  # IG / GGIG path baseline: "origin" or "centroid"
     "seed": 0,
     "data": None,  # evaluate on another dataset directory (distribution shift)
 }
@@ -201,7 +202,7 @@ def evaluate(
 
     Options (see :data:`DEFAULTS`): ``max_samples``, ``batch_size``, ``robustness_samples``,
     ``robustness_draws``, ``sanity``, ``robustness``, ``bernmask_iterations``, ``fit_epochs``,
-    ``fit_max_batches``, ``ig_steps``, ``seed``, ``data``.
+    ``fit_max_batches``, ``ig_steps``, ``ig_baseline``, ``seed``, ``data``.
 
     Returns the rows of the table.
     """
@@ -246,6 +247,8 @@ def evaluate(
                 hp["iterations"] = opt["bernmask_iterations"]
             if method == "ig":
                 hp["n_steps"] = opt["ig_steps"]
+            if method in ("ig", "ggig"):
+                hp["baseline"] = opt["ig_baseline"]
             if method in ("bernmask_p", "pointmask"):
                 hp["seed"] = opt["seed"]
             explainer = get_explainer(method, **hp)
@@ -279,6 +282,7 @@ def evaluate(
                 "dataset": kind,
                 "data": Path(meta["path"]).name,
                 "run": run.name,
+                "options": ";".join(f"{k}={v}" for k, v in sorted(explainer.options().items())),
                 "n_test": len(test),
                 "pred_auc": pm["auc"],
                 "pred_acc": pm["acc"],
@@ -433,6 +437,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         "fit_epochs": args.fit_epochs,
         "fit_max_batches": args.fit_max_batches,
         "ig_steps": args.ig_steps,
+        "ig_baseline": args.ig_baseline,
         "seed": args.seed,
         "data": args.data,
     }
@@ -478,6 +483,12 @@ def register_cli(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--fit-max-batches", type=int, default=None)
     p.add_argument("--ig-steps", type=int, default=50)
+    p.add_argument(
+        "--ig-baseline",
+        choices=("origin", "centroid"),
+        default="origin",
+        help="IG / GGIG path baseline: the origin (beam spot, eta = 0) or each sample's centroid",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_evaluate)

@@ -41,7 +41,8 @@ from hepx.errors import CheckpointError, ConfigError, InputError
 log = logging.getLogger("hepx")
 
 CHECKPOINT_FORMAT = "hepx-checkpoint"
-CHECKPOINT_VERSION = 1
+# 2: model.message_dropout recorded (version 1 models had message dropout = model.dropout)
+CHECKPOINT_VERSION = 2
 
 DEFAULT_RUN: dict[str, Any] = {
     "dataset": {
@@ -269,6 +270,8 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> nn.Module:
     from hepx.models import build_model
 
     mcfg = state["config"]["model"]
+    if int(state.get("version", 0)) < 2 and "message_dropout" not in mcfg:
+        mcfg = {**mcfg, "message_dropout": mcfg.get("dropout", 0.2)}
     model = build_model(
         mcfg, pos_dim=mcfg["pos_dim"], x_dim=mcfg["x_dim"], period=mcfg.get("period")
     )
@@ -419,9 +422,11 @@ def train(
         new = copy.deepcopy(cfg)
         old["train"].pop("epochs", None)
         new["train"].pop("epochs", None)
-        if json.loads(json.dumps(new)) != old:
+        changed = _config_diff(old, json.loads(json.dumps(new)))
+        if changed:
             raise CheckpointError(
-                f"{last_path}: the config differs from the run being resumed (only train.epochs may change)"
+                f"{last_path}: the config differs from the run being resumed in "
+                f"{', '.join(changed)} (only train.epochs may change)"
             )
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
@@ -544,6 +549,22 @@ def train(
         with atomic_file(out / "test_metrics.json") as tmp:
             tmp.write_text(json.dumps(_finite(result), indent=2) + "\n")
     return result
+
+
+def _config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two JSON-like configs (``key (run X, now Y)``)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            name = f"{prefix}{key}"
+            if key not in old or key not in new:
+                run = old[key] if key in old else "absent"
+                now = new[key] if key in new else "absent"
+                out.append(f"{name} (run {run}, now {now})")
+            else:
+                out.extend(_config_diff(old[key], new[key], name + "."))
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')} (run {old}, now {new})"]
 
 
 def _finite(d: Mapping[str, Any]) -> dict[str, Any]:

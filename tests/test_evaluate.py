@@ -60,6 +60,8 @@ def test_evaluate_writes_table_and_roc(runs, tmp_path):
             "1",
             "--ig-steps",
             "4",
+            "--ig-baseline",
+            "centroid",
         ]
     )
     assert code == 0
@@ -86,6 +88,8 @@ def test_evaluate_writes_table_and_roc(runs, tmp_path):
     ):
         assert col in rows[0], col
     assert float(rows[0]["equiv_permutation_cos"]) > 0.999
+    ig_options = dict(o.split("=") for o in rows[2]["options"].split(";"))
+    assert ig_options["baseline"] == "centroid" and ig_options["n_steps"] == "4"
     assert "| gradgeo | egnn | actstrack |" in (rep / "results.md").read_text()
 
 

@@ -15,8 +15,10 @@ from hepx.explain import (
     integrated_gradients,
     model_perturbation,
     model_randomisation,
+    path_baseline,
     point_score,
 )
+from hepx.explain.base import PointInputs
 from hepx.models import build_model
 
 FAST = {"bernmask": {"iterations": 30}, "ig": {"n_steps": 16}, "ggig": {"m": 6, "steps": 3}}
@@ -117,6 +119,50 @@ def test_ig_completeness_egnn_and_periodic():
     assert attr2.shape == (b2.num_nodes, 3)
     total2 = scatter(attr2.sum(-1), b2.batch, reduce="sum")
     assert torch.allclose(total2, delta2, atol=5e-3 * max(1.0, float(delta2.abs().max())))
+
+
+def test_path_baselines_by_hand():
+    pos = torch.tensor([[1.0, 3.0], [3.0, -3.0], [2.0, 0.5], [-2.0, 0.5], [0.0, 0.5]])
+    inp = PointInputs(None, pos, torch.tensor([0, 0, 1, 1, 1]), 2)
+    period = [None, 2 * math.pi]
+    # phi 3 and -3 straddle the wrap: their circular mean is pi, not 0
+    origin = path_baseline(inp, period, "origin")
+    assert torch.allclose(origin[:, 0], torch.zeros(5))
+    assert torch.allclose(origin[:2, 1].abs(), torch.full((2,), math.pi))
+    assert torch.allclose(origin[2:, 1], torch.full((3,), 0.5))
+    centroid = path_baseline(inp, period, "centroid")
+    assert torch.allclose(centroid[:, 0], torch.tensor([2.0, 2.0, 0.0, 0.0, 0.0]))
+    assert torch.allclose(centroid[:, 1], origin[:, 1])
+    with pytest.raises(ConfigError, match=r"unknown IG baseline 'mean'.*centroid"):
+        path_baseline(inp, period, "mean")
+    for name in ("ig", "ggig"):
+        with pytest.raises(ConfigError, match="unknown IG baseline"):
+            get_explainer(name, baseline="mean")
+
+
+def test_ig_centroid_baseline_completeness_and_translation_invariance():
+    b = random_batch(sizes=(6, 9, 5), dim=3, scale=1.0)
+    model = tiny("egnn")  # global frame: distances only, so f is translation invariant
+    attr, delta = integrated_gradients(
+        model, b, n_steps=256, method="riemann_trapezoid", baseline="centroid"
+    )
+    # delta = f(x) - f(every point of a sample at its centroid), graph of the real input kept
+    centre = scatter(b.pos, b.batch, dim=0, reduce="mean")[b.batch]
+    ei = model.build_graph(model.scale_pos(b.pos), b.batch)
+    model.eval()
+    with torch.no_grad():
+        f_x = model(b.x, b.pos, b.batch, edge_index=ei).view(-1)
+        f_b = model(b.x, centre, b.batch, edge_index=ei).view(-1)
+    assert torch.allclose(delta, f_x - f_b, atol=1e-5)
+    total = scatter(attr.sum(-1), b.batch, reduce="sum")
+    assert torch.allclose(total, delta, atol=2e-3 * max(1.0, float(delta.abs().max())))
+    # a translated event gets the same scores from the centroid path, not from the origin path
+    moved = b.clone()
+    moved.pos = b.pos + torch.tensor([5.0, -3.0, 2.0])
+    for kind, same in (("centroid", True), ("origin", False)):
+        ig = get_explainer("ig", n_steps=16, baseline=kind)
+        close = torch.allclose(ig(model, b), ig(model, moved), rtol=1e-3, atol=1e-5)
+        assert close == same, kind
 
 
 def test_point_score_by_hand():

@@ -13,6 +13,8 @@ import yaml
 from hepx.cli import main
 from hepx.data import convert
 from hepx.errors import CheckpointError, ConfigError, InputError
+from hepx.models import build_model
+from hepx.models.backbones.base import Dropout
 from hepx.training import (
     check_frame_units,
     load_checkpoint,
@@ -83,8 +85,34 @@ def test_deterministic_and_resume_equals_uninterrupted(tiny_ds, tmp_path):
     )
     with pytest.raises(InputError, match="already holds a run"):
         train(_cfg(tiny_ds), tmp_path / "a", progress=False)
-    with pytest.raises(CheckpointError, match="config differs"):
+    with pytest.raises(
+        CheckpointError, match=r"config differs .* train\.batch_size \(run 8, now 4\)"
+    ):
         train(_cfg(tiny_ds, batch_size=4), tmp_path / "a", resume=True, progress=False)
+
+
+def _message_dropouts(model):
+    convs = model.classifier.backbone.convs
+    return [m.p for m in convs.modules() if isinstance(m, Dropout)]
+
+
+@pytest.mark.parametrize("backbone", ["dgcnn", "egnn"])
+def test_message_dropout_off_by_default_and_version_1_checkpoints_keep_it(backbone):
+    cfg = {"backbone": backbone, "method": "lri_gaussian", "hidden_channels": 8, "num_layers": 2}
+    new = build_model(cfg, pos_dim=3, x_dim=0)
+    assert _message_dropouts(new) == []
+    assert _message_dropouts(build_model({**cfg, "message_dropout": 0.3}, pos_dim=3, x_dim=0))
+    # a version-1 checkpoint: no message_dropout key, message MLPs built with model.dropout
+    old = build_model({**cfg, "message_dropout": 0.2}, pos_dim=3, x_dim=0)
+    old_cfg = {k: v for k, v in old.config.items() if k != "message_dropout"}
+    state = {"version": 1, "config": {"model": old_cfg}, "model_state": old.state_dict()}
+    loaded = model_from_checkpoint(state)
+    assert _message_dropouts(loaded) == _message_dropouts(old) != []
+    ref, got = old.state_dict(), loaded.state_dict()
+    assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
+    # the same weights under the current layout do not fit: the error says so
+    with pytest.raises(CheckpointError, match="do not fit"):
+        model_from_checkpoint({**state, "version": 2})
 
 
 def test_config_errors(tiny_ds):

@@ -28,6 +28,7 @@ from hepx.explain.gradients import (
     GradGeo,
     IntegratedGradients,
     integrated_gradients,
+    path_baseline,
     point_score,
 )
 from hepx.explain.lri import LRIBernoulliScores, LRIGaussianScores
@@ -73,6 +74,7 @@ __all__ = [
     "model_invariance",
     "model_perturbation",
     "model_randomisation",
+    "path_baseline",
     "point_score",
     "spearman_per_sample",
 ]

@@ -33,6 +33,7 @@ from hepx.explain.base import (
 )
 
 __all__ = [
+    "BASELINES",
     "GGIG",
     "GradCAM",
     "GradGeo",
@@ -40,6 +41,7 @@ __all__ = [
     "data_period",
     "default_baseline",
     "integrated_gradients",
+    "path_baseline",
     "point_score",
 ]
 
@@ -64,25 +66,46 @@ def _wrap(delta: Tensor, period: Sequence[float | None] | None) -> Tensor:
     return out
 
 
-def default_baseline(inp: PointInputs, period: Sequence[float | None] | None) -> Tensor:
+#: Baselines of the path methods (see :func:`path_baseline`).
+BASELINES = ("origin", "centroid")
+
+
+def path_baseline(
+    inp: PointInputs, period: Sequence[float | None] | None, kind: str = "origin"
+) -> Tensor:
     """The IG/GGIG baseline positions ``[N, D]``.
 
-    Zero on ordinary axes (the beam spot for ActsTrack, a rotation-invariant point); on a
-    periodic axis (Tau3Mu phi) the per-sample circular mean of the coordinate, so the baseline
-    moves with a phi shift of the input (the group acts affinely there) and the attribution is
-    shift invariant. The path is then ``b + alpha * wrap(pos - b)``.
+    * ``"origin"``: zero on ordinary axes (the beam spot for ActsTrack, a rotation-invariant
+      point).
+    * ``"centroid"``: each sample's mean position on ordinary axes, so the path collapses a
+      sample onto its own centre instead of a fixed point. For (eta, phi) data the origin lies
+      at eta = 0, outside the CMS endcaps (1.2 < |eta| < 2.4), and the path from there crosses
+      a region the model never saw; the centroid of a one-endcap sample stays inside the
+      detector. It moves with rotations and translations of the sample, so rotation
+      invariance of the attribution is kept.
+
+    Either way, on a periodic axis (Tau3Mu phi) the baseline is the per-sample circular mean of
+    the coordinate, so it moves with a phi shift of the input (the group acts affinely there) and
+    the attribution is shift invariant. The path is ``b + alpha * wrap(pos - b)``.
     """
+    _check_baseline(kind)
     base = torch.zeros_like(inp.pos)
-    if period is None:
-        return base
-    for d, p in enumerate(period):
-        if p is None:
-            continue
-        ang = inp.pos[:, d] * (2 * math.pi / p)
-        c = scatter(torch.cos(ang), inp.batch, dim=0, dim_size=inp.num_graphs, reduce="sum")
-        s = scatter(torch.sin(ang), inp.batch, dim=0, dim_size=inp.num_graphs, reduce="sum")
-        base[:, d] = (torch.atan2(s, c) * (p / (2 * math.pi)))[inp.batch]
+    for d in range(inp.pos.shape[1]):
+        p = None if period is None else period[d]
+        if p is not None:
+            ang = inp.pos[:, d] * (2 * math.pi / p)
+            c = scatter(torch.cos(ang), inp.batch, dim=0, dim_size=inp.num_graphs, reduce="sum")
+            s = scatter(torch.sin(ang), inp.batch, dim=0, dim_size=inp.num_graphs, reduce="sum")
+            base[:, d] = (torch.atan2(s, c) * (p / (2 * math.pi)))[inp.batch]
+        elif kind == "centroid":
+            mean = scatter(inp.pos[:, d], inp.batch, dim=0, dim_size=inp.num_graphs, reduce="mean")
+            base[:, d] = mean[inp.batch]
     return base
+
+
+def default_baseline(inp: PointInputs, period: Sequence[float | None] | None) -> Tensor:
+    """``path_baseline(inp, period, "origin")``, the default IG/GGIG baseline."""
+    return path_baseline(inp, period, "origin")
 
 
 def _graph(clf: nn.Module, inp: PointInputs) -> Tensor:
@@ -198,7 +221,7 @@ def integrated_gradients(
     n_steps: int = 50,
     method: str = "gausslegendre",
     internal_batch_size: int | None = None,
-    baseline: Tensor | None = None,
+    baseline: Tensor | str = "origin",
 ) -> tuple[Tensor, Tensor]:
     """Per-channel Integrated Gradients of the positive logit.
 
@@ -210,8 +233,8 @@ def integrated_gradients(
         internal_batch_size: path points evaluated per forward pass (the batch is replicated
             that many times with offset ``batch``/``edge_index``); default: all at once up to
             about 200k points.
-        baseline: ``[N, D + F]`` channel baseline; default :func:`default_baseline` for the
-            positions and zeros for the features.
+        baseline: ``[N, D + F]`` channel baseline, or the name of a position baseline
+            (:func:`path_baseline`: ``"origin"`` or ``"centroid"``) with zeros for the features.
 
     Returns:
         ``(attributions [N, D + F], delta [B])`` with ``delta = f(x) - f(baseline)`` per sample
@@ -243,7 +266,7 @@ def _path_integral(
     n_steps: int,
     method: str,
     internal_batch_size: int | None,
-    baseline: Tensor | None,
+    baseline: Tensor | str,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Path-averaged gradient ``[N, D + F]``, displacement ``x - baseline`` ``[N, D + F]`` and
     ``f(x) - f(baseline)`` ``[B]`` (see :func:`integrated_gradients`)."""
@@ -254,9 +277,10 @@ def _path_integral(
     ei = _graph(clf, inp)
     chan = _channels(inp)
     d = inp.pos.shape[1]
-    if baseline is None:
+    if isinstance(baseline, str):
+        kind = baseline
         baseline = torch.zeros_like(chan)
-        baseline[:, :d] = default_baseline(inp, data_period(clf))
+        baseline[:, :d] = path_baseline(inp, data_period(clf), kind)
     disp = chan - baseline
     disp[:, :d] = _wrap(disp[:, :d], data_period(clf))
     if method == "gausslegendre":
@@ -300,7 +324,8 @@ class IntegratedGradients(Explainer):
     to the transverse (curvature) direction, and on ActsTrack-sim the signed sum ranks the
     signal hits at chance (ROC AUC 0.52, against 0.97 for the magnitude; README). Both scores
     are exactly invariant under rotations of a rotation-invariant model. Default 50
-    Gauss-Legendre steps, as Captum.
+    Gauss-Legendre steps, as Captum. Baseline (``baseline``, :func:`path_baseline`): the origin
+    (beam spot; eta = 0 for (eta, phi) data) or each sample's centroid.
     """
 
     def __init__(
@@ -308,14 +333,22 @@ class IntegratedGradients(Explainer):
         n_steps: int = 50,
         method: str = "gausslegendre",
         score: str = "magnitude",
+        baseline: str = "origin",
         internal_batch_size: int | None = None,
     ) -> None:
         _check_score(score)
+        _check_baseline(baseline)
         self.n_steps, self.method, self.score = n_steps, method, score
+        self.baseline = baseline
         self.internal_batch_size = internal_batch_size
 
     def options(self):
-        return {"n_steps": self.n_steps, "method": self.method, "score": self.score}
+        return {
+            "n_steps": self.n_steps,
+            "method": self.method,
+            "score": self.score,
+            "baseline": self.baseline,
+        }
 
     def explain(self, model, data: BaseData, inp: PointInputs) -> Tensor:
         grad, disp, _ = _path_integral(
@@ -324,9 +357,16 @@ class IntegratedGradients(Explainer):
             n_steps=self.n_steps,
             method=self.method,
             internal_batch_size=self.internal_batch_size,
-            baseline=None,
+            baseline=self.baseline,
         )
         return point_score(grad, disp, inp.pos.shape[1], self.score)
+
+
+def _check_baseline(baseline: str) -> None:
+    if baseline not in BASELINES:
+        raise ConfigError(
+            f"unknown IG baseline {baseline!r}; expected one of {', '.join(BASELINES)}"
+        )
 
 
 def _check_score(score: str) -> None:
@@ -342,7 +382,7 @@ class GGIG(Explainer):
 
     No public implementation exists; the choices made here:
 
-    * Path and baseline as IG (:func:`default_baseline`, graph fixed), ``m`` interpolation
+    * Path and baseline as IG (:func:`path_baseline`, graph fixed), ``m`` interpolation
       points ``alpha_k = k / m``, ``k = 1..m`` (default ``m = 20``).
     * From each interpolation point ``z = b + alpha_k (x - b)`` take ``T`` gradient-guided
       steps (default ``T = 5``): at each step evaluate ``g = d logit / d z``, record each
@@ -368,14 +408,17 @@ class GGIG(Explainer):
         m: int = 20,
         steps: int = 5,
         score: str = "magnitude",
+        baseline: str = "origin",
         internal_batch_size: int | None = None,
     ) -> None:
         _check_score(score)
+        _check_baseline(baseline)
         self.m, self.steps, self.score = m, steps, score
+        self.baseline = baseline
         self.internal_batch_size = internal_batch_size
 
     def options(self):
-        return {"m": self.m, "steps": self.steps, "score": self.score}
+        return {"m": self.m, "steps": self.steps, "score": self.score, "baseline": self.baseline}
 
     def explain(self, model, data: BaseData, inp: PointInputs) -> Tensor:
         clf = classifier_of(model)
@@ -385,7 +428,7 @@ class GGIG(Explainer):
         n = inp.num_points
         base = torch.zeros_like(chan)
         per = data_period(clf)
-        base[:, :d] = default_baseline(inp, per)
+        base[:, :d] = path_baseline(inp, per, self.baseline)
         delta = chan - base
         delta[:, :d] = _wrap(delta[:, :d], per)
         scale = delta.norm(dim=-1, keepdim=True)

@@ -6,7 +6,11 @@ Config keys (all optional; defaults are the reference settings)::
     method:          "plain" | "lri_bernoulli" | "lri_gaussian"        (default "plain")
     hidden_channels: int    (64)
     num_layers:      int    (4)
-    dropout:         float  (0.2)
+    dropout:         float  (0.2)   on each layer's node update, the classifier head and the
+                     LRI extractor
+    message_dropout: float  (0.0)   inside the per-edge message MLPs (DGCNN, EGNN); see
+                     hepx.models.backbones.PointEncoder for why it is off. Checkpoints of
+                     version 1 predate the key and had it equal to dropout.
     pos_scale:       float  (1.0)   positions are multiplied by it first (ActsTrack: 0.001, mm -> m)
     unit_direction:  bool   (false) replace positions by their unit direction from the origin
                      first (the reference's ActsTrack representation)
@@ -52,6 +56,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "hidden_channels": 64,
     "num_layers": 4,
     "dropout": 0.2,
+    "message_dropout": 0.0,
     "pos_scale": 1.0,
     "unit_direction": False,
     "frame": "global",
@@ -80,6 +85,7 @@ _SCHEMA: dict[str, Any] = {
     "hidden_channels": ("posint", None),
     "num_layers": ("posint", None),
     "dropout": ("prob", None),
+    "message_dropout": ("prob", None),
     "pos_scale": ("posfloat", None),
     "unit_direction": ("bool", None),
     "frame": ("str", FRAMES),
@@ -260,6 +266,7 @@ def build_model(
         num_layers=cfg["num_layers"],
         dropout=cfg["dropout"],
         frame=cfg["frame"],
+        message_dropout=cfg["message_dropout"],
     )
     if cfg["frame"] == "beam" and per is not None:
         raise ConfigError(
