@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from hepx import sim
 from hepx.config import apply_overrides, load_yaml
@@ -103,8 +104,11 @@ def timed(fn, repeat: int) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
-def score_test_split(run: str | Path, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Evaluate a run's selected model on its test split (eval mode, batched).
+def score_test_split(
+    run: str | Path, batch_size: int = 256, prepare: Callable[[nn.Module], None] | None = None
+) -> dict[str, np.ndarray]:
+    """Evaluate a run's selected model on its test split (eval mode, batched; ``prepare(model)``
+    runs after ``model.eval()``, e.g. to switch some modules back to training mode).
 
     Returns per event ``logit``, ``y`` and ``n_signal`` (ground-truth points), and per point
     ``label``, ``rho`` (transverse distance of the first two coordinates), ``positive`` (the
@@ -117,6 +121,8 @@ def score_test_split(run: str | Path, batch_size: int = 256) -> dict[str, np.nda
 
     model, _, test, _, _ = load_run(run)
     model.eval()
+    if prepare is not None:
+        prepare(model)
     parts: dict[str, list[np.ndarray]] = {}
 
     def add(key: str, value: torch.Tensor) -> None:

@@ -63,3 +63,22 @@ def test_paper_table_newest_report_wins(tmp_path):
     got = {r["method"]: r for r in _collect(tmp_path)}
     assert got["ig"]["interp_auc"] == 0.97 and got["gradcam"]["interp_auc"] == 0.9
     assert all(r["seed"] == 1 and r["prec@k1"] == 0.5 for r in got.values())
+
+
+@pytest.mark.parametrize(("message_dropout", "n_message"), [(0.0, 0), (0.2, 4)])
+def test_dropout_locations(message_dropout, n_message):
+    from dropout_calibration import dropout_locations
+
+    from hepx.models import build_model
+
+    cfg = {"backbone": "egnn", "method": "lri_bernoulli", "hidden_channels": 8, "num_layers": 2}
+    model = build_model({**cfg, "message_dropout": message_dropout}, pos_dim=3, x_dim=0)
+    got = {k: len(v) for k, v in dropout_locations(model).items()}
+    # EGNN: one in the edge and one in the node MLP of each of the 2 layers; one node-update
+    # dropout; head and extractor 2 each
+    assert got == {
+        "node": 1,
+        "head": 2,
+        "extractor": 2,
+        **({"message": n_message} if n_message else {}),
+    }
