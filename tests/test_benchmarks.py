@@ -18,7 +18,8 @@ from _common import shortened_config
     [
         ("tau3mu", "lri_bernoulli", 20, 0, 8),  # egnn: 100 epochs, no warm-up
         ("actstrack", "lri_bernoulli", 25, 0, 10),  # the reference interval already fits
-        ("actstrack", "lri_gaussian", 25, 17, None),  # 200 of 300 epochs warm-up; no r
+        ("actstrack", "lri_gaussian", 25, 12, None),  # 200 of 300 warm-up, capped at half; no r
+        ("actstrack", "lri_gaussian", 3, 1, None),
         ("tau3mu", "lri_bernoulli", 4, 0, 1),
     ],
 )
