@@ -29,6 +29,7 @@ import numpy as np
 from _common import EVENTS, WORKDIR, simulated_dataset, train_run
 
 from hepx.evaluate import evaluate
+from hepx.explain.gradients import BASELINES
 
 METRICS = [
     "pred_auc",
@@ -66,7 +67,7 @@ def main(argv=None) -> None:
     )
     ap.add_argument(
         "--ig-baseline",
-        choices=("origin", "centroid"),
+        choices=BASELINES,
         default=None,
         help="IG / GGIG path baseline (default origin)",
     )

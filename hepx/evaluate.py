@@ -483,9 +483,11 @@ def register_cli(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--fit-max-batches", type=int, default=None)
     p.add_argument("--ig-steps", type=int, default=50)
+    from hepx.explain.gradients import BASELINES
+
     p.add_argument(
         "--ig-baseline",
-        choices=("origin", "centroid"),
+        choices=BASELINES,
         default="origin",
         help="IG / GGIG path baseline: the origin (beam spot, eta = 0) or each sample's centroid",
     )

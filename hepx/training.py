@@ -269,9 +269,7 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> nn.Module:
     """Rebuild the model recorded in a checkpoint and load its weights."""
     from hepx.models import build_model
 
-    mcfg = state["config"]["model"]
-    if int(state.get("version", 0)) < 2 and "message_dropout" not in mcfg:
-        mcfg = {**mcfg, "message_dropout": mcfg.get("dropout", 0.2)}
+    mcfg = _model_config_of(state)
     model = build_model(
         mcfg, pos_dim=mcfg["pos_dim"], x_dim=mcfg["x_dim"], period=mcfg.get("period")
     )
@@ -282,6 +280,15 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> nn.Module:
             f"checkpoint weights do not fit the recorded model ({' '.join(str(err).split())[:160]})"
         ) from None
     return model
+
+
+def _model_config_of(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model config in the current schema: version-1 checkpoints predate
+    ``message_dropout`` and were trained with message dropout equal to ``dropout``."""
+    mcfg = dict(state["config"]["model"])
+    if int(state.get("version", 0)) < 2 and "message_dropout" not in mcfg:
+        mcfg["message_dropout"] = mcfg.get("dropout", 0.2)
+    return mcfg
 
 
 _METRES_PER_UNIT = {"um": 1e-6, "mm": 1e-3, "cm": 1e-2, "m": 1.0}
@@ -418,7 +425,7 @@ def train(
     best: dict[str, Any] = {"epoch": -1, "auc": -math.inf, "loss": math.inf}
     if resume:
         state = load_checkpoint(last_path)
-        old = copy.deepcopy(state["config"])
+        old = copy.deepcopy({**state["config"], "model": _model_config_of(state)})
         new = copy.deepcopy(cfg)
         old["train"].pop("epochs", None)
         new["train"].pop("epochs", None)

@@ -89,6 +89,14 @@ def test_deterministic_and_resume_equals_uninterrupted(tiny_ds, tmp_path):
         CheckpointError, match=r"config differs .* train\.batch_size \(run 8, now 4\)"
     ):
         train(_cfg(tiny_ds, batch_size=4), tmp_path / "a", resume=True, progress=False)
+    # a version-1 run (before model.message_dropout) resumed with the current default
+    last = tmp_path / "a" / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    state["version"] = 1
+    del state["config"]["model"]["message_dropout"]
+    torch.save(state, last)
+    with pytest.raises(CheckpointError, match=r"model\.message_dropout \(run 0\.2, now 0\.0\)"):
+        train(_cfg(tiny_ds), tmp_path / "a", resume=True, progress=False)
 
 
 def _message_dropouts(model):

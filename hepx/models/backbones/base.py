@@ -31,8 +31,9 @@ class Dropout(nn.Module):
     probability ``p``, scale the rest by ``1 / (1 - p)``), drawn as ``rand >= p``.
 
     Why: on CPU ``nn.Dropout`` draws through ``bernoulli_``, which costs about twice one
-    uniform draw; on the edge-level message MLPs (``[E, C]`` with ``E ~ 10 N``) it was 15 % of an
-    ActsTrack training step (``python benchmarks/dropout.py``). CUDA keeps the fused kernel.
+    uniform draw; with dropout in the edge-level message MLPs (``[E, C]``, ``E ~ 10 N``; off by
+    default since ``message_dropout``) it was 15 % of an ActsTrack training step
+    (``python benchmarks/dropout.py``). CUDA keeps the fused kernel.
     """
 
     def __init__(self, p: float = 0.5) -> None:
@@ -197,8 +198,8 @@ class PointEncoder(nn.Module):
     there shifts the evaluation-mode logits: the aggregated messages feed a BatchNorm whose
     running statistics were taken with the dropout noise. On trained Tau3Mu-sim / ActsTrack-sim
     models, switching only the message dropout back on at evaluation moved the mean logit by
-    3-4 units and restored the training-mode calibration (accuracy 0.43 -> 0.88 at the same ROC
-    AUC); the node-level and head dropout moved it by less than 0.5.
+    3-4 units and restored the training-mode calibration (accuracy 0.43 -> 0.88, ROC AUC
+    0.88 -> 0.90); the node-level and head dropout moved it by less than 0.5.
 
     Subclasses implement :meth:`make_conv` (one layer) and :meth:`edge_attr` (which geometric
     edge features their layer consumes). The output of the last block is the node embedding used
