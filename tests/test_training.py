@@ -19,6 +19,7 @@ from hepx.training import (
     check_frame_units,
     load_checkpoint,
     model_from_checkpoint,
+    recalibrate_batch_norm,
     resolve_run_config,
     train,
 )
@@ -121,6 +122,38 @@ def test_message_dropout_off_by_default_and_version_1_checkpoints_keep_it(backbo
     # the same weights under the current layout do not fit: the error says so
     with pytest.raises(CheckpointError, match="do not fit"):
         model_from_checkpoint({**state, "version": 2})
+
+
+def test_recalibrate_batch_norm_is_the_plain_average_of_batch_statistics():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Dropout(0.5)
+    ).eval()
+    batches = [torch.randn(n, 3) * (1 + i) + i for i, n in enumerate((5, 9, 7))]
+    assert recalibrate_batch_norm(net, batches) == 3
+    with torch.no_grad():
+        pre = [net[0](b) for b in batches]  # independent reference: per-batch mean / var
+    mean = torch.stack([h.mean(0) for h in pre]).mean(0)
+    var = torch.stack([h.var(0, unbiased=True) for h in pre]).mean(0)
+    bn = net[1]
+    assert torch.allclose(bn.running_mean, mean, atol=1e-6)
+    assert torch.allclose(bn.running_var, var, atol=1e-5)
+    assert bn.momentum == 0.1 and not net.training  # momentum and mode restored
+    assert recalibrate_batch_norm(torch.nn.Linear(3, 1), batches) == 0  # nothing to do
+
+
+def test_bn_recalibration_changes_the_statistics_not_the_weights(tiny_ds, tmp_path):
+    cfg = _cfg(tiny_ds, epochs=2)
+    train(cfg, tmp_path / "on", progress=False)
+    train(_cfg(tiny_ds, epochs=2, bn_recalibration_batches=0), tmp_path / "off", progress=False)
+    on, off = _weights(tmp_path / "on"), _weights(tmp_path / "off")
+    model = model_from_checkpoint(load_checkpoint(tmp_path / "on" / "checkpoints" / "last.pt"))
+    params = {k for k, _ in model.named_parameters()}
+    assert params and all(torch.equal(on[k], off[k]) for k in params)  # same training stream
+    stats = [k for k in on if k.endswith("running_mean")]
+    assert stats and not all(torch.equal(on[k], off[k]) for k in stats)
+    with pytest.raises(ConfigError, match="bn_recalibration_batches' must be >= 0"):
+        resolve_run_config(_cfg(tiny_ds, bn_recalibration_batches=-1))
 
 
 def test_config_errors(tiny_ds):
