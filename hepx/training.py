@@ -65,7 +65,7 @@ DEFAULT_RUN: dict[str, Any] = {
         "info_loss_coef": 1.0,
         "seed": 0,
         "max_batches_per_epoch": None,
-        "bn_recalibration_batches": 8,
+        "bn_recalibration_batches": 4,
     },
     "eval": {"precision_k": [12, 24, 30]},
 }
