@@ -17,7 +17,7 @@ import csv
 import logging
 from pathlib import Path
 
-from _common import WORKDIR, simulated_dataset, train_run
+from _common import WORKDIR, bench_epochs, simulated_dataset, train_run
 
 from hepx.evaluate import evaluate
 
@@ -32,7 +32,9 @@ def main(argv=None) -> None:
     ap.add_argument("--backbone", default="egnn")
     ap.add_argument("--methods", nargs="+", default=None, help="post-hoc methods (default all)")
     ap.add_argument("--runs", type=Path, nargs="+", default=None, help="reuse trained 2 T runs")
-    ap.add_argument("--epochs", type=int, default=25, help="2 T training epochs")
+    ap.add_argument(
+        "--epochs", type=int, default=None, help="2 T training epochs (default: BENCH_EPOCHS)"
+    )
     ap.add_argument("--runs-dir", type=Path, default=WORKDIR / "runs", help="shared run cache")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
@@ -61,7 +63,7 @@ def main(argv=None) -> None:
                 "actstrack",
                 method,
                 args.backbone,
-                epochs=args.epochs,
+                epochs=bench_epochs("actstrack", method, args.epochs),
                 seed=args.seed,
                 runs_dir=runs_dir,
                 data=base,

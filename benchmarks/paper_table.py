@@ -1,12 +1,13 @@
 """Paper-style table: every method x {EGNN, DGCNN} x {ActsTrack-sim, Tau3Mu-sim}, several seeds.
 
     python benchmarks/paper_table.py [--out bench/paper] [--seeds 0 1 2] [--datasets ...]
-        [--backbones egnn dgcnn] [--epochs-actstrack 25] [--epochs-tau3mu 20] [--smoke]
+        [--backbones egnn dgcnn] [--epochs-actstrack N] [--epochs-tau3mu N] [--smoke]
 
 Steps: simulate + convert both datasets (built-in simulations, the quality benchmark's
 cached ActsTrack-sim 3000 events / Tau3Mu-sim 20000 events), train plain / LRI-Bernoulli /
-LRI-Gaussian runs per backbone and seed (shortened reference configs, shared with
-``train_quality.py`` through ``--runs-dir``), run :func:`hepx.evaluate` on each seed's runs
+LRI-Gaussian runs per backbone and seed (reference configs with the epochs of
+``_common.BENCH_EPOCHS`` unless ``--epochs-*`` is given, shared with ``train_quality.py``
+through ``--runs-dir``), run :func:`hepx.evaluate` on each seed's runs
 (post-hoc methods on the plain run), and aggregate mean and standard deviation over seeds into
 ``paper_table.md`` / ``paper_table.csv`` (every finished report under ``--out`` enters the
 table: run one process per backbone to use several cores). The claim under test:
@@ -26,7 +27,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from _common import EVENTS, WORKDIR, simulated_dataset, train_run
+from _common import EVENTS, WORKDIR, bench_epochs, simulated_dataset, train_run
 
 from hepx.evaluate import evaluate
 from hepx.explain.gradients import BASELINES
@@ -54,8 +55,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--backbones", nargs="+", default=["egnn", "dgcnn"])
     ap.add_argument("--datasets", nargs="+", default=["actstrack", "tau3mu"])
-    ap.add_argument("--epochs-actstrack", type=int, default=25)
-    ap.add_argument("--epochs-tau3mu", type=int, default=20)
+    ap.add_argument("--epochs-actstrack", type=int, default=None, help="default: BENCH_EPOCHS")
+    ap.add_argument("--epochs-tau3mu", type=int, default=None, help="default: BENCH_EPOCHS")
     ap.add_argument("--smoke", action="store_true", help="smallest settings (pipeline check)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-samples", type=int, default=None, help="test samples explained per run")
@@ -131,7 +132,7 @@ def main(argv=None) -> None:
                         ds,
                         method,
                         bb,
-                        epochs=epochs[ds],
+                        epochs=bench_epochs(ds, method, epochs[ds]),
                         seed=seed,
                         runs_dir=runs_dir,
                         data=data[ds],
@@ -149,10 +150,15 @@ def main(argv=None) -> None:
 def _collect(reports: Path) -> list[dict]:
     """Rows of every finished report under ``reports`` (``<dataset>_<backbone>_s<seed>``,
     optionally ``-<tag>``), so that processes started on different backbones or seeds all feed
-    one table. Where several reports hold the same (dataset, backbone, method, seed), the
-    newest wins (a ``--methods`` re-evaluation replaces the older rows)."""
+    one table. Where several reports hold the same (dataset, backbone, method, seed), a
+    ``--methods`` re-evaluation (``-<tag>``) replaces the base report's rows, and among
+    re-evaluations the newest wins. Tagged before time, because a git checkout of committed
+    reports (``benchmarks/results``) gives every file the same modification time."""
     rows: dict[tuple, dict] = {}
-    paths = sorted(reports.glob("*_s*/results.json"), key=lambda p: p.stat().st_mtime)
+    paths = sorted(
+        reports.glob("*_s*/results.json"),
+        key=lambda p: ("-" in p.parent.name.rsplit("_s", 1)[1], p.stat().st_mtime),
+    )
     for path in paths:
         seed = int(path.parent.name.rsplit("_s", 1)[1].split("-", 1)[0])
         for r in json.loads(path.read_text()):

@@ -1,11 +1,13 @@
 """Training quality: LRI-Bernoulli and LRI-Gaussian with EGNN and DGCNN on the built-in data.
 
-    python benchmarks/train_quality.py [--epochs-actstrack 25] [--epochs-tau3mu 20] [--seed 0]
+    python benchmarks/train_quality.py [--epochs-actstrack N] [--epochs-tau3mu N] [--seed 0]
                                        [--runs actstrack:lri_bernoulli:egnn ...]
 
 Trains on ActsTrack-sim (2 T, 3000 events) and Tau3Mu-sim (20000 events) with the reference
-configs of ``configs/`` (epochs shortened so that each run fits in about 15 minutes on one CPU
-core; warm-up and r schedule compressed, see ``_common.shortened_config``) and prints, per
+configs of ``configs/`` (the reference schedule, or as much of it as fits about 15 minutes per
+run on 2 CPU cores: ``_common.BENCH_EPOCHS``; a shortened run compresses its warm-up and r
+schedule, see ``_common.shortened_config``; ``--epochs-*`` sets one count for every method of
+a dataset) and prints, per
 run, the test prediction ROC AUC, interpretation ROC AUC and precision@k at the selected
 epoch, with the training wall time. Finished runs in ``--runs-dir`` are reused (the paper table
 and the distribution-shift study read the same runs).
@@ -19,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-from _common import WORKDIR, train_run
+from _common import WORKDIR, bench_epochs, train_run
 
 DEFAULT_RUNS = [
     f"{d}:{m}:{b}"
@@ -44,8 +46,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--epochs-actstrack", type=int, default=25)
-    ap.add_argument("--epochs-tau3mu", type=int, default=20)
+    ap.add_argument("--epochs-actstrack", type=int, default=None, help="default: BENCH_EPOCHS")
+    ap.add_argument("--epochs-tau3mu", type=int, default=None, help="default: BENCH_EPOCHS")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="dataset:method:backbone")
     ap.add_argument("--runs-dir", type=Path, default=WORKDIR / "runs", help="shared run cache")
@@ -53,7 +55,8 @@ def main() -> None:
     rows = []
     for spec in args.runs:
         kind, method, backbone = spec.split(":")
-        epochs = args.epochs_actstrack if kind == "actstrack" else args.epochs_tau3mu
+        override = args.epochs_actstrack if kind == "actstrack" else args.epochs_tau3mu
+        epochs = bench_epochs(kind, method, override)
         res = run_one(kind, method, backbone, epochs, args.seed, args.runs_dir)
         rows.append((kind, method, backbone, epochs, res))
         print(

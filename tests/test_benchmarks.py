@@ -10,7 +10,9 @@ import pytest
 from hepx.models.lri import r_schedule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _common import shortened_config
+from _common import BENCH_EPOCHS, CONFIGS, bench_epochs, shortened_config
+
+from hepx.config import load_yaml
 
 
 @pytest.mark.parametrize(
@@ -37,9 +39,20 @@ def test_shortened_config(tmp_path, kind, method, epochs, warmup, interval):
     assert r_schedule(int(0.8 * epochs), decay_interval=interval, **sched) == bern["final_r"]
 
 
-def test_paper_table_newest_report_wins(tmp_path):
-    """A ``--methods`` re-evaluation (report ``<ds>_<bb>_s<seed>-<tag>``) replaces the older
-    rows of the same methods and keeps the others."""
+@pytest.mark.parametrize("kind", sorted(BENCH_EPOCHS))
+def test_bench_epochs_never_exceed_the_reference_schedule(kind):
+    """Benchmark runs are the reference schedule or a shortened one, never a stretched one,
+    for every method and backbone with a config; ``--epochs-*`` overrides the table."""
+    for method, epochs in BENCH_EPOCHS[kind].items():
+        for backbone in ("egnn", "dgcnn", "point_transformer"):
+            ref = load_yaml(CONFIGS / kind / f"{method}_{backbone}.yaml")["train"]["epochs"]
+            assert 0 < bench_epochs(kind, method) == epochs <= ref
+        assert bench_epochs(kind, method, 7) == 7
+
+
+def test_paper_table_reevaluation_wins(tmp_path):
+    """A ``--methods`` re-evaluation (report ``<ds>_<bb>_s<seed>-<tag>``) replaces the base
+    report's rows of the same methods and keeps the others."""
     import json
     import os
 
@@ -64,6 +77,12 @@ def test_paper_table_newest_report_wins(tmp_path):
     got = {r["method"]: r for r in _collect(tmp_path)}
     assert got["ig"]["interp_auc"] == 0.97 and got["gradcam"]["interp_auc"] == 0.9
     assert all(r["seed"] == 1 and r["prec@k1"] == 0.5 for r in got.values())
+    # a fresh checkout gives the base report a newer time: the re-evaluation still wins, and
+    # between two re-evaluations the newer one does
+    os.utime(tmp_path / "actstrack_egnn_s1" / "results.json", (3000, 3000))
+    assert {r["method"]: r for r in _collect(tmp_path)}["ig"]["interp_auc"] == 0.97
+    report("actstrack_egnn_s1-again", [{**row, "method": "ig", "interp_auc": 0.8}], 2500)
+    assert {r["method"]: r for r in _collect(tmp_path)}["ig"]["interp_auc"] == 0.8
 
 
 @pytest.mark.parametrize(("message_dropout", "n_message"), [(0.0, 0), (0.2, 4)])
