@@ -45,8 +45,8 @@ EVENTS = {"actstrack": 3000, "tau3mu": 20000}
 # Training epochs of the benchmark runs per dataset and method: the reference schedule where one
 # run fits the 15-minute budget on 2 CPU cores (Tau3Mu: all 100 epochs), otherwise as much of it
 # as fits (ActsTrack: 300 in the reference). ActsTrack LRI-Gaussian rebuilds a k=10 graph on the
-# noised hits in every step and keeps 25. Until November 2026 every run had 25 (ActsTrack) or 20
-# (Tau3Mu) epochs, which left LRI under-trained (README, "Training quality").
+# noised hits in every step and keeps 25. Why not shorter: 25 / 20 epochs left LRI
+# under-trained (README, "Training quality").
 BENCH_EPOCHS = {
     "actstrack": {"plain": 100, "lri_bernoulli": 100, "lri_gaussian": 25},
     "tau3mu": {"plain": 100, "lri_bernoulli": 100, "lri_gaussian": 100},
