@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import tempfile
 import time
@@ -55,7 +56,17 @@ BENCH_EPOCHS = {
 
 def bench_epochs(kind: str, method: str, override: int | None = None) -> int:
     """``override`` if given, else :data:`BENCH_EPOCHS` for ``kind`` and ``method``."""
+    if kind not in BENCH_EPOCHS or method not in BENCH_EPOCHS[kind]:
+        known = ", ".join(f"{k}:{m}" for k in BENCH_EPOCHS for m in BENCH_EPOCHS[k])
+        raise ValueError(f"no benchmark schedule for {kind}:{method}; expected one of {known}")
     return BENCH_EPOCHS[kind][method] if override is None else override
+
+
+def training_minutes(run: Path) -> float:
+    """Training time of ``run`` in minutes: the sum of the per-epoch seconds of its
+    ``metrics.csv`` (training, BatchNorm recalibration and validation of every epoch)."""
+    with open(run / "metrics.csv", newline="") as fh:
+        return sum(float(row["seconds"]) for row in csv.DictReader(fh)) / 60
 
 
 def shortened_config(

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-from _common import WORKDIR, bench_epochs, train_run
+from _common import WORKDIR, bench_epochs, train_run, training_minutes
 
 DEFAULT_RUNS = [
     f"{d}:{m}:{b}"
@@ -32,13 +31,12 @@ DEFAULT_RUNS = [
 
 
 def run_one(kind: str, method: str, backbone: str, epochs: int, seed: int, runs_dir: Path) -> dict:
-    t0 = time.perf_counter()
     run = train_run(kind, method, backbone, epochs=epochs, seed=seed, runs_dir=runs_dir)
     result = json.loads((run / "test_metrics.json").read_text())
-    timing = run / "minutes.json"  # wall time of the training, kept for reused runs
-    if not timing.exists():
-        timing.write_text(json.dumps((time.perf_counter() - t0) / 60))
-    result["minutes"] = json.loads(timing.read_text())
+    # from the run's own per-epoch record, so that a run trained by another script (the paper
+    # table) or resumed is timed correctly, not as the near-zero time of reusing it
+    result["minutes"] = training_minutes(run)
+    (run / "minutes.json").write_text(json.dumps(result["minutes"]))
     return result
 
 

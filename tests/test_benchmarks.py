@@ -10,7 +10,7 @@ import pytest
 from hepx.models.lri import r_schedule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _common import BENCH_EPOCHS, CONFIGS, bench_epochs, shortened_config
+from _common import BENCH_EPOCHS, CONFIGS, bench_epochs, shortened_config, training_minutes
 
 from hepx.config import load_yaml
 
@@ -48,6 +48,13 @@ def test_bench_epochs_never_exceed_the_reference_schedule(kind):
             ref = load_yaml(CONFIGS / kind / f"{method}_{backbone}.yaml")["train"]["epochs"]
             assert 0 < bench_epochs(kind, method) == epochs <= ref
         assert bench_epochs(kind, method, 7) == 7
+    with pytest.raises(ValueError, match=r"no benchmark schedule for tau3mu:lri_dirichlet"):
+        bench_epochs("tau3mu", "lri_dirichlet")
+
+
+def test_training_minutes_sums_the_epoch_seconds(tmp_path):
+    (tmp_path / "metrics.csv").write_text("epoch,seconds,val_pred_auc\n0,30.0,0.5\n1,90.0,0.6\n")
+    assert training_minutes(tmp_path) == 2.0
 
 
 def test_paper_table_reevaluation_wins(tmp_path):
