@@ -567,9 +567,13 @@ def test_dropout_matches_torch_distribution():
         Dropout(1.0)
 
 
-@pytest.mark.parametrize("conv_name", ["egnn", "dgcnn"])
-def test_message_mlp_matches_its_definition_on_concatenated_edges(conv_name):
-    """The layers project nodes before gathering; a reference on ``cat([h_i, h_j(-h_i), e])``."""
+@pytest.mark.parametrize(
+    ("conv_name", "aggr"),
+    [("egnn", "add"), ("egnn", "mean"), ("dgcnn", "mean"), ("dgcnn", "add"), ("dgcnn", "max")],
+)
+def test_message_mlp_matches_its_definition_on_concatenated_edges(conv_name, aggr):
+    """The layers project nodes before gathering; a reference on ``cat([h_i, h_j(-h_i), e])``
+    aggregated with an independent scatter of the chosen reduction."""
     from torch_geometric.utils import scatter
 
     from hepx.models.backbones.dgcnn import EdgeConv
@@ -577,7 +581,7 @@ def test_message_mlp_matches_its_definition_on_concatenated_edges(conv_name):
 
     torch.manual_seed(0)
     n, c, e_dim = 30, 8, 4
-    conv = (EGNNConv if conv_name == "egnn" else EdgeConv)(c, e_dim).eval()
+    conv = (EGNNConv if conv_name == "egnn" else EdgeConv)(c, e_dim, aggr=aggr).eval()
     with torch.no_grad():  # non-trivial BatchNorm statistics
         for mod in conv.modules():
             if isinstance(mod, torch.nn.BatchNorm1d):
@@ -590,10 +594,30 @@ def test_message_mlp_matches_its_definition_on_concatenated_edges(conv_name):
     j, i = edge_index
     if conv_name == "egnn":
         msg = conv.edge_nn(torch.cat([x[i], x[j], edge_attr], -1)) * weight[:, None]
-        agg = scatter(msg, i, dim=0, dim_size=n, reduce="sum")
+        agg = scatter(msg, i, dim=0, dim_size=n, reduce="sum" if aggr == "add" else aggr)
         ref = conv.node_nn(torch.cat([x, agg], -1))
     else:
         msg = conv.nn(torch.cat([x[i], x[j] - x[i], edge_attr], -1)) * weight[:, None]
-        ref = scatter(msg, i, dim=0, dim_size=n, reduce="mean")
+        ref = scatter(msg, i, dim=0, dim_size=n, reduce="sum" if aggr == "add" else aggr)
     got = conv(x, edge_index, edge_attr, weight)
     assert torch.allclose(got, ref, atol=1e-5)
+
+
+def test_aggr_config_reaches_the_layers_and_is_validated():
+    from hepx.models.factory import build_model
+
+    def aggrs(cfg):
+        model = build_model(cfg, pos_dim=2, x_dim=1)
+        return {conv.aggr for conv in model.backbone.convs}
+
+    assert aggrs({"backbone": "dgcnn"}) == {"mean"}  # the LRI reference's default
+    assert aggrs({"backbone": "egnn"}) == {"add"}
+    assert aggrs({"backbone": "dgcnn", "aggr": "add"}) == {"add"}
+    assert aggrs({"backbone": "dgcnn", "aggr": "max"}) == {"max"}
+    assert aggrs({"backbone": "egnn", "aggr": "mean"}) == {"mean"}
+    with pytest.raises(ConfigError, match="not available for PointTransformer"):
+        build_model({"backbone": "point_transformer", "aggr": "add"}, pos_dim=2, x_dim=1)
+    with pytest.raises(ConfigError, match="allowed: add, mean"):
+        build_model({"backbone": "egnn", "aggr": "max"}, pos_dim=2, x_dim=1)
+    with pytest.raises(ConfigError, match="'aggr' must be one of mean, add, max"):
+        build_model({"aggr": "sum"}, pos_dim=2, x_dim=1)

@@ -11,6 +11,9 @@ Config keys (all optional; defaults are the reference settings)::
     message_dropout: float  (0.0)   inside the per-edge message MLPs (DGCNN, EGNN); see
                      hepx.models.backbones.PointEncoder for why it is off. Checkpoints of
                      version 1 predate the key and had it equal to dropout.
+    aggr:            null | "mean" | "add" | "max"  (null: the layer's own, DGCNN "mean" as in
+                     the LRI reference, EGNN "add") neighbourhood aggregation of DGCNN ("mean",
+                     "add", "max") and EGNN ("add", "mean"); Point Transformer has none to set
     pos_scale:       float  (1.0)   positions are multiplied by it first (ActsTrack: 0.001, mm -> m)
     unit_direction:  bool   (false) replace positions by their unit direction from the origin
                      first (the reference's ActsTrack representation)
@@ -57,6 +60,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "num_layers": 4,
     "dropout": 0.2,
     "message_dropout": 0.0,
+    "aggr": None,
     "pos_scale": 1.0,
     "unit_direction": False,
     "frame": "global",
@@ -86,6 +90,7 @@ _SCHEMA: dict[str, Any] = {
     "num_layers": ("posint", None),
     "dropout": ("prob", None),
     "message_dropout": ("prob", None),
+    "aggr": ("optstr", ("mean", "add", "max")),
     "pos_scale": ("posfloat", None),
     "unit_direction": ("bool", None),
     "frame": ("str", FRAMES),
@@ -118,6 +123,7 @@ _SCHEMA: dict[str, Any] = {
 
 _EXPECTED = {
     "str": "a string",
+    "optstr": "null or a string",
     "posint": "a positive integer",
     "nonnegint": "a non-negative integer",
     "posfloat": "a positive number",
@@ -140,6 +146,7 @@ def _is_num(v: Any) -> bool:
 def _check_value(name: str, tag: str, extra: Any, value: Any) -> Any:
     ok = {
         "str": lambda v: isinstance(v, str),
+        "optstr": lambda v: v is None or isinstance(v, str),
         "posint": lambda v: _is_int(v) and v > 0,
         "nonnegint": lambda v: _is_int(v) and v >= 0,
         "posfloat": lambda v: _is_num(v) and v > 0,
@@ -161,7 +168,7 @@ def _check_value(name: str, tag: str, extra: Any, value: Any) -> Any:
             f"model config key {name!r} must be {_EXPECTED[tag]}, got {value!r} "
             f"({type(value).__name__})"
         )
-    if tag == "str" and extra is not None and value not in extra:
+    if tag in ("str", "optstr") and extra is not None and value is not None and value not in extra:
         raise ConfigError(
             f"model config key {name!r} must be one of {', '.join(extra)}, got {value!r}"
         )
@@ -267,6 +274,7 @@ def build_model(
         dropout=cfg["dropout"],
         frame=cfg["frame"],
         message_dropout=cfg["message_dropout"],
+        aggr=cfg["aggr"],
     )
     if cfg["frame"] == "beam" and per is not None:
         raise ConfigError(

@@ -205,6 +205,12 @@ class PointEncoder(nn.Module):
     edge features their layer consumes). The output of the last block is the node embedding used
     by the classifier head, by LRI extractors and by GradCAM.
 
+    ``aggr`` overrides the layers' neighbourhood aggregation where the layer allows it
+    (:attr:`aggregations`; DGCNN: ``"mean"`` as in the LRI reference, ``"add"``, ``"max"`` as in
+    the original DGCNN; EGNN: ``"add"``, ``"mean"``). A mean cannot count the neighbours: on
+    Tau3Mu-sim, where the three tau muons pile hits into one (eta, phi) region, the plain DGCNN
+    reached test ROC AUC 0.942 with ``"mean"`` and 0.960 with ``"add"`` (README).
+
     ``frame`` chooses the coordinates the layers see:
 
     - ``"global"``: edge vectors in the data's axes; no absolute position enters, so the model is
@@ -225,8 +231,14 @@ class PointEncoder(nn.Module):
         dropout: float = 0.2,
         frame: str = "global",
         message_dropout: float = 0.0,
+        aggr: str | None = None,
     ) -> None:
         super().__init__()
+        if aggr is not None and aggr not in self.aggregations:
+            allowed = ", ".join(self.aggregations) or "none (the layer fixes its aggregation)"
+            raise ConfigError(
+                f"aggr {aggr!r} is not available for {type(self).__name__}; allowed: {allowed}"
+            )
         if frame not in FRAMES:
             raise ConfigError(f"frame must be one of {', '.join(FRAMES)}, got {frame!r}")
         if frame == "beam" and pos_dim != 3:
@@ -239,12 +251,21 @@ class PointEncoder(nn.Module):
         self.hidden_channels = hidden_channels
         self.num_layers = num_layers
         self.frame = frame
+        self.aggr = aggr
         self.node_encoder = NodeEncoder(x_dim + (2 if frame == "beam" else 0), hidden_channels)
         self.convs = nn.ModuleList(
             [self.make_conv(hidden_channels, pos_dim, message_dropout) for _ in range(num_layers)]
         )
         self.norms = nn.ModuleList([nn.BatchNorm1d(hidden_channels) for _ in range(num_layers)])
         self.dropout = Dropout(dropout)
+
+    #: Neighbourhood aggregations the layer supports for ``aggr`` (first: the default).
+    aggregations: tuple[str, ...] = ()
+
+    @property
+    def aggregation(self) -> str | None:
+        """The aggregation the layers use: ``aggr`` if given, else the layer's default."""
+        return self.aggr or (self.aggregations[0] if self.aggregations else None)
 
     @property
     def num_extra_edge_features(self) -> int:

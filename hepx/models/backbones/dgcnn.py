@@ -14,15 +14,20 @@ class EdgeConv(MessagePassing):
     r"""EdgeConv with edge features and optional edge weights.
 
     .. math::
-        h_i' = \frac{1}{|\mathcal N(i)|} \sum_{j \in \mathcal N(i)}
+        h_i' = \square_{j \in \mathcal N(i)}
                w_{ij}\, \mathrm{MLP}\big([h_i,\; h_j - h_i,\; e_{ij}]\big)
+
+    with the aggregation :math:`\square` = ``aggr`` (``"mean"``, the LRI reference; ``"add"``;
+    ``"max"``, the original DGCNN).
 
     Shapes: ``x [N, C]``, ``edge_index [2, E]``, ``edge_attr [E, edge_dim]``,
     ``edge_weight [E] | None`` -> ``[N, C]``.
     """
 
-    def __init__(self, channels: int, edge_dim: int, dropout: float = 0.0) -> None:
-        super().__init__(aggr="mean")
+    def __init__(
+        self, channels: int, edge_dim: int, dropout: float = 0.0, aggr: str = "mean"
+    ) -> None:
+        super().__init__(aggr=aggr)
         self.nn = mlp([2 * channels + edge_dim, channels, channels], dropout=dropout)
 
     def forward(
@@ -60,8 +65,11 @@ class DGCNN(PointEncoder):
     ``forward(x, pos, edge_index, batch, edge_weight=None, *, period=None) -> h [N, hidden]``.
     """
 
+    aggregations = ("mean", "add", "max")
+
     def make_conv(self, channels: int, pos_dim: int, dropout: float) -> EdgeConv:
-        return EdgeConv(channels, 1 + pos_dim + self.num_extra_edge_features, dropout)
+        edge_dim = 1 + pos_dim + self.num_extra_edge_features
+        return EdgeConv(channels, edge_dim, dropout, aggr=self.aggregation)
 
     def edge_attr(self, geom: EdgeGeometry) -> Tensor:
         return geom.features

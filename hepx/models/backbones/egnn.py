@@ -18,15 +18,18 @@ class EGNNConv(MessagePassing):
         m_{ij} = w_{ij}\, \phi_e\big([h_i,\; h_j,\; |p_i - p_j|^2,\; e_{ij}]\big), \quad
         h_i' = \phi_h\big([h_i,\; \textstyle\sum_j m_{ij}]\big)
 
-    ``edge_attr`` must be rotation/translation invariant (the encoder passes
+    The sum over neighbours becomes a mean with ``aggr="mean"``. ``edge_attr`` must be
+    rotation/translation invariant (the encoder passes
     ``[|p_i - p_j|^2, |p_i - p_j|]``).
 
     Shapes: ``x [N, C]``, ``edge_index [2, E]``, ``edge_attr [E, edge_dim]``,
     ``edge_weight [E] | None`` -> ``[N, C]``.
     """
 
-    def __init__(self, channels: int, edge_dim: int, dropout: float = 0.0) -> None:
-        super().__init__(aggr="add")
+    def __init__(
+        self, channels: int, edge_dim: int, dropout: float = 0.0, aggr: str = "add"
+    ) -> None:
+        super().__init__(aggr=aggr)
         self.edge_nn = mlp([2 * channels + edge_dim, channels, channels], dropout=dropout)
         self.node_nn = mlp([2 * channels, channels, channels], dropout=dropout)
 
@@ -72,9 +75,11 @@ class EGNN(PointEncoder):
     ``forward(x, pos, edge_index, batch, edge_weight=None, *, period=None) -> h [N, hidden]``.
     """
 
+    aggregations = ("add", "mean")
+
     def make_conv(self, channels: int, pos_dim: int, dropout: float) -> EGNNConv:
         beam = pos_dim + self.num_extra_edge_features if self.frame == "beam" else 0
-        return EGNNConv(channels, 2 + beam, dropout)
+        return EGNNConv(channels, 2 + beam, dropout, aggr=self.aggregation)
 
     def edge_attr(self, geom: EdgeGeometry) -> Tensor:
         parts = [geom.dist * geom.dist, geom.dist]
