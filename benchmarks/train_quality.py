@@ -36,7 +36,9 @@ def run_one(kind: str, method: str, backbone: str, epochs: int, seed: int, runs_
     # from the run's own per-epoch record, so that a run trained by another script (the paper
     # table) or resumed is timed correctly, not as the near-zero time of reusing it
     result["minutes"] = training_minutes(run)
-    (run / "minutes.json").write_text(json.dumps(result["minutes"]))
+    tmp = run / "minutes.json.tmp"  # renamed at the end: never a half-written record
+    tmp.write_text(json.dumps(result["minutes"]))
+    tmp.replace(run / "minutes.json")
     return result
 
 

@@ -115,7 +115,9 @@ _DIMS = {"actstrack": {"pos_dim": 3, "x_dim": 0}, "tau3mu": {"pos_dim": 2, "x_di
 
 
 @pytest.mark.parametrize(
-    "path", sorted(p for kind in _DIMS for p in (CONFIGS / kind).glob("*.yaml")), ids=str
+    "path",
+    sorted(p for kind in _DIMS for p in (CONFIGS / kind).glob("*.yaml")),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
 )
 def test_shipped_configs_resolve_and_build(path):
     """Every ActsTrack / Tau3Mu config passes the run-config check and builds its model."""

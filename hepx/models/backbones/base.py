@@ -235,9 +235,13 @@ class PointEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if aggr is not None and aggr not in self.aggregations:
-            allowed = ", ".join(self.aggregations) or "none (the layer fixes its aggregation)"
+            allowed = (
+                f"allowed: {', '.join(self.aggregations)}"
+                if self.aggregations
+                else "its layer has no aggregation to set; remove model.aggr"
+            )
             raise ConfigError(
-                f"aggr {aggr!r} is not available for {type(self).__name__}; allowed: {allowed}"
+                f"aggr {aggr!r} is not available for {type(self).__name__}; {allowed}"
             )
         if frame not in FRAMES:
             raise ConfigError(f"frame must be one of {', '.join(FRAMES)}, got {frame!r}")
