@@ -30,7 +30,11 @@ def demo_run_config(kind: str, data: Path, epochs: int, *, quick: bool) -> dict[
         "bernoulli": {"final_r": 0.7},
     }
     if kind == "actstrack":
-        model |= {"pos_scale": 0.001, "frame": "beam", "graph": {"kind": "knn", "k": 5}}
+        model |= {
+            "pos_scale": 0.001,
+            "frame": "beam",
+            "graph": {"kind": "knn", "k": 5, "space": "direction"},
+        }
         ks, batch = [12, 24, 30], 64
     else:
         model |= {"graph": {"kind": "radius", "r": 1.0, "max_num_neighbors": 32}}

@@ -466,6 +466,55 @@ def test_unit_direction_representation():
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_graph_space_direction_picks_neighbours_by_direction_only():
+    """space 'direction': the edge set is the kNN graph of the unit directions (a brute-force
+    reference here), radial scaling of the points leaves it unchanged, and the layers still see
+    the positions (unlike unit_direction, the output changes under that scaling)."""
+    torch.manual_seed(0)
+    pos = torch.randn(60, 3)
+    batch = torch.repeat_interleave(torch.arange(3), 20)
+    radial = torch.rand(60, 1) * 5 + 0.5
+    model = build_model(
+        {"graph": {"k": 4, "space": "direction"}, "hidden_channels": 8, "num_layers": 2},
+        pos_dim=3,
+        x_dim=0,
+    ).eval()
+    assert model.config["graph"]["space"] == "direction"
+    edges = model.build_graph(model.scale_pos(pos), batch)
+
+    unit = pos / pos.norm(dim=1, keepdim=True)
+    expected = set()
+    for i in range(60):
+        same = (batch == batch[i]).nonzero().flatten()
+        d = (unit[same] - unit[i]).pow(2).sum(1)
+        for j in same[torch.argsort(d, stable=True)[:4]].tolist():
+            expected.add((j, i))
+    assert set(map(tuple, edges.t().tolist())) == expected
+    scaled = model.build_graph(model.scale_pos(pos * radial), batch)
+    assert set(map(tuple, scaled.t().tolist())) == expected
+
+    x = torch.zeros(60, 0)
+    with torch.no_grad():
+        a, b = model(x, pos, batch), model(x, pos * radial, batch)
+    assert not torch.allclose(a, b, atol=1e-3)
+    # the default searches neighbours among the positions
+    plain = build_model({"graph": {"k": 4}}, pos_dim=3, x_dim=0)
+    assert plain.config["graph"]["space"] == "position"
+    assert set(map(tuple, plain.build_graph(pos, batch).t().tolist())) != expected
+
+
+def test_graph_space_is_validated():
+    with pytest.raises(ConfigError, match=r"'graph\.space' must be one of position, direction"):
+        build_model({"graph": {"space": "angle"}}, pos_dim=3, x_dim=0)
+    with pytest.raises(ConfigError, match=r"space 'direction' needs Cartesian.*period"):
+        build_model(
+            {"graph": {"kind": "radius", "space": "direction"}},
+            pos_dim=2,
+            x_dim=1,
+            period=[None, TWO_PI],
+        )
+
+
 # ------------------------------------------------------------------------------------------
 # beam frame
 # ------------------------------------------------------------------------------------------

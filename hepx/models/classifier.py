@@ -14,7 +14,10 @@ from hepx.data.graph import knn_graph, radius_graph
 from hepx.errors import ConfigError, InputError
 from hepx.models.backbones.base import PointEncoder, mlp
 
-__all__ = ["GraphSpec", "PointCloudClassifier", "unpack_inputs"]
+__all__ = ["GRAPH_SPACES", "GraphSpec", "PointCloudClassifier", "unpack_inputs"]
+
+#: Where :class:`GraphSpec` searches neighbours.
+GRAPH_SPACES = ("position", "direction")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,11 @@ class GraphSpec:
         loop: include self-loops.
         period: per-axis period (``None`` entries for non-periodic axes), or ``None``.
         backend: graph backend, see :mod:`hepx.data.graph`.
+        space: where neighbours are searched. ``"position"``: the positions themselves.
+            ``"direction"``: each point's unit direction from the origin (``r`` is then an
+            angle-like distance on the unit sphere). Only the neighbour *choice* changes; the
+            layers still see the positions. On ActsTrack the hits of one track from the
+            interaction region point the same way, so the graph follows tracks (README).
     """
 
     kind: str = "knn"
@@ -41,15 +49,28 @@ class GraphSpec:
     loop: bool = True
     period: tuple[float | None, ...] | None = None
     backend: str = "auto"
+    space: str = "position"
 
     def __post_init__(self) -> None:
         if self.kind not in ("knn", "radius"):
             raise ConfigError(f"graph kind must be 'knn' or 'radius', got {self.kind!r}")
+        if self.space not in GRAPH_SPACES:
+            raise ConfigError(
+                f"graph space must be one of {', '.join(GRAPH_SPACES)}, got {self.space!r}"
+            )
         if self.period is not None:
             object.__setattr__(self, "period", tuple(self.period))
+        if self.space == "direction" and self.period is not None:
+            if any(p is not None for p in self.period):
+                raise ConfigError(
+                    "graph space 'direction' needs Cartesian positions, but the data has a "
+                    f"periodic axis (period={list(self.period)}); use space 'position'"
+                )
 
     def build(self, pos: Tensor, batch: Tensor | None) -> Tensor:
         """``edge_index [2, E]`` (rows ``(j, i)``) on ``pos [N, D]`` (no gradient)."""
+        if self.space == "direction":
+            pos = pos / pos.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         if self.kind == "knn":
             return knn_graph(
                 pos, self.k, batch, loop=self.loop, period=self.period, backend=self.backend

@@ -22,8 +22,11 @@ Config keys (all optional; defaults are the reference settings)::
                      cylindrical frame, the beam-line curvature and each point's (rho, z), see
                      hepx.models.backbones.PointEncoder; not for periodic coordinates
     graph:           {kind: "knn"|"radius", k: int, r: float, max_num_neighbors: int,
-                      loop: bool, backend: "auto"|"torch"|"cluster"}   (knn, k=5, r=1.0, 32, True, auto)
-                      r is in the backbone frame (after pos_scale).
+                      loop: bool, backend: "auto"|"torch"|"cluster",
+                      space: "position"|"direction"}   (knn, k=5, r=1.0, 32, True, auto, position)
+                      r is in the backbone frame (after pos_scale). space "direction" searches
+                      neighbours among the unit directions from the origin while the layers
+                      still see positions (see hepx.models.classifier.GraphSpec).
     bernoulli:       {temperature, init_r, decay_r, decay_interval: int, final_r}
                       (1.0, 0.9, 0.1, 10, 0.5)
     gaussian:        {pos_coef, min_var}   (1.0, 1e-6)
@@ -46,7 +49,7 @@ from torch import nn
 from hepx.errors import CheckpointError, ConfigError
 from hepx.models.backbones import BACKBONES
 from hepx.models.backbones.base import FRAMES
-from hepx.models.classifier import GraphSpec, PointCloudClassifier
+from hepx.models.classifier import GRAPH_SPACES, GraphSpec, PointCloudClassifier
 from hepx.models.lri import LRIBernoulli, LRIGaussian
 
 __all__ = ["DEFAULT_CONFIG", "METHODS", "build_model", "resolve_config"]
@@ -71,6 +74,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "max_num_neighbors": 32,
         "loop": True,
         "backend": "auto",
+        "space": "position",
     },
     "bernoulli": {
         "temperature": 1.0,
@@ -103,6 +107,7 @@ _SCHEMA: dict[str, Any] = {
             "max_num_neighbors": ("posint", None),
             "loop": ("bool", None),
             "backend": ("str", ("auto", "torch", "cluster")),
+            "space": ("str", GRAPH_SPACES),
         },
     ),
     "bernoulli": (
@@ -265,6 +270,7 @@ def build_model(
         loop=g["loop"],
         period=None if per is None else tuple(None if p is None else p * scale for p in per),
         backend=g["backend"],
+        space=g["space"],
     )
     backbone = BACKBONES[cfg["backbone"]](
         x_dim,
