@@ -128,7 +128,12 @@ def test_shipped_configs_resolve_and_build(path):
     cfg = resolve_run_config(load_yaml(path))
     period = [None, 6.283185307179586] if kind == "tau3mu" else None
     model = build_model(cfg["model"], period=period, **_DIMS[kind])
+    classifier = getattr(model, "classifier", model)  # LRI wraps the classifier
     if cfg["model"]["backbone"] == "dgcnn":  # the aggregation each dataset's DGCNN is run with
         want = "add" if kind == "tau3mu" else "mean"
-        backbone = getattr(model, "classifier", model).backbone  # LRI wraps the classifier
-        assert {conv.aggr for conv in backbone.convs} == {want}
+        assert {conv.aggr for conv in classifier.backbone.convs} == {want}
+    if path.name == "lri_bernoulli_egnn.yaml":  # README: ActsTrack's LRI-Bernoulli EGNN
+        want = "mean" if kind == "actstrack" else "add"
+        assert {conv.aggr for conv in classifier.backbone.convs} == {want}
+    # ActsTrack graphs search neighbours by direction (they follow the tracks); (eta, phi) cannot
+    assert classifier.graph.space == ("direction" if kind == "actstrack" else "position")
