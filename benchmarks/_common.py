@@ -17,7 +17,7 @@ from hepx import sim
 from hepx.config import apply_overrides, load_yaml
 from hepx.data import convert
 from hepx.models.factory import DEFAULT_CONFIG
-from hepx.training import train
+from hepx.training import config_diff, resolve_run_config, train
 
 WORKDIR = Path(tempfile.gettempdir()) / "hepx-bench"
 
@@ -112,16 +112,45 @@ def train_run(
     """Train (or reuse, or resume) one shortened reference run; returns its run directory.
 
     Runs are named ``<kind>_<method>_<backbone>_s<seed>_e<epochs>`` so that the quality
-    benchmark, the paper table and the distribution-shift study share them.
+    benchmark, the paper table and the distribution-shift study share them. A finished run is
+    reused only if it was trained with the same model and train settings as the current config
+    (with ``overrides``); otherwise :class:`StaleRunError` names the differences, since a run
+    trained under an older config would silently stand in for the current one.
     """
     data = simulated_dataset(kind, EVENTS[kind]) if data is None else data
     run = runs_dir / f"{kind}_{method}_{backbone}_s{seed}_e{epochs}"
-    if not (run / "test_metrics.json").exists():
-        cfg = shortened_config(kind, method, backbone, epochs=epochs, seed=seed, data=data)
-        cfg = apply_overrides(cfg, list(overrides))
+    cfg = shortened_config(kind, method, backbone, epochs=epochs, seed=seed, data=data)
+    cfg = apply_overrides(cfg, list(overrides))
+    if (run / "test_metrics.json").exists():
+        check_run_config(run, cfg)
+    else:
         resume = (run / "checkpoints" / "last.pt").exists()
         train(cfg, run, device=device, progress=False, resume=resume)
     return run
+
+
+class StaleRunError(RuntimeError):
+    """A finished run in the runs directory was trained with other settings."""
+
+
+def check_run_config(run: Path, config: dict) -> None:
+    """Raise :class:`StaleRunError` if ``run/config.yaml`` and ``config``, both resolved, differ
+    in their ``model`` or ``train`` section (the dimensions a run records are left out)."""
+    # resolved again: keys added since the run was trained take their defaults, which are
+    # the settings it ran with
+    stored = resolve_run_config(load_yaml(run / "config.yaml"))
+    current = resolve_run_config(config)
+    recorded = ("pos_dim", "x_dim", "period")
+    changed = []
+    for section in ("model", "train"):
+        old = {k: v for k, v in stored.get(section, {}).items() if k not in recorded}
+        new = {k: v for k, v in current[section].items() if k not in recorded}
+        changed += config_diff(old, new, prefix=section + ".")
+    if changed:
+        raise StaleRunError(
+            f"{run} was trained with other settings than the current config: "
+            f"{'; '.join(changed)}; pass another --runs-dir or remove the run"
+        )
 
 
 def timed(fn, repeat: int) -> float:

@@ -10,7 +10,9 @@ schedule, see ``_common.shortened_config``; ``--epochs-*`` sets one count for ev
 a dataset) and prints, per
 run, the test prediction ROC AUC, interpretation ROC AUC and precision@k at the selected
 epoch, with the training wall time. Finished runs in ``--runs-dir`` are reused (the paper table
-and the distribution-shift study read the same runs).
+and the distribution-shift study read the same runs) if they were trained with the current
+config's model and train settings; a run trained under other settings stops the script with
+the differing keys named (``_common.check_run_config``).
 Goal: prediction AUC >= 0.95 and LRI-Bernoulli interpretation ROC AUC >= 0.90 on both.
 """
 

@@ -484,7 +484,7 @@ def train(
         new = copy.deepcopy(cfg)
         old["train"].pop("epochs", None)
         new["train"].pop("epochs", None)
-        changed = _config_diff(old, json.loads(json.dumps(new)))
+        changed = config_diff(old, json.loads(json.dumps(new)))
         if changed:
             raise CheckpointError(
                 f"{last_path}: the config differs from the run being resumed in "
@@ -633,7 +633,7 @@ def _recalibrate(
         recalibrate_batch_norm(step, batches, lambda b: step(b, lri=lri))
 
 
-def _config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two JSON-like configs (``key (run X, now Y)``)."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
@@ -644,7 +644,7 @@ def _config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
                 now = new[key] if key in new else "absent"
                 out.append(f"{name} (run {run}, now {now})")
             else:
-                out.extend(_config_diff(old[key], new[key], name + "."))
+                out.extend(config_diff(old[key], new[key], name + "."))
         return out
     return [] if old == new else [f"{prefix.rstrip('.')} (run {old}, now {new})"]
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hepx.models.lri import r_schedule
 
@@ -137,3 +138,52 @@ def test_shipped_configs_resolve_and_build(path):
         assert {conv.aggr for conv in classifier.backbone.convs} == {want}
     # ActsTrack graphs search neighbours by direction (they follow the tracks); (eta, phi) cannot
     assert classifier.graph.space == ("direction" if kind == "actstrack" else "position")
+
+
+def _fake_run(run: Path, config: dict) -> None:
+    from hepx.training import resolve_run_config
+
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(resolve_run_config(config), sort_keys=False))
+    (run / "test_metrics.json").write_text("{}")
+
+
+def test_train_run_reuses_only_runs_of_the_current_config(tmp_path):
+    """A finished run is reused when its settings are the current config's; a run trained
+    under other settings is refused with the differing keys named (not silently reused)."""
+    from _common import StaleRunError, train_run
+
+    data = tmp_path / "data"
+    cfg = shortened_config("tau3mu", "lri_bernoulli", "egnn", epochs=100, seed=1, data=data)
+    run = tmp_path / "runs" / "tau3mu_lri_bernoulli_egnn_s1_e100"
+    _fake_run(run, cfg)
+    kwargs = dict(epochs=100, seed=1, runs_dir=tmp_path / "runs", data=data)
+    assert train_run("tau3mu", "lri_bernoulli", "egnn", **kwargs) == run  # no training happens
+    with pytest.raises(StaleRunError, match=r"train\.info_loss_coef \(run 0\.1, now 0\.5\)"):
+        train_run(
+            "tau3mu", "lri_bernoulli", "egnn", overrides=["train.info_loss_coef=0.5"], **kwargs
+        )
+
+    old = shortened_config("actstrack", "plain", "dgcnn", epochs=100, seed=2, data=data)
+    del old["model"]["graph"]["space"]  # a run from before the key: it ran on positions
+    _fake_run(tmp_path / "runs" / "actstrack_plain_dgcnn_s2_e100", old)
+    with pytest.raises(StaleRunError, match=r"model\.graph\.space \(run position, now direction\)"):
+        train_run(
+            "actstrack", "plain", "dgcnn", epochs=100, seed=2, runs_dir=tmp_path / "runs", data=data
+        )
+
+
+RECORDS = sorted((Path(__file__).resolve().parents[1] / "benchmarks/results/runs").iterdir())
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=[r.name for r in RECORDS])
+def test_benchmark_records_match_the_shipped_configs(record):
+    """The README's quality figures come from runs of the configs as shipped."""
+    from _common import check_run_config
+
+    kind, *_, backbone, seed, epochs = record.name.split("_")
+    method = record.name[len(kind) + 1 : -len(f"_{backbone}_{seed}_{epochs}")]
+    cfg = shortened_config(
+        kind, method, backbone, epochs=int(epochs[1:]), seed=int(seed[1:]), data=Path("any")
+    )
+    check_run_config(record, cfg)
