@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -131,6 +132,15 @@ def train_run(
 
 class StaleRunError(RuntimeError):
     """A finished run in the runs directory was trained with other settings."""
+
+
+def run_script(main: Callable[[], None]) -> None:
+    """Run a benchmark's ``main``; a stale run ends it with one line on stderr and exit code 2."""
+    try:
+        main()
+    except StaleRunError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def check_run_config(run: Path, config: dict) -> None:

@@ -17,7 +17,7 @@ import csv
 import logging
 from pathlib import Path
 
-from _common import WORKDIR, bench_epochs, simulated_dataset, train_run
+from _common import WORKDIR, bench_epochs, run_script, simulated_dataset, train_run
 
 from hepx.evaluate import evaluate
 
@@ -144,4 +144,4 @@ def _plot(rows, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

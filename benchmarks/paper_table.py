@@ -27,7 +27,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from _common import EVENTS, WORKDIR, bench_epochs, simulated_dataset, train_run
+from _common import EVENTS, WORKDIR, bench_epochs, run_script, simulated_dataset, train_run
 
 from hepx.evaluate import evaluate
 from hepx.explain.gradients import BASELINES
@@ -230,4 +230,4 @@ def _aggregate(rows, out: Path, smoke: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

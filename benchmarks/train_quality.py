@@ -22,7 +22,9 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import WORKDIR, bench_epochs, train_run, training_minutes
+from _common import WORKDIR, bench_epochs, run_script, train_run, training_minutes
+
+from hepx._atomic import atomic_file
 
 DEFAULT_RUNS = [
     f"{d}:{m}:{b}"
@@ -38,9 +40,8 @@ def run_one(kind: str, method: str, backbone: str, epochs: int, seed: int, runs_
     # from the run's own per-epoch record, so that a run trained by another script (the paper
     # table) or resumed is timed correctly, not as the near-zero time of reusing it
     result["minutes"] = training_minutes(run)
-    tmp = run / "minutes.json.tmp"  # renamed at the end: never a half-written record
-    tmp.write_text(json.dumps(result["minutes"]))
-    tmp.replace(run / "minutes.json")
+    with atomic_file(run / "minutes.json") as tmp:  # never a half-written record
+        tmp.write_text(json.dumps(result["minutes"]))
     return result
 
 
@@ -79,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -187,3 +187,16 @@ def test_benchmark_records_match_the_shipped_configs(record):
         kind, method, backbone, epochs=int(epochs[1:]), seed=int(seed[1:]), data=Path("any")
     )
     check_run_config(record, cfg)
+
+
+def test_stale_run_ends_a_benchmark_with_one_line_and_exit_2(capsys):
+    from _common import StaleRunError, run_script
+
+    def main():
+        raise StaleRunError("runs/x was trained with other settings: train.seed (run 1, now 2)")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(main)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "error: runs/x was trained with other settings: train.seed (run 1, now 2)\n"

@@ -20,6 +20,11 @@ __all__ = ["GRAPH_SPACES", "GraphSpec", "PointCloudClassifier", "unpack_inputs"]
 GRAPH_SPACES = ("position", "direction")
 
 
+def unit_directions(pos: Tensor) -> Tensor:
+    """Each point's unit direction from the origin, ``[N, D]`` (zero at the origin itself)."""
+    return pos / pos.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 @dataclass(frozen=True)
 class GraphSpec:
     """How the classifier builds its graph from positions.
@@ -70,7 +75,7 @@ class GraphSpec:
     def build(self, pos: Tensor, batch: Tensor | None) -> Tensor:
         """``edge_index [2, E]`` (rows ``(j, i)``) on ``pos [N, D]`` (no gradient)."""
         if self.space == "direction":
-            pos = pos / pos.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            pos = unit_directions(pos)
         if self.kind == "knn":
             return knn_graph(
                 pos, self.k, batch, loop=self.loop, period=self.period, backend=self.backend
@@ -174,7 +179,7 @@ class PointCloudClassifier(nn.Module):
         interaction point collapse onto one point, those of a curling soft track spread out).
         """
         if self.unit_direction:
-            pos = pos / pos.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            pos = unit_directions(pos)
         return pos * self.pos_scale if self.pos_scale != 1.0 else pos
 
     def build_graph(self, pos_frame: Tensor, batch: Tensor | None) -> Tensor:
