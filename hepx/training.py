@@ -10,6 +10,14 @@ A run directory holds
   the lower validation loss): prediction ROC AUC and accuracy, interpretation ROC AUC,
   precision@k.
 
+With ``train.ema_decay`` set, validation, selection, ``best.pt`` and the test metrics use an
+exponential moving average of the weights (:class:`hepx.ema.ExponentialMovingAverage`); the live
+weights, which ``last.pt`` holds together with the average, train as without it. With
+``train.ema_track_live: true`` as well, the live weights are validated too (``val_live_*``
+columns) and ``test_metrics.json`` adds the test metrics of the epoch they would have
+selected (``live_selected_epoch``, ``test_live_*``, from ``checkpoints/best_live.pt``): the run
+without the average, on the same training trajectory.
+
 Randomness is re-seeded at every epoch from ``(seed, epoch)``, so a resumed run is identical
 to an uninterrupted one, and a CPU run is deterministic for a given seed.
 """
@@ -36,6 +44,7 @@ from torch_geometric.loader import DataLoader
 
 from hepx._atomic import atomic_file
 from hepx.config import check_keys, deep_merge
+from hepx.ema import ExponentialMovingAverage
 from hepx.errors import CheckpointError, ConfigError, InputError
 
 log = logging.getLogger("hepx")
@@ -66,6 +75,8 @@ DEFAULT_RUN: dict[str, Any] = {
         "seed": 0,
         "max_batches_per_epoch": None,
         "bn_recalibration_batches": 4,
+        "ema_decay": None,
+        "ema_track_live": False,
     },
     "eval": {"precision_k": [12, 24, 30]},
 }
@@ -84,6 +95,8 @@ _TRAIN_TYPES: dict[str, tuple[type, ...]] = {
     "seed": (int,),
     "max_batches_per_epoch": (int, type(None)),
     "bn_recalibration_batches": (int,),
+    "ema_decay": (int, float, type(None)),
+    "ema_track_live": (bool,),
 }
 
 
@@ -103,7 +116,7 @@ def resolve_run_config(config: Mapping[str, Any]) -> dict[str, Any]:
     out = deep_merge(DEFAULT_RUN, config)
     for key, types in _TRAIN_TYPES.items():
         value = out["train"][key]
-        if not isinstance(value, types) or isinstance(value, bool):
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise ConfigError(f"run config 'train.{key}' must be {names}, got {value!r}")
     t = out["train"]
@@ -113,6 +126,11 @@ def resolve_run_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             "run config 'train.bn_recalibration_batches' must be >= 0 (0 switches the "
             f"recalibration off), got {t['bn_recalibration_batches']}"
+        )
+    if t["ema_decay"] is not None and not 0 < t["ema_decay"] < 1:
+        raise ConfigError(
+            "run config 'train.ema_decay' must be null (no weight average) or a number in "
+            f"(0, 1), e.g. 0.995, got {t['ema_decay']}"
         )
     ks = out["eval"]["precision_k"]
     if not isinstance(ks, list) or not all(isinstance(k, int) and k > 0 for k in ks):
@@ -284,8 +302,10 @@ def save_checkpoint(
     config: Mapping,
     epoch: int,
     extra: Mapping | None = None,
+    ema_state: Mapping[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write a checkpoint atomically (plain tensors and JSON-like values only)."""
+    """Write a checkpoint atomically (plain tensors and JSON-like values only); ``ema_state``
+    is the weight average of a run with ``train.ema_decay`` (``last.pt``)."""
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -295,6 +315,8 @@ def save_checkpoint(
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "extra": json.loads(json.dumps(extra or {})),
     }
+    if ema_state is not None:
+        state["ema_state"] = dict(ema_state)
     with atomic_file(path) as tmp:
         torch.save(state, tmp)
 
@@ -475,9 +497,18 @@ def train(
     if world > 1:
         ddp_step = nn.parallel.DistributedDataParallel(step, find_unused_parameters=is_lri)
 
+    # the model that is validated, selected and saved as best.pt: the live one or its average
+    ema = ExponentialMovingAverage(model, tcfg["ema_decay"]) if tcfg["ema_decay"] else None
+    eval_model = model if ema is None else ema.module
+    eval_step = step if ema is None else TrainStep(ema.module, pred_coef=1.0, info_coef=1.0)
+
+    track_live = ema is not None and tcfg["ema_track_live"]
+    best_live_path = ckpt_dir / "best_live.pt"
+
     history: list[dict[str, Any]] = []
     start_epoch = 0
     best: dict[str, Any] = {"epoch": -1, "auc": -math.inf, "loss": math.inf}
+    best_live = dict(best)
     if resume:
         state = load_checkpoint(last_path)
         old = copy.deepcopy({**state["config"], "model": _model_config_of(state)})
@@ -495,6 +526,12 @@ def train(
         start_epoch = state["epoch"] + 1
         history = state["extra"]["history"]
         best = state["extra"]["best"]
+        if ema is not None:
+            if "ema_state" not in state:
+                raise CheckpointError(f"{last_path}: holds no weight average (train.ema_decay)")
+            ema.load_state_dict(state["ema_state"], state["extra"]["ema_updates"])
+        if track_live:
+            best_live = state["extra"]["best_live"]
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         with atomic_file(out / "config.yaml") as tmp:
@@ -532,6 +569,11 @@ def train(
             if lri_phase and hasattr(model, "set_epoch")
             else None
         )
+        if ema is not None:
+            if r is not None:
+                ema.module.set_epoch(epoch - tcfg["warmup"])
+            if is_lri and 0 < tcfg["warmup"] == epoch:
+                ema.reset(model)  # average LRI weights only, not those of the warm-up
         ddp_step.train()
         sums = np.zeros(3)
         n_seen = 0
@@ -552,13 +594,19 @@ def train(
                 for p in groups["extractor"]:
                     p.grad = None
             optimizer.step()
+            if ema is not None:
+                ema.update(model)
             b = batch.num_graphs
             sums += np.array([loss.item(), pred.item(), info.item()]) * b
             n_seen += b
             bar.set_postfix(loss=f"{sums[0] / n_seen:.4f}")
         bar.close()
-        _recalibrate(step, splits["train"], tcfg, epoch, lri_phase, dev)
-        val = metrics_of(predict(model, val_loader, dev, lri=lri_phase), ks)
+        _recalibrate(eval_step, splits["train"], tcfg, epoch, lri_phase, dev)
+        val = metrics_of(predict(eval_model, val_loader, dev, lri=lri_phase), ks)
+        live_val: dict[str, float] = {}
+        if track_live:  # what the run would have validated without the average
+            _recalibrate(step, splits["train"], tcfg, epoch, lri_phase, dev)
+            live_val = metrics_of(predict(model, val_loader, dev, lri=lri_phase), ks)
         row = {
             "epoch": epoch,
             "phase": "warmup" if (warm and is_lri) else ("lri" if is_lri else "plain"),
@@ -567,16 +615,17 @@ def train(
             "train_pred_loss": sums[1] / max(n_seen, 1),
             "train_info_loss": sums[2] / max(n_seen, 1),
             **{f"val_{k}": v for k, v in val.items()},
+            **{f"val_live_{k}": v for k, v in live_val.items()},
             "seconds": time.perf_counter() - t0,
         }
         history.append(row)
         eligible = lri_phase or not is_lri or tcfg["warmup"] >= tcfg["epochs"]
-        auc = val["pred_auc"] if not math.isnan(val["pred_auc"]) else -math.inf
-        improved = eligible and (
-            auc > best["auc"] or (auc == best["auc"] and val["loss"] < best["loss"])
-        )
+        improved = eligible and _selects(val, best)
         if improved:
-            best = {"epoch": epoch, "auc": auc, "loss": val["loss"], "phase": row["phase"]}
+            best = _selection(val, epoch, row["phase"])
+        live_improved = eligible and track_live and _selects(live_val, best_live)
+        if live_improved:
+            best_live = _selection(live_val, epoch, row["phase"])
         if rank == 0:
             log.info(
                 "epoch %d/%d %s: train loss %.4f, val loss %.4f, val AUC %.4f%s (%.1f s)",
@@ -591,27 +640,53 @@ def train(
             )
             _write_history(out, history)
             if improved:
-                save_checkpoint(best_path, model, None, cfg, epoch, {"val": val})
+                save_checkpoint(best_path, eval_model, None, cfg, epoch, {"val": val})
+            if live_improved:
+                save_checkpoint(best_live_path, model, None, cfg, epoch, {"val": live_val})
+            extra = {"history": history, "best": best}
+            if ema is not None:
+                extra["ema_updates"] = ema.num_updates
+            if track_live:
+                extra["best_live"] = best_live
             save_checkpoint(
-                last_path, model, optimizer, cfg, epoch, {"history": history, "best": best}
+                last_path,
+                model,
+                optimizer,
+                cfg,
+                epoch,
+                extra,
+                ema_state=None if ema is None else ema.state_dict(),
             )
         if world > 1:
             torch.distributed.barrier()
 
-    # Test metrics of the selected epoch.
-    state = load_checkpoint(best_path)
-    model.load_state_dict(state["model_state"])
+    # Test metrics of the selected epoch (and of the live weights' selection, when tracked).
     test_loader = DataLoader(splits["test"], batch_size=eval_bs)
-    test = metrics_of(predict(model, test_loader, dev), ks)
-    result = {
-        "selected_epoch": state["epoch"],
-        "n_test": len(splits["test"]),
-        **{f"test_{k}": v for k, v in test.items()},
-    }
+    result: dict[str, Any] = {"n_test": len(splits["test"])}
+    for path, tag in (
+        ((best_path, ""), (best_live_path, "live_")) if track_live else ((best_path, ""),)
+    ):
+        state = load_checkpoint(path)
+        model.load_state_dict(state["model_state"])
+        test = metrics_of(predict(model, test_loader, dev), ks)
+        result[f"{tag}selected_epoch"] = state["epoch"]
+        result.update({f"test_{tag}{k}": v for k, v in test.items()})
     if rank == 0:
         with atomic_file(out / "test_metrics.json") as tmp:
             tmp.write_text(json.dumps(_finite(result), indent=2) + "\n")
     return result
+
+
+def _selects(val: Mapping[str, float], best: Mapping[str, Any]) -> bool:
+    """The reference's rule: a higher validation prediction AUC, ties broken by the lower
+    validation loss."""
+    auc = val["pred_auc"] if not math.isnan(val["pred_auc"]) else -math.inf
+    return auc > best["auc"] or (auc == best["auc"] and val["loss"] < best["loss"])
+
+
+def _selection(val: Mapping[str, float], epoch: int, phase: str) -> dict[str, Any]:
+    auc = val["pred_auc"] if not math.isnan(val["pred_auc"]) else -math.inf
+    return {"epoch": epoch, "auc": auc, "loss": val["loss"], "phase": phase}
 
 
 def _recalibrate(

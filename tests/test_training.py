@@ -12,6 +12,7 @@ import yaml
 
 from hepx.cli import main
 from hepx.data import convert
+from hepx.ema import ExponentialMovingAverage
 from hepx.errors import CheckpointError, ConfigError, InputError
 from hepx.models import build_model
 from hepx.models.backbones.base import Dropout
@@ -233,3 +234,93 @@ def test_two_process_distributed_run(tiny_ds, tmp_path):
     assert test["selected_epoch"] in (1,) and test["n_test"] > 0
     hist = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(hist) == 2
+
+
+# --------------------------------------------------------------------------- weight average
+
+
+def test_exponential_moving_average_by_hand():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    w0 = net[0].weight.detach().clone()
+    ema = ExponentialMovingAverage(net, decay=0.5)
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    live = [torch.full_like(w0, v) for v in (1.0, 2.0, 3.0)]
+    expected = w0.clone()
+    for n, w in enumerate(live):
+        with torch.no_grad():
+            net[0].weight.copy_(w)
+        net[1].num_batches_tracked += 7
+        d = min(0.5, (1 + n) / (10 + n))  # 0.1, 2/11, 0.25: the ramp, then never above 0.5
+        expected = d * expected + (1 - d) * w
+        ema.update(net)
+    assert ema.num_updates == 3
+    assert torch.allclose(ema.module[0].weight, expected)
+    assert int(ema.module[1].num_batches_tracked) == 21  # integer buffers are copied
+    assert torch.equal(net[0].weight, live[-1])  # the live model is untouched
+    saved = {k: v.clone() for k, v in ema.state_dict().items()}
+    ema.reset(net)
+    assert torch.equal(ema.module[0].weight, live[-1]) and ema.num_updates == 0
+    ema.load_state_dict(saved, 3)
+    assert torch.allclose(ema.module[0].weight, expected) and ema.current_decay() == 4 / 13
+    with pytest.raises(ValueError, match=r"decay must lie in \(0, 1\)"):
+        ExponentialMovingAverage(net, decay=1.0)
+
+
+def _params(state, model):
+    return {k: state[k] for k, _ in model.named_parameters()}
+
+
+def test_ema_run_averages_the_live_trajectory_it_leaves_unchanged(tiny_ds, tmp_path):
+    # one optimiser step per epoch; the live weights after each epoch from plain runs
+    base = {"epochs": 3, "warmup": 1, "max_batches_per_epoch": 1}
+    live = []
+    for n in (1, 2, 3):
+        train(_cfg(tiny_ds, **{**base, "epochs": n}), tmp_path / f"live{n}", progress=False)
+        live.append(_weights(tmp_path / f"live{n}"))
+    full = train(_cfg(tiny_ds, **base, ema_decay=0.9), tmp_path / "ema", progress=False)
+    last = load_checkpoint(tmp_path / "ema" / "checkpoints" / "last.pt")
+    model = model_from_checkpoint(last)
+    keys = list(_params(last["model_state"], model))
+    # the live weights train exactly as without the average
+    assert all(torch.equal(last["model_state"][k], live[2][k]) for k in keys)
+    # the average restarts at the end of the warm-up (w1), then ramps: d = 1/10, then 2/11
+    avg = {1: {k: 0.1 * live[0][k] + 0.9 * live[1][k] for k in keys}}
+    avg[2] = {k: 2 / 11 * avg[1][k] + 9 / 11 * live[2][k] for k in keys}
+    assert last["extra"]["ema_updates"] == 2
+    assert all(torch.allclose(last["ema_state"][k], avg[2][k], atol=1e-6) for k in keys)
+    assert not all(torch.equal(avg[2][k], live[2][k]) for k in keys)
+    # best.pt holds the average of the selected epoch, and so do the test metrics
+    best = load_checkpoint(tmp_path / "ema" / "checkpoints" / "best.pt")
+    assert best["epoch"] in avg
+    assert all(
+        torch.allclose(best["model_state"][k], avg[best["epoch"]][k], atol=1e-6) for k in keys
+    )
+    # resuming restores the average: same result as the uninterrupted run
+    train(_cfg(tiny_ds, **{**base, "epochs": 2}, ema_decay=0.9), tmp_path / "res", progress=False)
+    resumed = train(
+        _cfg(tiny_ds, **base, ema_decay=0.9), tmp_path / "res", resume=True, progress=False
+    )
+    assert resumed == full
+    again = load_checkpoint(tmp_path / "res" / "checkpoints" / "last.pt")["ema_state"]
+    assert all(torch.equal(again[k], last["ema_state"][k]) for k in keys)
+    # tracking the live weights reproduces the run without the average, on the same trajectory
+    plain = train(_cfg(tiny_ds, **base), tmp_path / "plain", progress=False)
+    both = train(
+        _cfg(tiny_ds, **base, ema_decay=0.9, ema_track_live=True), tmp_path / "both", progress=False
+    )
+    assert {k: v for k, v in both.items() if "live" not in k} == full
+    assert both["live_selected_epoch"] == plain["selected_epoch"]
+    assert all(
+        both[k.replace("test_", "test_live_")] == v for k, v in plain.items() if "test_" in k
+    )
+    rows = json.loads((tmp_path / "both" / "metrics.json").read_text())
+    plain_rows = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert [r.get("val_live_interp_auc") for r in rows] == [
+        r.get("val_interp_auc") for r in plain_rows
+    ]
+    with pytest.raises(ConfigError, match=r"train\.ema_track_live' must be bool"):
+        resolve_run_config(_cfg(tiny_ds, ema_track_live="yes"))
+    for bad in (1.0, 0, -0.5, True, "0.99"):
+        with pytest.raises(ConfigError, match=r"train\.ema_decay"):
+            resolve_run_config(_cfg(tiny_ds, ema_decay=bad))
