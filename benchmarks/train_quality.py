@@ -2,6 +2,7 @@
 
     python benchmarks/train_quality.py [--epochs-actstrack N] [--epochs-tau3mu N] [--seed 0]
                                        [--runs actstrack:lri_bernoulli:egnn ...]
+                                       [--set train.ema_track_live=true ...]
 
 Trains on ActsTrack-sim (2 T, 3000 events) and Tau3Mu-sim (20000 events) with the reference
 configs of ``configs/`` (the reference schedule, or as much of it as fits about 15 minutes per
@@ -34,8 +35,18 @@ DEFAULT_RUNS = [
 ]
 
 
-def run_one(kind: str, method: str, backbone: str, epochs: int, seed: int, runs_dir: Path) -> dict:
-    run = train_run(kind, method, backbone, epochs=epochs, seed=seed, runs_dir=runs_dir)
+def run_one(
+    kind: str,
+    method: str,
+    backbone: str,
+    epochs: int,
+    seed: int,
+    runs_dir: Path,
+    overrides: list[str] = (),
+) -> dict:
+    run = train_run(
+        kind, method, backbone, epochs=epochs, seed=seed, runs_dir=runs_dir, overrides=overrides
+    )
     result = json.loads((run / "test_metrics.json").read_text())
     # from the run's own per-epoch record, so that a run trained by another script (the paper
     # table) or resumed is timed correctly, not as the near-zero time of reusing it
@@ -54,13 +65,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="dataset:method:backbone")
     ap.add_argument("--runs-dir", type=Path, default=WORKDIR / "runs", help="shared run cache")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run, e.g. train.ema_track_live=true (repeatable)",
+    )
     args = ap.parse_args()
     rows = []
     for spec in args.runs:
         kind, method, backbone = spec.split(":")
         override = args.epochs_actstrack if kind == "actstrack" else args.epochs_tau3mu
         epochs = bench_epochs(kind, method, override)
-        res = run_one(kind, method, backbone, epochs, args.seed, args.runs_dir)
+        res = run_one(kind, method, backbone, epochs, args.seed, args.runs_dir, args.overrides)
         rows.append((kind, method, backbone, epochs, res))
         print(
             f"done {spec}: {json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()})}",
@@ -71,12 +90,17 @@ def main() -> None:
         f"{'dataset':<10} {'method':<14} {'backbone':<7} {'epochs':>6} {'pred AUC':>8} {'interp AUC':>10}  precision@k{'':<14} {'minutes':>7}"
     )
     for kind, method, backbone, epochs, r in rows:
-        ks = sorted(int(k.split("@")[1]) for k in r if k.startswith("test_prec@"))
-        prec = " ".join(f"@{k}={r[f'test_prec@{k}']:.3f}" for k in ks)
-        print(
-            f"{kind:<10} {method:<14} {backbone:<7} {epochs:>6} {r['test_pred_auc']:>8.3f} "
-            f"{r.get('test_interp_auc', float('nan')):>10.3f}  {prec:<25} {r['minutes']:>7.1f}"
-        )
+        # a run with train.ema_track_live also reports its live weights: the run without the
+        # weight average, on the same trajectory (marked "live")
+        for tag in ("", "live_") if "test_live_pred_auc" in r else ("",):
+            ks = sorted(int(k.split("@")[1]) for k in r if k.startswith(f"test_{tag}prec@"))
+            prec = " ".join(f"@{k}={r[f'test_{tag}prec@{k}']:.3f}" for k in ks)
+            name = backbone + (" live" if tag else "")
+            print(
+                f"{kind:<10} {method:<14} {name:<7} {epochs:>6} {r[f'test_{tag}pred_auc']:>8.3f} "
+                f"{r.get(f'test_{tag}interp_auc', float('nan')):>10.3f}  {prec:<25} "
+                f"{r['minutes']:>7.1f}"
+            )
 
 
 if __name__ == "__main__":

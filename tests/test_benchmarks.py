@@ -159,6 +159,9 @@ def test_train_run_reuses_only_runs_of_the_current_config(tmp_path):
     _fake_run(run, cfg)
     kwargs = dict(epochs=100, seed=1, runs_dir=tmp_path / "runs", data=data)
     assert train_run("tau3mu", "lri_bernoulli", "egnn", **kwargs) == run  # no training happens
+    # reporting the live weights next to their average trains and selects the same model
+    live = ["train.ema_track_live=true"]
+    assert train_run("tau3mu", "lri_bernoulli", "egnn", overrides=live, **kwargs) == run
     with pytest.raises(StaleRunError, match=r"train\.info_loss_coef \(run 0\.1, now 0\.5\)"):
         train_run(
             "tau3mu", "lri_bernoulli", "egnn", overrides=["train.info_loss_coef=0.5"], **kwargs
