@@ -132,6 +132,11 @@ def resolve_run_config(config: Mapping[str, Any]) -> dict[str, Any]:
             "run config 'train.ema_decay' must be null (no weight average) or a number in "
             f"(0, 1), e.g. 0.995, got {t['ema_decay']}"
         )
+    if t["ema_track_live"] and t["ema_decay"] is None:
+        raise ConfigError(
+            "run config 'train.ema_track_live' compares the live weights with their average: "
+            "set train.ema_decay as well (e.g. 0.995) or remove ema_track_live"
+        )
     ks = out["eval"]["precision_k"]
     if not isinstance(ks, list) or not all(isinstance(k, int) and k > 0 for k in ks):
         raise ConfigError(
@@ -500,6 +505,7 @@ def train(
     # the model that is validated, selected and saved as best.pt: the live one or its average
     ema = ExponentialMovingAverage(model, tcfg["ema_decay"]) if tcfg["ema_decay"] else None
     eval_model = model if ema is None else ema.module
+    # (only for the BatchNorm recalibration forwards: the loss coefficients play no part)
     eval_step = step if ema is None else TrainStep(ema.module, pred_coef=1.0, info_coef=1.0)
 
     track_live = ema is not None and tcfg["ema_track_live"]

@@ -13,7 +13,7 @@ from hepx.models.lri import r_schedule
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _common import BENCH_EPOCHS, CONFIGS, bench_epochs, shortened_config, training_minutes
 
-from hepx.config import load_yaml
+from hepx.config import apply_overrides, load_yaml
 
 
 @pytest.mark.parametrize(
@@ -160,8 +160,11 @@ def test_train_run_reuses_only_runs_of_the_current_config(tmp_path):
     kwargs = dict(epochs=100, seed=1, runs_dir=tmp_path / "runs", data=data)
     assert train_run("tau3mu", "lri_bernoulli", "egnn", **kwargs) == run  # no training happens
     # reporting the live weights next to their average trains and selects the same model
-    live = ["train.ema_track_live=true"]
-    assert train_run("tau3mu", "lri_bernoulli", "egnn", overrides=live, **kwargs) == run
+    averaged = tmp_path / "avg" / "tau3mu_lri_bernoulli_egnn_s1_e100"
+    _fake_run(averaged, apply_overrides(cfg, ["train.ema_decay=0.995"]))
+    live = ["train.ema_decay=0.995", "train.ema_track_live=true"]
+    avg_kwargs = {**kwargs, "runs_dir": tmp_path / "avg"}
+    assert train_run("tau3mu", "lri_bernoulli", "egnn", overrides=live, **avg_kwargs) == averaged
     with pytest.raises(StaleRunError, match=r"train\.info_loss_coef \(run 0\.1, now 0\.5\)"):
         train_run(
             "tau3mu", "lri_bernoulli", "egnn", overrides=["train.info_loss_coef=0.5"], **kwargs

@@ -321,6 +321,8 @@ def test_ema_run_averages_the_live_trajectory_it_leaves_unchanged(tiny_ds, tmp_p
     ]
     with pytest.raises(ConfigError, match=r"train\.ema_track_live' must be bool"):
         resolve_run_config(_cfg(tiny_ds, ema_track_live="yes"))
+    with pytest.raises(ConfigError, match=r"set train\.ema_decay as well"):
+        resolve_run_config(_cfg(tiny_ds, ema_track_live=True))
     for bad in (1.0, 0, -0.5, True, "0.99"):
         with pytest.raises(ConfigError, match=r"train\.ema_decay"):
             resolve_run_config(_cfg(tiny_ds, ema_decay=bad))
