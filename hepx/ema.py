@@ -11,6 +11,10 @@ interpretation AUC of an LRI-Bernoulli EGNN jumps by 0.05-0.10 between epochs at
 prediction AUC, and selecting the epoch by prediction AUC (the reference's rule) lands at random
 on that spread. An average over the last few hundred steps is a smoother model (README, "Models
 and training").
+
+Not ``torch.optim.swa_utils.AveragedModel``: its ``state_dict`` nests the model under
+``module.`` with an ``n_averaged`` buffer (``best.pt`` must load into a plain model), and its EMA
+function has no ramp for the first updates; the update here is one ``torch._foreach_lerp_``.
 """
 
 from __future__ import annotations
