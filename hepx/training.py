@@ -683,16 +683,17 @@ def train(
     return result
 
 
+def _selection(val: Mapping[str, float], epoch: int, phase: str) -> dict[str, Any]:
+    """An epoch's entry for :func:`_selects` (a NaN AUC never wins)."""
+    auc = val["pred_auc"] if not math.isnan(val["pred_auc"]) else -math.inf
+    return {"epoch": epoch, "auc": auc, "loss": val["loss"], "phase": phase}
+
+
 def _selects(val: Mapping[str, float], best: Mapping[str, Any]) -> bool:
     """The reference's rule: a higher validation prediction AUC, ties broken by the lower
     validation loss."""
-    auc = val["pred_auc"] if not math.isnan(val["pred_auc"]) else -math.inf
-    return auc > best["auc"] or (auc == best["auc"] and val["loss"] < best["loss"])
-
-
-def _selection(val: Mapping[str, float], epoch: int, phase: str) -> dict[str, Any]:
-    auc = val["pred_auc"] if not math.isnan(val["pred_auc"]) else -math.inf
-    return {"epoch": epoch, "auc": auc, "loss": val["loss"], "phase": phase}
+    new = _selection(val, -1, "")
+    return new["auc"] > best["auc"] or (new["auc"] == best["auc"] and new["loss"] < best["loss"])
 
 
 def _recalibrate(
