@@ -78,7 +78,8 @@ def shortened_config(
     The warm-up keeps its fraction of the run but at most half of it, and LRI-Bernoulli's ``r``
     schedule is compressed (never stretched) so that it reaches ``final_r`` by 80 % of the run:
     a 100-300 epoch schedule applied unchanged to a 12-epoch run would leave ``r`` at its start
-    value and the extractor nearly unregularised. The cap matters for ActsTrack LRI-Gaussian
+    value and the extractor nearly unregularised. A learning-rate decay (``train.lr_decay_start``) starts at the same
+    fraction of the run. The cap matters for ActsTrack LRI-Gaussian
     (200 of 300 reference epochs are warm-up): kept at two thirds, a 25-epoch run had 8 noised
     epochs, too few for the validation AUC to recover from the switch to noised inputs, while the
     plain classifier converges in about 10.
@@ -88,6 +89,8 @@ def shortened_config(
     ref_epochs, ref_warmup = train_cfg["epochs"], train_cfg.get("warmup", 0)
     train_cfg["epochs"] = epochs
     train_cfg["warmup"] = min(round(epochs * ref_warmup / ref_epochs), epochs // 2)
+    if "lr_decay_start" in train_cfg:  # the decay keeps its place in the run
+        train_cfg["lr_decay_start"] = round(epochs * train_cfg["lr_decay_start"] / ref_epochs)
     train_cfg["seed"] = seed
     cfg["dataset"]["path"] = str(data)
     if method == "lri_bernoulli":

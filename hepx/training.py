@@ -5,7 +5,8 @@ A run directory holds
 - ``config.yaml``: the resolved configuration (every default filled in);
 - ``checkpoints/last.pt`` and ``checkpoints/best.pt``: ``state_dict`` + config + epoch, loadable
   with ``torch.load(path, weights_only=True)``;
-- ``metrics.csv`` / ``metrics.json``: one row per epoch (losses, validation metrics, ``r``);
+- ``metrics.csv`` / ``metrics.json``: one row per epoch (losses, validation metrics, ``r``,
+  ``lr_factor``);
 - ``test_metrics.json``: test metrics of the selected epoch (best validation AUC, ties broken by
   the lower validation loss): prediction ROC AUC and accuracy, interpretation ROC AUC,
   precision@k.
@@ -17,6 +18,10 @@ weights, which ``last.pt`` holds together with the average, train as without it.
 columns) and ``test_metrics.json`` adds the test metrics of the epoch they would have
 selected (``live_selected_epoch``, ``test_live_*``, from ``checkpoints/best_live.pt``): the run
 without the average, on the same training trajectory.
+
+``train.lr_schedule`` is ``constant`` (the reference) or ``cosine``: from epoch
+``train.lr_decay_start`` on, both parameter groups' learning rates follow half a cosine down to
+``train.lr_final_factor`` times their value at the last epoch (:func:`lr_factor`).
 
 Randomness is re-seeded at every epoch from ``(seed, epoch)``, so a resumed run is identical
 to an uninterrupted one, and a CPU run is deterministic for a given seed.
@@ -77,6 +82,9 @@ DEFAULT_RUN: dict[str, Any] = {
         "bn_recalibration_batches": 4,
         "ema_decay": None,
         "ema_track_live": False,
+        "lr_schedule": "constant",
+        "lr_decay_start": 0,
+        "lr_final_factor": 0.01,
     },
     "eval": {"precision_k": [12, 24, 30]},
 }
@@ -97,7 +105,12 @@ _TRAIN_TYPES: dict[str, tuple[type, ...]] = {
     "bn_recalibration_batches": (int,),
     "ema_decay": (int, float, type(None)),
     "ema_track_live": (bool,),
+    "lr_schedule": (str,),
+    "lr_decay_start": (int,),
+    "lr_final_factor": (int, float),
 }
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def resolve_run_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,6 +150,21 @@ def resolve_run_config(config: Mapping[str, Any]) -> dict[str, Any]:
             "run config 'train.ema_track_live' compares the live weights with their average: "
             "set train.ema_decay as well (e.g. 0.995) or remove ema_track_live"
         )
+    if t["lr_schedule"] not in LR_SCHEDULES:
+        raise ConfigError(
+            f"run config 'train.lr_schedule' must be one of {', '.join(LR_SCHEDULES)}, "
+            f"got {t['lr_schedule']!r}"
+        )
+    if t["lr_decay_start"] < 0:
+        raise ConfigError(
+            "run config 'train.lr_decay_start' must be an epoch >= 0 (the first with a "
+            f"decayed learning rate), got {t['lr_decay_start']}"
+        )
+    if not 0 < t["lr_final_factor"] <= 1:
+        raise ConfigError(
+            "run config 'train.lr_final_factor' must be in (0, 1] (the last epoch's learning "
+            f"rate over the initial one), got {t['lr_final_factor']}"
+        )
     ks = out["eval"]["precision_k"]
     if not isinstance(ks, list) or not all(isinstance(k, int) and k > 0 for k in ks):
         raise ConfigError(
@@ -155,6 +183,33 @@ def resolve_run_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
     out["model"] = resolve_config(out["model"])
     return out
+
+
+def lr_factor(
+    epoch: int,
+    *,
+    epochs: int,
+    schedule: str = "constant",
+    decay_start: int = 0,
+    final_factor: float = 0.01,
+) -> float:
+    """Learning rate of ``epoch`` (0-based) over the configured one.
+
+    ``constant`` (the reference): 1. ``cosine``: 1 before ``decay_start``, then half a cosine
+    from 1 down to ``final_factor``, reached at the last epoch ``epochs - 1``::
+
+        f(e) = final + (1 - final) * (1 + cos(pi * (e - start + 1) / (epochs - start))) / 2
+
+    The epochs before ``decay_start`` train exactly as with a constant rate. A start at or
+    after ``epochs`` leaves the whole run constant, so a run stopped there and resumed with
+    more epochs (``--resume``, ``train.epochs`` raised) decays as an uninterrupted one would.
+    """
+    if schedule == "constant" or epoch < decay_start:
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"unknown lr schedule {schedule!r}; expected one of {LR_SCHEDULES}")
+    progress = min(1.0, (epoch - decay_start + 1) / (epochs - decay_start))
+    return final_factor + (1.0 - final_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 # --------------------------------------------------------------------------- the training step
@@ -518,6 +573,8 @@ def train(
     if resume:
         state = load_checkpoint(last_path)
         old = copy.deepcopy({**state["config"], "model": _model_config_of(state)})
+        # train keys added since the run began take their defaults, which it trained with
+        old["train"] = {**DEFAULT_RUN["train"], **old["train"]}
         new = copy.deepcopy(cfg)
         old["train"].pop("epochs", None)
         new["train"].pop("epochs", None)
@@ -568,6 +625,16 @@ def train(
             loader = DataLoader(
                 splits["train"], batch_size=tcfg["batch_size"], shuffle=True, generator=gen
             )
+        factor = lr_factor(
+            epoch,
+            epochs=tcfg["epochs"],
+            schedule=tcfg["lr_schedule"],
+            decay_start=tcfg["lr_decay_start"],
+            final_factor=tcfg["lr_final_factor"],
+        )
+        for group in optimizer.param_groups:
+            base = tcfg["extractor_lr"] if group["name"] == "extractor" else tcfg["lr"]
+            group["lr"] = base * factor
         warm = epoch < tcfg["warmup"]
         lri_phase = is_lri and not warm
         r = (
@@ -617,6 +684,7 @@ def train(
             "epoch": epoch,
             "phase": "warmup" if (warm and is_lri) else ("lri" if is_lri else "plain"),
             "r": r,
+            "lr_factor": factor,
             "train_loss": sums[0] / max(n_seen, 1),
             "train_pred_loss": sums[1] / max(n_seen, 1),
             "train_info_loss": sums[2] / max(n_seen, 1),

@@ -40,6 +40,25 @@ def test_shortened_config(tmp_path, kind, method, epochs, warmup, interval):
     assert r_schedule(int(0.8 * epochs), decay_interval=interval, **sched) == bern["final_r"]
 
 
+def test_shortened_config_keeps_the_lr_decay_at_its_fraction(tmp_path, monkeypatch):
+    import _common
+
+    (tmp_path / "actstrack").mkdir()
+    (tmp_path / "actstrack" / "plain_egnn.yaml").write_text(
+        "model: {backbone: egnn}\n"
+        "train: {epochs: 300, lr_schedule: cosine, lr_decay_start: 180}\n"
+        "dataset: {}\n"
+    )
+    monkeypatch.setattr(_common, "CONFIGS", tmp_path)
+    for epochs, start in ((100, 60), (25, 15), (300, 180)):
+        cfg = shortened_config("actstrack", "plain", "egnn", epochs=epochs, seed=1, data=tmp_path)
+        assert cfg["train"]["lr_decay_start"] == start
+    # a config without the key is left without it (the default: no decay)
+    monkeypatch.setattr(_common, "CONFIGS", CONFIGS)
+    cfg = shortened_config("actstrack", "plain", "egnn", epochs=25, seed=1, data=tmp_path)
+    assert "lr_decay_start" not in cfg["train"]
+
+
 @pytest.mark.parametrize("kind", sorted(BENCH_EPOCHS))
 def test_bench_epochs_never_exceed_the_reference_schedule(kind):
     """Benchmark runs are the reference schedule or a shortened one, never a stretched one,

@@ -1,6 +1,7 @@
 """Training loop: determinism, resume, distributed run, bad configs and checkpoints."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from hepx.models.backbones.base import Dropout
 from hepx.training import (
     check_frame_units,
     load_checkpoint,
+    lr_factor,
     model_from_checkpoint,
     recalibrate_batch_norm,
     resolve_run_config,
@@ -326,3 +328,86 @@ def test_ema_run_averages_the_live_trajectory_it_leaves_unchanged(tiny_ds, tmp_p
     for bad in (1.0, 0, -0.5, True, "0.99"):
         with pytest.raises(ConfigError, match=r"train\.ema_decay"):
             resolve_run_config(_cfg(tiny_ds, ema_decay=bad))
+
+
+def test_lr_factor_by_hand():
+    assert [lr_factor(e, epochs=10) for e in range(10)] == [1.0] * 10
+    cos = [lr_factor(e, epochs=10, schedule="cosine", decay_start=6) for e in range(10)]
+    assert cos[:6] == [1.0] * 6
+    # four decayed epochs: a quarter, half, three quarters and all of the half cosine
+    for e, expected in zip(range(6, 10), (0.8550, 0.505, 0.1550, 0.01), strict=True):
+        assert cos[e] == pytest.approx(expected, abs=1e-4), e
+    one = lr_factor(0, epochs=1, schedule="cosine", final_factor=0.25)
+    assert one == pytest.approx(0.25)
+
+
+def test_cosine_schedule_scales_each_step_and_keeps_the_prefix(tiny_ds, tmp_path):
+    # one Adam step from the same initial weights: its first update is lr * g / (|g| + eps),
+    # so the largest weight change is the learning rate actually used
+    one = {"epochs": 1, "warmup": 0, "max_batches_per_epoch": 1, "lr": 1e-3, "extractor_lr": 2e-3}
+    train(_cfg(tiny_ds, **one), tmp_path / "const", progress=False)
+    cos = {**one, "lr_schedule": "cosine", "lr_final_factor": 0.1}
+    train(_cfg(tiny_ds, **cos), tmp_path / "cos", progress=False)
+    state = load_checkpoint(tmp_path / "const" / "checkpoints" / "last.pt")
+    torch.manual_seed(3)  # the run's weight initialisation
+    init = build_model(state["config"]["model"], pos_dim=3, x_dim=0).state_dict()
+    model = model_from_checkpoint(state)
+    extractor = {id(p) for p in model.parameter_groups()["extractor"]}
+    for run, factor in (("const", 1.0), ("cos", 0.1)):
+        w = _weights(tmp_path / run)
+        for group, lr in ((False, 1e-3), (True, 2e-3)):
+            step = max(
+                (w[k] - init[k]).abs().max().item()
+                for k, p in model.named_parameters()
+                if (id(p) in extractor) == group
+            )
+            assert step == pytest.approx(lr * factor, rel=1e-3), (run, group)
+    groups = load_checkpoint(tmp_path / "cos" / "checkpoints" / "last.pt")["optimizer_state"]
+    assert sorted(g["lr"] for g in groups["param_groups"]) == pytest.approx([1e-4, 2e-4])
+    # epochs before lr_decay_start train exactly as with the constant rate; resume keeps it
+    base = {"epochs": 4, "warmup": 1, "max_batches_per_epoch": 2}
+    plain = train(_cfg(tiny_ds, **base), tmp_path / "plain", progress=False)
+    decay = {**base, "lr_schedule": "cosine", "lr_decay_start": 2}
+    full = train(_cfg(tiny_ds, **decay), tmp_path / "decay", progress=False)
+    rows = json.loads((tmp_path / "decay" / "metrics.json").read_text())
+    plain_rows = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert [r["lr_factor"] for r in rows] == pytest.approx([1, 1, (1 + 0.01) / 2, 0.01])
+    assert [r["train_loss"] for r in rows[:2]] == [r["train_loss"] for r in plain_rows[:2]]
+    assert rows[2]["train_loss"] != plain_rows[2]["train_loss"]
+    assert full != plain
+    # a run stopped at the decay start and resumed with more epochs is the uninterrupted run
+    train(_cfg(tiny_ds, **{**decay, "epochs": 2}), tmp_path / "res", progress=False)
+    resumed = train(_cfg(tiny_ds, **decay), tmp_path / "res", resume=True, progress=False)
+    assert resumed == full
+    w_full, w_res = _weights(tmp_path / "decay"), _weights(tmp_path / "res")
+    assert all(torch.equal(w_full[k], w_res[k]) for k in w_full)
+    # stopped later, the shorter run's last epoch had decayed all the way: not the same run
+    train(_cfg(tiny_ds, **{**decay, "epochs": 3}), tmp_path / "short", progress=False)
+    short_rows = json.loads((tmp_path / "short" / "metrics.json").read_text())
+    assert short_rows[2]["lr_factor"] == 0.01 and math.isclose(rows[2]["lr_factor"], 0.505)
+
+
+def test_lr_schedule_config_errors(tiny_ds):
+    with pytest.raises(ConfigError, match=r"train\.lr_schedule' must be one of constant, cosine"):
+        resolve_run_config(_cfg(tiny_ds, lr_schedule="step"))
+    with pytest.raises(ConfigError, match=r"train\.lr_decay_start' must be an epoch >= 0"):
+        resolve_run_config(_cfg(tiny_ds, lr_schedule="cosine", lr_decay_start=-1))
+    for bad in (0, 1.5, -0.1):
+        with pytest.raises(ConfigError, match=r"train\.lr_final_factor' must be in \(0, 1\]"):
+            resolve_run_config(_cfg(tiny_ds, lr_final_factor=bad))
+    with pytest.raises(ConfigError, match=r"train\.lr_decay_start' must be int"):
+        resolve_run_config(_cfg(tiny_ds, lr_decay_start=2.5))
+
+
+def test_resume_a_run_that_predates_a_train_key(tiny_ds, tmp_path):
+    full = train(_cfg(tiny_ds), tmp_path / "full", progress=False)
+    train(_cfg(tiny_ds, epochs=2), tmp_path / "old", progress=False)
+    last = tmp_path / "old" / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    for key in ("lr_schedule", "lr_decay_start", "lr_final_factor"):
+        del state["config"]["train"][key]  # as written before the schedule existed
+    torch.save(state, last)
+    assert train(_cfg(tiny_ds), tmp_path / "old", resume=True, progress=False) == full
+    # a key the run did record still has to match
+    with pytest.raises(CheckpointError, match=r"train\.lr_schedule \(run constant, now cosine\)"):
+        train(_cfg(tiny_ds, lr_schedule="cosine"), tmp_path / "old", resume=True, progress=False)
