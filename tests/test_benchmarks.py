@@ -155,6 +155,9 @@ def test_shipped_configs_resolve_and_build(path):
     if path.name == "lri_bernoulli_egnn.yaml":  # README: ActsTrack's LRI-Bernoulli EGNN
         want = "mean" if kind == "actstrack" else "add"
         assert {conv.aggr for conv in classifier.backbone.convs} == {want}
+    if cfg["model"]["method"] == "lri_bernoulli":  # README: only ActsTrack's EGNN samples at 0.5
+        sharp = kind == "actstrack" and cfg["model"]["backbone"] == "egnn"
+        assert model.temperature == (0.5 if sharp else 1.0)
     # ActsTrack graphs search neighbours by direction (they follow the tracks); (eta, phi) cannot
     assert classifier.graph.space == ("direction" if kind == "actstrack" else "position")
 
