@@ -78,11 +78,11 @@ def shortened_config(
     The warm-up keeps its fraction of the run but at most half of it, and LRI-Bernoulli's ``r``
     schedule is compressed (never stretched) so that it reaches ``final_r`` by 80 % of the run:
     a 100-300 epoch schedule applied unchanged to a 12-epoch run would leave ``r`` at its start
-    value and the extractor nearly unregularised. A learning-rate decay (``train.lr_decay_start``) starts at the same
-    fraction of the run. The cap matters for ActsTrack LRI-Gaussian
-    (200 of 300 reference epochs are warm-up): kept at two thirds, a 25-epoch run had 8 noised
-    epochs, too few for the validation AUC to recover from the switch to noised inputs, while the
-    plain classifier converges in about 10.
+    value and the extractor nearly unregularised. A learning-rate decay
+    (``train.lr_decay_start``) starts at the same fraction of the run. The warm-up cap matters
+    for ActsTrack LRI-Gaussian (200 of 300 reference epochs are warm-up): kept at two thirds, a
+    25-epoch run had 8 noised epochs, too few for the validation AUC to recover from the switch
+    to noised inputs, while the plain classifier converges in about 10.
     """
     cfg = load_yaml(CONFIGS / kind / f"{method}_{backbone}.yaml")
     train_cfg = cfg["train"]

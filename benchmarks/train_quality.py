@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from _common import WORKDIR, bench_epochs, run_script, train_run, training_minutes
@@ -42,7 +43,7 @@ def run_one(
     epochs: int,
     seed: int,
     runs_dir: Path,
-    overrides: list[str] = (),
+    overrides: Sequence[str] = (),
 ) -> dict:
     run = train_run(
         kind, method, backbone, epochs=epochs, seed=seed, runs_dir=runs_dir, overrides=overrides

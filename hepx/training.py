@@ -632,6 +632,7 @@ def train(
             decay_start=tcfg["lr_decay_start"],
             final_factor=tcfg["lr_final_factor"],
         )
+        # set from the epoch, not a torch LR scheduler: nothing to save or restore on resume
         for group in optimizer.param_groups:
             base = tcfg["extractor_lr"] if group["name"] == "extractor" else tcfg["lr"]
             group["lr"] = base * factor
