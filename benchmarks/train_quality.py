@@ -26,7 +26,7 @@ from pathlib import Path
 
 from _common import WORKDIR, bench_epochs, run_script, train_run, training_minutes
 
-from hepx._atomic import atomic_file
+from hepx.atomic import atomic_file
 
 DEFAULT_RUNS = [
     f"{d}:{m}:{b}"

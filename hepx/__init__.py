@@ -11,7 +11,23 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"io", "sim", "data", "models", "explain", "post", "plot", "errors"}
+_SUBMODULES = {
+    "config",
+    "data",
+    "errors",
+    "evaluation",
+    "explain",
+    "inference",
+    "io",
+    "kinds",
+    "models",
+    "plot",
+    "post",
+    "run",
+    "scoring",
+    "sim",
+    "training",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -114,13 +114,13 @@ def _explain_and_plot(
 ) -> dict[str, Path]:
     """Per-hit importance back onto the ROOT inputs, and the interpretation plots."""
     from hepx.plot import load_events, make_plots
-    from hepx.post.pipeline import explain_files
+    from hepx.scoring import score_files
 
     t0 = time.perf_counter()
     made_here: dict[str, Path] = {}
     for kind, inputs in (("actstrack", [acts_sim]), ("tau3mu", [tau_sim / "ntuple.root"])):
         expl = out / "explain" / kind
-        explain_files(made[f"{kind}_run"], inputs, expl, overwrite=True, progress=False)
+        score_files(made[f"{kind}_run"], inputs, expl, overwrite=True, progress=False)
         made_here[f"{kind}_explain"] = expl
         plots = out / "plots" / kind
         make_plots(load_events(expl), kinds="all", out=plots)

@@ -16,7 +16,7 @@ import pytest
 import uproot
 
 from hepx.errors import ConfigError
-from hepx.sim import _kinematics as kin
+from hepx.sim import kinematics as kin
 from hepx.sim import actstrack
 from hepx.sim.actstrack import ActsTrackTruth, simulate_actstrack
 
@@ -146,7 +146,7 @@ def run(tmp_path_factory) -> tuple[Path, ActsTrackTruth]:
 
 
 def test_detector_surfaces_match_generic_detector():
-    from hepx.sim._detector_acts import CYLINDER, generic_detector
+    from hepx.sim.detector_acts import CYLINDER, generic_detector
 
     s = generic_detector()
     sens = s.sensitive
@@ -174,7 +174,7 @@ def test_detector_surfaces_match_generic_detector():
 
 
 def test_geometry_id_masks_roundtrip():
-    from hepx.sim._detector_acts import decode_geometry_id, encode_geometry_id
+    from hepx.sim.detector_acts import decode_geometry_id, encode_geometry_id
 
     rng = np.random.default_rng(0)
     vol = rng.integers(0, 256, 50)
@@ -363,7 +363,7 @@ def test_hit_four_momenta_and_material(run):
     p = np.linalg.norm(before, axis=1)
     cosang = np.sum(before * after, 1) / (p * np.linalg.norm(after, axis=1))
     ang = np.arccos(np.clip(cosang, -1, 1))
-    from hepx.sim._detector_acts import generic_detector
+    from hepx.sim.detector_acts import generic_detector
 
     s = generic_detector()
     # material of the hit's layer (x/X0 by volume/layer) and incidence on it

@@ -1,7 +1,7 @@
 """Point-cloud datasets and graph construction.
 
 - :func:`load_dataset` / :class:`PointCloudDataset`: cached datasets written by ``hepx convert``.
-- :func:`convert`: reader output -> cached dataset.
+- :func:`convert`: input files -> cached dataset (through the kind's reader, :mod:`hepx.kinds`).
 - :mod:`hepx.data.graph`: batched kNN and radius graphs (torch-cluster or vectorised torch).
 """
 
@@ -11,6 +11,7 @@ from hepx.data.dataset import (
     PointCloudDataset,
     load_arrays,
     load_dataset,
+    read_manifest,
     save_arrays,
     split_indices,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "convert",
     "load_arrays",
     "load_dataset",
+    "read_manifest",
     "save_arrays",
     "split_indices",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
-from hepx._atomic import atomic_dir
+from hepx.atomic import atomic_dir
 from hepx.errors import InputError
 
 FORMAT = "hepx-pointcloud"

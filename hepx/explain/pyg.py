@@ -29,11 +29,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.explain import Explanation
-from torch_geometric.explain.algorithm import ExplainerAlgorithm
+from torch_geometric.explain.algorithm import ExplainerAlgorithm as PyGExplainerAlgorithm
 from torch_geometric.explain.config import ExplanationType, MaskType, ModelTaskLevel
 
 from hepx.errors import ConfigError
-from hepx.explain.base import Explainer, get_explainer
+from hepx.explain.algorithm.base import ExplainerAlgorithm
+from hepx.explain.registry import get_explainer
 
 __all__ = ["HepxAlgorithm", "PyGModel"]
 
@@ -59,7 +60,7 @@ class PyGModel(nn.Module):
         return getattr(out, "logits", out)
 
 
-class HepxAlgorithm(ExplainerAlgorithm):
+class HepxAlgorithm(PyGExplainerAlgorithm):
     """A hepx explainer (name or instance) as a PyG ``ExplainerAlgorithm``.
 
     Supports graph-level binary classification, ``explanation_type="model"`` (or
@@ -67,7 +68,7 @@ class HepxAlgorithm(ExplainerAlgorithm):
     ``node_mask_type="object"`` (one score per point) and no edge mask.
     """
 
-    def __init__(self, explainer: str | Explainer, **options: Any) -> None:
+    def __init__(self, explainer: str | ExplainerAlgorithm, **options: Any) -> None:
         super().__init__()
         self.explainer = (
             get_explainer(explainer, **options) if isinstance(explainer, str) else explainer
@@ -101,7 +102,7 @@ class HepxAlgorithm(ExplainerAlgorithm):
         data = Data(x=x, pos=pos)
         if batch is not None:
             data.batch = batch
-        scores = self.explainer(inner, _Batchish(data))
+        scores = self.explainer(inner, _Batchish(data)).scores
         return Explanation(node_mask=scores.view(-1, 1))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import vector
 
 from hepx.errors import InputError
-from hepx.io._root import iterate, open_tree, require_branches
+from hepx.io.rootfile import iterate, open_tree, require_branches
 
 log = logging.getLogger(__name__)
 vector.register_awkward()

@@ -11,7 +11,7 @@ import awkward as ak
 import numpy as np
 
 from hepx.errors import InputError
-from hepx.io._root import open_tree, require_branches
+from hepx.io.rootfile import open_tree, require_branches
 from hepx.io.filters import HitFilter, parse_filters
 
 log = logging.getLogger(__name__)

@@ -25,9 +25,9 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from hepx._atomic import atomic_file
+from hepx.atomic import atomic_file
 from hepx.errors import InputError
-from hepx.io._root import iterate, open_tree
+from hepx.io.rootfile import iterate, open_tree
 
 _POINT_COLUMN = re.compile(r"^(pos|x)_(\d+)$")
 

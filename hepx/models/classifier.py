@@ -10,14 +10,13 @@ from torch import Tensor, nn
 from torch_geometric.data.data import BaseData
 from torch_geometric.nn import global_add_pool
 
+from hepx.config.run import GRAPH_SPACES
 from hepx.data.graph import knn_graph, radius_graph
 from hepx.errors import ConfigError, InputError
 from hepx.models.backbones.base import PointEncoder, mlp
 
 __all__ = ["GRAPH_SPACES", "GraphSpec", "PointCloudClassifier", "unpack_inputs"]
 
-#: Where :class:`GraphSpec` searches neighbours.
-GRAPH_SPACES = ("position", "direction")
 
 
 def unit_directions(pos: Tensor) -> Tensor:

@@ -1,5 +1,5 @@
 """Interpretation plots on annotated events (the awkward arrays of :func:`hepx.post.annotate`,
-or read back with :func:`hepx.post.read_parquet` / :func:`hepx.post.pipeline.load_explained`).
+or read back with :func:`hepx.post.read_parquet` / :func:`hepx.scoring.load_scored`).
 
 Every function takes the events (and options), draws on ``ax`` when given, else on a new
 figure with the experiment's style and label, and returns the ``matplotlib`` Axes.

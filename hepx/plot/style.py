@@ -14,23 +14,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import mplhep
 
-from hepx._atomic import atomic_file
+from hepx.atomic import atomic_file
 from hepx.errors import InputError
 
-__all__ = ["EXPERIMENT", "FORMATS", "experiment_label", "figure", "save_figure"]
+__all__ = ["FORMATS", "experiment_label", "figure", "save_figure"]
 
-#: Per dataset kind: (experiment, label text, mplhep style).
-EXPERIMENT: dict[str, tuple[str, str, str]] = {
-    "actstrack": ("ACTS", "Simulation", "ATLAS"),
-    "tau3mu": ("CMS", "Phase-2 Simulation", "CMS"),
-}
 FORMATS = ("png", "pdf")
+
+
+def _experiment(kind: str) -> tuple[str, str, str, str]:
+    """(experiment, label, mplhep style, right label) of a dataset kind's plots."""
+    from hepx.kinds import KINDS
+
+    return KINDS[kind].experiment if kind in KINDS else ("", "Simulation", "CMS", "")
 
 
 @contextlib.contextmanager
 def figure(kind: str, *, figsize: tuple[float, float] = (8.0, 7.0)) -> Iterator[plt.Figure]:
     """A new figure under the experiment's mplhep style (closed on exit)."""
-    style = getattr(mplhep.style, EXPERIMENT.get(kind, ("", "", "CMS"))[2])
+    style = getattr(mplhep.style, _experiment(kind)[2])
     with plt.style.context(style):
         fig = plt.figure(figsize=figsize)
         try:
@@ -41,9 +43,9 @@ def figure(kind: str, *, figsize: tuple[float, float] = (8.0, 7.0)) -> Iterator[
 
 def experiment_label(ax, kind: str, *, rlabel: str | None = None) -> None:
     """'ACTS Simulation' / 'CMS Phase-2 Simulation' on top of ``ax`` (mplhep ``exp_label``)."""
-    exp, text, _ = EXPERIMENT.get(kind, ("", "Simulation", "CMS"))
+    exp, text, _, default_rlabel = _experiment(kind)
     if rlabel is None:
-        rlabel = {"actstrack": "(2 T)", "tau3mu": "(14 TeV)"}.get(kind, "")
+        rlabel = default_rlabel
     mplhep.label.exp_label(exp=exp, llabel=text, rlabel=rlabel, loc=0, ax=ax)
 
 

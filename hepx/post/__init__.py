@@ -3,12 +3,14 @@
 * :mod:`hepx.post.physics`: per-track, per-layer/station and track-ranking reductions and the
   LRI-Gaussian axis angle, on the readers' awkward events (numba kernels in
   :mod:`hepx.post.kernels`, pure awkward/NumPy references in :mod:`hepx.post.reference`);
-* :mod:`hepx.post.outputs`: ROOT (friend-ready TTrees) and Parquet writing and reading;
-* :mod:`hepx.post.pipeline`: ``hepx explain``, a trained run over ROOT files.
+* :mod:`hepx.post.outputs`: ROOT (friend-ready TTrees) and Parquet writing and reading.
+
+Running a trained model over ROOT files (``hepx score``) is :mod:`hepx.scoring`'s.
 """
 
 from hepx.post.outputs import (
     FriendLayout,
+    ParquetAppender,
     RootImportanceWriter,
     importance_from_root,
     read_parquet,
@@ -31,12 +33,12 @@ from hepx.post.physics import (
 
 __all__ = [
     "FriendLayout",
+    "ParquetAppender",
     "RootImportanceWriter",
     "annotate",
     "attach_importance",
     "axis_angles",
     "detect_kind",
-    "explain_files",
     "flat_importance",
     "group_profile",
     "importance_from_root",
@@ -50,10 +52,3 @@ __all__ = [
     "write_root",
 ]
 
-
-def __getattr__(name: str):
-    if name == "explain_files":  # imports torch: only on demand
-        from hepx.post.pipeline import explain_files
-
-        return explain_files
-    raise AttributeError(name)

@@ -33,15 +33,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
 import uproot
 
-from hepx._atomic import atomic_file
+from hepx.atomic import atomic_file
 from hepx.errors import InputError
 from hepx.post.physics import detect_kind, flat_importance
+
+if TYPE_CHECKING:
+    from hepx.kinds import DatasetKind
 
 __all__ = [
     "EVENT_TREE",
@@ -49,6 +52,7 @@ __all__ = [
     "MUON_TREE",
     "TRACK_TREE",
     "FriendLayout",
+    "ParquetAppender",
     "RootImportanceWriter",
     "importance_from_root",
     "read_parquet",
@@ -67,13 +71,16 @@ FILL = np.nan
 
 @dataclass
 class FriendLayout:
-    """Shape of the input tree the output must be a friend of.
+    """Shape of the input tree the output must be a friend of; two shapes exist.
 
-    ActsTrack: ``event_id`` = the input ``hits`` tree's ``event_id`` per entry (its length is the
-    number of entries); ``counts`` unused. Tau3Mu: ``counts`` = hits per entry of the muon tree
-    (``n_mu_hit``) of the entries ``entry_start, entry_start + 1, ...`` (one chunk), ``event_id`` =
-    event id per entry (default: the entry number). Events are matched to entries through their
-    ``entry`` field (default: ``event_id``, which is the entry number for the default reader).
+    * A flat hits tree, one entry per hit (ActsTrack ``hits``): ``event_id`` = the input tree's
+      ``event_id`` per entry (its length is the number of entries), no ``counts``. Given to the
+      writer for the whole file.
+    * One entry per event with jagged hits (Tau3Mu ``MuonTrackTree``): ``counts`` = hits per
+      entry (``n_mu_hit``) of the entries ``entry_start, entry_start + 1, ...`` (one chunk),
+      ``event_id`` = event id per entry (default: the entry number). Given with each chunk.
+      Events are matched to entries through their ``entry`` field (default: ``event_id``,
+      which is the entry number for the default reader).
     """
 
     event_id: np.ndarray | None = None
@@ -99,22 +106,35 @@ def _event_field(events: ak.Array, name: str, dtype, default=np.nan) -> np.ndarr
 class RootImportanceWriter:
     """Incremental writer of the ROOT layout above: ``add(events)`` per chunk, then ``close()``.
 
-    ``kind`` is ``"actstrack"`` or ``"tau3mu"``. With ``friend`` (ActsTrack: the whole input
-    hits tree; Tau3Mu: one :class:`FriendLayout` per chunk, passed to :meth:`add`), the friend
-    trees are written. Use :func:`write_root` for the one-shot, atomic version.
+    ``kind`` is the events' dataset kind (its name or :class:`~hepx.kinds.DatasetKind`); kinds
+    with tracks also get the ``tracks`` tree. A flat-hits :class:`FriendLayout` given here (the
+    whole input hits tree) makes ``hits_importance`` its friend; a per-entry layout given with
+    each chunk to :meth:`add` writes ``mu_hit_importance``. Use :func:`write_root` for the
+    one-shot, atomic version.
     """
 
-    def __init__(self, path: str | os.PathLike, kind: str, *, friend: FriendLayout | None = None):
-        if kind not in ("actstrack", "tau3mu"):
-            raise InputError(f"unknown kind {kind!r} (actstrack or tau3mu)")
-        self.kind = kind
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        kind: str | DatasetKind,
+        *,
+        friend: FriendLayout | None = None,
+    ):
+        from hepx.kinds import get_kind
+
+        self.kind = get_kind(kind)
+        if not self.kind.scorable:
+            raise InputError(f"no importance ROOT layout for {self.kind.title} events")
         self.path = Path(path)
         self._file = uproot.recreate(self.path)
         self._trees: set[str] = set()
         self._acts_friend: dict[str, np.ndarray] | None = None
-        if kind == "actstrack" and friend is not None:
-            if friend.event_id is None:
-                raise InputError("an ActsTrack friend layout needs the hits tree's event_id")
+        if friend is not None:
+            if friend.event_id is None or friend.counts is not None:
+                raise InputError(
+                    "the writer's friend layout is the flat input hits tree: give its event_id "
+                    "per entry (per-entry layouts go with each chunk to add())"
+                )
             n = friend.n_entries
             self._acts_friend = {
                 "event_id": np.asarray(friend.event_id, np.int64),
@@ -135,8 +155,10 @@ class RootImportanceWriter:
 
     def add(self, events: ak.Array, *, friend: FriendLayout | None = None) -> None:
         """Write one chunk of annotated events (with ``hits.importance``)."""
-        if detect_kind(events) != self.kind:
-            raise InputError(f"events are {detect_kind(events)}, this writer is for {self.kind}")
+        if detect_kind(events) != self.kind.name:
+            raise InputError(
+                f"events are {detect_kind(events)}, this writer is for {self.kind.name}"
+            )
         imp = flat_importance(events).astype(np.float32)
         hits = events.hits
         n_hits = ak.to_numpy(ak.num(hits, axis=1)).astype(np.int32)
@@ -168,30 +190,32 @@ class RootImportanceWriter:
         }
         if "axis_angle" in hits.fields:
             flat["axis_angle"] = _flat(hits.axis_angle, np.float32)
-        if self.kind == "actstrack":
+        if self.kind.has_tracks:
             self._add_tracks(events, ev_id)
-            if self._acts_friend is not None:
-                f = self._acts_friend
-                if len(hit_index) and (
-                    hit_index.min() < 0 or hit_index.max() >= len(f["importance"])
-                ):
-                    raise InputError(
-                        f"hit_index up to {int(hit_index.max())} does not fit the input hits tree "
-                        f"of {len(f['importance'])} entries: events from another file?"
-                    )
-                if not np.array_equal(f["event_id"][hit_index], hit_ev):
-                    raise InputError("events do not match the input hits tree (event_id differs)")
-                f["importance"][hit_index] = imp
-                f["node_label"][hit_index] = node_label
-                if "importance" in events.tracks.fields:
-                    f["track_importance"][hit_index] = _hit_track_value(events, "importance")
-                if "axis_angle" in flat:
-                    f.setdefault("axis_angle", np.full(len(f["importance"]), FILL, np.float32))
-                    f["axis_angle"][hit_index] = flat["axis_angle"]
-                return
+        if self._acts_friend is not None:
+            self._fill_hits_friend(events, hit_index, hit_ev, imp, node_label, flat)
+            return
         self._extend(HIT_TREE, flat)
-        if self.kind == "tau3mu" and friend is not None:
+        if friend is not None:
             self._add_muon_friend(events, friend, hit_index, imp)
+
+    def _fill_hits_friend(self, events, hit_index, hit_ev, imp, node_label, flat) -> None:
+        """Put the chunk's hits at their entries of the flat hits friend (written at close)."""
+        f = self._acts_friend
+        if len(hit_index) and (hit_index.min() < 0 or hit_index.max() >= len(f["importance"])):
+            raise InputError(
+                f"hit_index up to {int(hit_index.max())} does not fit the input hits tree "
+                f"of {len(f['importance'])} entries: events from another file?"
+            )
+        if not np.array_equal(f["event_id"][hit_index], hit_ev):
+            raise InputError("events do not match the input hits tree (event_id differs)")
+        f["importance"][hit_index] = imp
+        f["node_label"][hit_index] = node_label
+        if self.kind.has_tracks and "importance" in events.tracks.fields:
+            f["track_importance"][hit_index] = _hit_track_value(events, "importance")
+        if "axis_angle" in flat:
+            f.setdefault("axis_angle", np.full(len(f["importance"]), FILL, np.float32))
+            f["axis_angle"][hit_index] = flat["axis_angle"]
 
     def _add_tracks(self, events: ak.Array, ev_id: np.ndarray) -> None:
         tr = events.tracks
@@ -232,8 +256,10 @@ class RootImportanceWriter:
             _event_field(events, "prob", np.float32),
         )
 
-    def add_empty_muon_chunk(self, friend: FriendLayout) -> None:
-        """Tau3Mu friend entries of a chunk in which no event was scored (all NaN)."""
+    def add_empty_chunk(self, friend: FriendLayout | None) -> None:
+        """Friend entries of a chunk in which no event was scored (all NaN)."""
+        if friend is None:
+            return
         none_i, none_f = np.zeros(0, np.int64), np.zeros(0, np.float32)
         self._write_muon_friend(friend, none_i, none_i, none_i, none_f, none_f, none_f)
 
@@ -315,10 +341,11 @@ def write_root(
 ) -> Path:
     """Write annotated events (``hits.importance``) to a ROOT file atomically; see module doc."""
     kind = detect_kind(events)
+    per_entry = friend is not None and friend.counts is not None
     path = Path(path)
     with atomic_file(path) as tmp:
-        with RootImportanceWriter(tmp, kind, friend=friend) as w:
-            w.add(events, friend=friend if kind == "tau3mu" else None)
+        with RootImportanceWriter(tmp, kind, friend=None if per_entry else friend) as w:
+            w.add(events, friend=friend if per_entry else None)
     return path
 
 
@@ -357,6 +384,38 @@ def importance_from_root(events: ak.Array, path: str | os.PathLike) -> ak.Array:
     )
     out = np.where(found, vals[pos_c] if len(vals) else np.nan, np.nan).astype(np.float32)
     return ak.unflatten(out, n_hits)
+
+
+class ParquetAppender:
+    """Annotated events written to one Parquet file chunk by chunk (pyarrow ``ParquetWriter``,
+    the schema of the first chunk). A context manager: closed on exit."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.writer = None
+        self.schema = None
+
+    def write(self, events: ak.Array) -> None:
+        """Append one chunk of events."""
+        import pyarrow.parquet as pq
+
+        table = ak.to_arrow_table(ak.Array(events, attrs=None))
+        if self.writer is None:
+            self.schema = table.schema
+            self.writer = pq.ParquetWriter(self.path, self.schema)
+        elif table.schema != self.schema:
+            table = table.cast(self.schema)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def __enter__(self) -> ParquetAppender:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def write_parquet(path: str | os.PathLike, events: ak.Array) -> Path:

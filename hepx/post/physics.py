@@ -20,7 +20,6 @@ from hepx.errors import InputError
 from hepx.post import kernels
 
 __all__ = [
-    "DEFAULT_GROUPS",
     "DEFAULT_TOPK",
     "annotate",
     "attach_importance",
@@ -35,28 +34,23 @@ __all__ = [
     "track_ranking",
 ]
 
-#: Default grouping of :func:`group_profile` per kind.
-DEFAULT_GROUPS: dict[str, tuple[str, ...]] = {
-    "actstrack": ("volume_id", "layer_id"),
-    "tau3mu": ("station", "ring"),
-}
 #: Default size of the per-event top set of :func:`track_importance` (hits).
 DEFAULT_TOPK = 24
 
 
 def detect_kind(events: ak.Array) -> str:
-    """``"actstrack"`` (events with ``hits`` and ``tracks``) or ``"tau3mu"`` (muon hits)."""
-    fields = set(getattr(events, "fields", []) or [])
-    if "hits" not in fields:
-        raise InputError("events have no 'hits' field: not the output of a hepx reader")
-    hit_fields = set(events.hits.fields)
-    if "tracks" in fields and {"x", "y", "z", "track"} <= hit_fields:
-        return "actstrack"
-    if {"eta", "phi", "station", "chamber"} <= hit_fields:
-        return "tau3mu"
-    raise InputError(
-        "events are neither ActsTrack (hits + tracks) nor Tau3Mu (muon hits with station, chamber)"
-    )
+    """The dataset kind's name of reader events: ``"actstrack"`` (hits and tracks) or
+    ``"tau3mu"`` (muon hits); see :func:`hepx.kinds.detect_kind`."""
+    from hepx.kinds import detect_kind as kind_of
+
+    return kind_of(events).name
+
+
+def _require_tracks(events: ak.Array, what: str) -> None:
+    from hepx.kinds import detect_kind as kind_of
+
+    if not kind_of(events).has_tracks:
+        raise InputError(f"{what} needs events with tracks (ActsTrack: hits + tracks)")
 
 
 def offsets_of(jagged: ak.Array) -> np.ndarray:
@@ -144,8 +138,7 @@ def track_importance(
     most important hits of its event; ``k`` an int, one int per event, or ``"signal"`` = the
     event's number of true signal hits). Tracks without hits get NaN.
     """
-    if detect_kind(events) != "actstrack":
-        raise InputError("track_importance needs ActsTrack events (hits + tracks)")
+    _require_tracks(events, "track_importance")
     imp = flat_importance(events, importance)
     hit_off = offsets_of(events.hits)
     trk_off = offsets_of(events.tracks)
@@ -187,8 +180,7 @@ def track_ranking(
     ``mean_efficiency`` (over events with signal tracks), plus flat ``score``/``is_signal``/
     ``event`` arrays of the tracks used for the AUC (for ROC plots).
     """
-    if detect_kind(events) != "actstrack":
-        raise InputError("track_ranking needs ActsTrack events (hits + tracks)")
+    _require_tracks(events, "track_ranking")
     trk_off = offsets_of(events.tracks)
     if score is None:
         if "importance" not in events.tracks.fields:
@@ -235,14 +227,16 @@ def group_profile(
 ) -> dict[str, Any]:
     """Importance per detector group: ActsTrack layer/volume, muon station/chamber/sector.
 
-    ``by`` names hit fields (default :data:`DEFAULT_GROUPS` of the kind, e.g.
+    ``by`` names hit fields (default: the kind's ``profile_groups``, e.g.
     ``("volume_id", "layer_id")`` or ``("station", "ring")``; ``"sector"``, ``"chamber"``, ...).
     Returns ``{"by": [...], "keys": {field: array [G]}, "all": stats, "signal": stats,
     "background": stats}`` where stats is ``{"count", "mean", "std", "max"}`` per group (signal /
     background by the hit field ``split``; omitted when ``split`` is None).
     """
-    kind = detect_kind(events)
-    names = list(DEFAULT_GROUPS[kind] if by is None else ([by] if isinstance(by, str) else by))
+    from hepx.kinds import detect_kind as kind_of
+
+    default = kind_of(events).profile_groups
+    names = list(default if by is None else ([by] if isinstance(by, str) else by))
     missing = [f for f in names if f not in events.hits.fields]
     if missing:
         raise InputError(
@@ -298,35 +292,20 @@ def annotate(
 ) -> ak.Array:
     """Add importance fields to reader events (returns a new array, aligned with the input).
 
-    Always ``hits.importance``. ActsTrack also ``tracks.importance`` (mean over the track's
-    hits), ``tracks.importance_max``, ``tracks.importance_topk`` (see :func:`track_importance`)
-    and, with an LRI-Gaussian ``sigma`` [N, 3, 3], ``hits.axis_angle`` (degrees between the main
-    noise axis and the hit's true momentum direction).
+    Always ``hits.importance``; what else is the dataset kind's
+    (:meth:`hepx.kinds.DatasetKind.annotate`). ActsTrack also adds ``tracks.importance`` (mean
+    over the track's hits), ``tracks.importance_max``, ``tracks.importance_topk`` (see
+    :func:`track_importance`) and, with an LRI-Gaussian ``sigma`` [N, 3, 3], ``hits.axis_angle``
+    (degrees between the main noise axis and the hit's true momentum direction).
+
+    Example
+    -------
+    >>> out = annotate(events, scores)        # doctest: +SKIP
+    >>> out.tracks.importance                 # doctest: +SKIP
     """
-    kind = detect_kind(events)
-    out = attach_importance(events, importance)
-    if kind == "actstrack":
-        ti = track_importance(out, k=k)
-        tracks = out.tracks
-        tracks = ak.with_field(tracks, ti["mean"], "importance")
-        tracks = ak.with_field(tracks, ti["max"], "importance_max")
-        tracks = ak.with_field(tracks, ti["topk"], "importance_topk")
-        out = ak.with_field(out, tracks, "tracks")
-        if sigma is not None:
-            direction = np.stack([_flat(out.hits[c], np.float64) for c in ("px", "py", "pz")], 1)
-            sig = np.asarray(sigma)
-            if sig.ndim != 3 or len(sig) != len(direction):
-                raise InputError(
-                    f"sigma has shape {sig.shape}, expected [{len(direction)}, 3, 3] (one per hit)"
-                )
-            ang = axis_angles(sig, direction)
-            hits = ak.with_field(
-                out.hits,
-                ak.unflatten(ang.astype(np.float32), ak.num(out.hits, axis=1)),
-                "axis_angle",
-            )
-            out = ak.with_field(out, hits, "hits")
-    return out
+    from hepx.kinds import detect_kind as kind_of
+
+    return kind_of(events).annotate(events, importance, sigma=sigma, k=k)
 
 
 def roc_curve(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Built-in ACTS-like tracking simulation writing ``hits.root`` / ``particles.root``.
 
 Events are generated and propagated through the ACTS Generic detector
-(:mod:`hepx.sim._detector_acts`) in a uniform solenoid field, and written in the layouts of the
+(:mod:`hepx.sim.detector_acts`) in a uniform solenoid field, and written in the layouts of the
 real ACTS producers (``RootSimHitWriter`` and ``RootParticleWriter``; see
 ``root-formats.md``): a flat ``hits`` tree with one entry per hit, and a ``particles`` tree with
 one entry per event (vector branches) or, for old files, one entry per particle.
@@ -63,9 +63,9 @@ import numba
 import numpy as np
 import uproot
 
-from hepx._atomic import atomic_file
+from hepx.atomic import atomic_file
 from hepx.errors import ConfigError
-from hepx.sim._detector_acts import (
+from hepx.sim.detector_acts import (
     CYLINDER,
     L0_SILICON_MM,
     X0_SILICON_MM,
@@ -73,7 +73,7 @@ from hepx.sim._detector_acts import (
     generic_detector,
     module_index,
 )
-from hepx.sim._kinematics import (
+from hepx.sim.kinematics import (
     TabulatedSampler,
     hash_u64,
     mix64,

@@ -6,7 +6,7 @@
 generated muons ``gen_mu_*`` (``n_gen_mu``), generated taus ``gen_tau_*`` (``n_gen_tau``,
 1 in signal events, 0 otherwise) and emulated trigger tracks ``EMTF_mu_*`` (``n_EMTF_mu``).
 
-Physics model (fast and approximate; the geometry is in :mod:`hepx.sim._detector_cms`):
+Physics model (fast and approximate; the geometry is in :mod:`hepx.sim.detector_cms`):
 
 * **Signal** (fraction ``signal_fraction``): Ds (pT 5-40 GeV, falling; 1.1 < |eta| < 2.6, the
   generator-level filter of an endcap sample) -> tau nu (two-body), tau -> 3 mu with flat
@@ -61,9 +61,9 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from hepx._atomic import atomic_file
+from hepx.atomic import atomic_file
 from hepx.errors import ConfigError
-from hepx.sim._detector_cms import (
+from hepx.sim.detector_cms import (
     CSC,
     DT,
     GEM,

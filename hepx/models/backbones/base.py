@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from hepx.config.run import FRAMES
 from hepx.data.graph import edge_vectors
 from hepx.errors import ConfigError
 
@@ -22,7 +23,6 @@ __all__ = [
     "mlp",
 ]
 
-FRAMES = ("global", "beam")
 CURVATURE_SCALE = 0.01  # m^-1: pT ~ 60 GeV at 2 T; see EdgeGeometry.in_beam_frame
 
 

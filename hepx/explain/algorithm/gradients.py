@@ -22,13 +22,14 @@ from torch import Tensor, nn
 from torch_geometric.data.data import BaseData
 from torch_geometric.utils import scatter
 
+from hepx.config.evaluate import PATH_BASELINES
 from hepx.errors import ConfigError
-from hepx.explain.base import (
-    Explainer,
+from hepx.explain.algorithm.base import (
+    ExplainerAlgorithm,
     PointInputs,
     classifier_of,
     frozen,
-    register,
+    point_inputs,
     replicate,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "IntegratedGradients",
     "data_period",
     "default_baseline",
+    "fixed_graph",
     "integrated_gradients",
     "path_baseline",
     "point_score",
@@ -67,7 +69,7 @@ def _wrap(delta: Tensor, period: Sequence[float | None] | None) -> Tensor:
 
 
 #: Baselines of the path methods (see :func:`path_baseline`).
-BASELINES = ("origin", "centroid")
+BASELINES = PATH_BASELINES
 
 
 def path_baseline(
@@ -110,7 +112,9 @@ def default_baseline(inp: PointInputs, period: Sequence[float | None] | None) ->
     return path_baseline(inp, period, "origin")
 
 
-def _graph(clf: nn.Module, inp: PointInputs) -> Tensor:
+def fixed_graph(clf: nn.Module, inp: PointInputs) -> Tensor:
+    """The classifier's graph ``[2, E]`` on the real input, without gradient (kept fixed
+    while an explainer moves or masks the points)."""
     with torch.no_grad():
         return clf.build_graph(clf.scale_pos(inp.pos), inp.batch)
 
@@ -162,13 +166,14 @@ def point_score(grad: Tensor, disp: Tensor, pos_dim: int, how: str = "magnitude"
     raise ConfigError(f"unknown point score {how!r}; expected one of {', '.join(POINT_SCORES)}")
 
 
-@register("gradcam")
-class GradCAM(Explainer):
+class GradCAM(ExplainerAlgorithm):
     """GradCAM on the last message-passing layer: ``score_i = sum_c (d logit / d h_ic) h_ic``.
 
     (Captum's ``LayerGradCam`` on a node-level layer: no spatial dimension to average the
     gradients over.) ``relu=True`` clips negative scores as in the image GradCAM.
     """
+
+    name = "gradcam"
 
     def __init__(self, relu: bool = False) -> None:
         self.relu = relu
@@ -178,7 +183,7 @@ class GradCAM(Explainer):
 
     def explain(self, model, data: BaseData, inp: PointInputs) -> Tensor:
         clf = classifier_of(model)
-        ei = _graph(clf, inp)
+        ei = fixed_graph(clf, inp)
         with frozen(clf), torch.enable_grad():
             # embed / readout are exactly the two halves of clf.forward
             h = clf.embed(inp.x, clf.scale_pos(inp.pos), inp.batch, ei).detach()
@@ -189,13 +194,14 @@ class GradCAM(Explainer):
         return s.clamp_min(0) if self.relu else s
 
 
-@register("gradgeo")
-class GradGeo(Explainer):
+class GradGeo(ExplainerAlgorithm):
     """GradGeo: per point the L2 norm of ``d logit / d pos`` (data frame; graph fixed)."""
+
+    name = "gradgeo"
 
     def explain(self, model, data: BaseData, inp: PointInputs) -> Tensor:
         clf = classifier_of(model)
-        ei = _graph(clf, inp)
+        ei = fixed_graph(clf, inp)
         with frozen(clf), torch.enable_grad():
             pos = inp.pos.detach().requires_grad_(True)
             logits = clf(inp.x, pos, inp.batch, edge_index=ei)
@@ -272,11 +278,9 @@ def _path_integral(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Path-averaged gradient ``[N, D + F]``, displacement ``x - baseline`` ``[N, D + F]`` and
     ``f(x) - f(baseline)`` ``[B]`` (see :func:`integrated_gradients`)."""
-    from hepx.explain.base import point_inputs
-
     inp = point_inputs(data)
     clf = classifier_of(model)
-    ei = _graph(clf, inp)
+    ei = fixed_graph(clf, inp)
     chan = _channels(inp)
     d = inp.pos.shape[1]
     if isinstance(baseline, str):
@@ -314,8 +318,7 @@ def _path_integral(
     return grad_sum.detach(), disp.detach(), (ends[1] - ends[0]).detach()
 
 
-@register("ig")
-class IntegratedGradients(Explainer):
+class IntegratedGradients(ExplainerAlgorithm):
     """Integrated Gradients (own batched path loop; Captum-compatible quadrature).
 
     Point score (``score``, see :func:`point_score`): by default ``"magnitude"``,
@@ -329,6 +332,8 @@ class IntegratedGradients(Explainer):
     Gauss-Legendre steps, as Captum. Baseline (``baseline``, :func:`path_baseline`): the origin
     (beam spot; eta = 0 for (eta, phi) data) or each sample's centroid.
     """
+
+    name = "ig"
 
     def __init__(
         self,
@@ -378,8 +383,7 @@ def _check_score(score: str) -> None:
         )
 
 
-@register("ggig")
-class GGIG(Explainer):
+class GGIG(ExplainerAlgorithm):
     """Geometrically guided integrated gradients (after Rahman, Lewis & Plis, arXiv 2206.05903).
 
     No public implementation exists; the choices made here:
@@ -405,6 +409,8 @@ class GGIG(Explainer):
     Cost: ``m x T`` gradient evaluations (all ``m`` starting points in one replicated batch).
     """
 
+    name = "ggig"
+
     def __init__(
         self,
         m: int = 20,
@@ -424,7 +430,7 @@ class GGIG(Explainer):
 
     def explain(self, model, data: BaseData, inp: PointInputs) -> Tensor:
         clf = classifier_of(model)
-        ei = _graph(clf, inp)
+        ei = fixed_graph(clf, inp)
         chan = _channels(inp)
         d = inp.pos.shape[1]
         n = inp.num_points

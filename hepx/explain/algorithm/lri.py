@@ -1,4 +1,4 @@
-"""LRI models explained by their own scores, in the common explainer interface."""
+"""LRI models explained by their own scores, as explainer algorithms."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from torch import Tensor
 from torch_geometric.data.data import BaseData
 
 from hepx.errors import ConfigError
-from hepx.explain.base import Explainer, PointInputs, frozen, register
+from hepx.explain.algorithm.base import ExplainerAlgorithm, PointInputs, frozen
 
 __all__ = ["LRIBernoulliScores", "LRIGaussianScores"]
 
 
-class _LRIScores(Explainer):
+class _LRIScores(ExplainerAlgorithm):
     model_class = ""
 
     def explain(self, model, data: BaseData, inp: PointInputs) -> Tensor:
@@ -25,15 +25,15 @@ class _LRIScores(Explainer):
             return model(inp.x, inp.pos, inp.batch).node_scores.float()
 
 
-@register("lri_bernoulli")
 class LRIBernoulliScores(_LRIScores):
     """LRI-Bernoulli: ``p_i = sigmoid(a_i)`` of the model's extractor (eval mode, no sampling)."""
 
+    name = "lri_bernoulli"
     model_class = "LRIBernoulli"
 
 
-@register("lri_gaussian")
 class LRIGaussianScores(_LRIScores):
     """LRI-Gaussian: ``-det(Sigma_i)`` of the model's extractor."""
 
+    name = "lri_gaussian"
     model_class = "LRIGaussian"

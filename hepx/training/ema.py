@@ -6,11 +6,9 @@ the training random stream and losses are those of a run without ``ema_decay``).
 
 Why: LRI-Bernoulli's importance scores stay close to the prior ``r`` (the KL term pulls every
 point there) and the ranking of the hits rests on small deviations from it, which the constant
-learning rate of the reference moves from epoch to epoch. On ActsTrack-sim the validation
-interpretation AUC of an LRI-Bernoulli EGNN jumps by 0.05-0.10 between epochs at a flat
-prediction AUC, and selecting the epoch by prediction AUC (the reference's rule) lands at random
-on that spread. An average over the last few hundred steps is a smoother model (README, "Models
-and training").
+learning rate of the reference moves from epoch to epoch; selecting the epoch by prediction AUC
+(the reference's rule) then lands at random on that spread. An average over the last few
+hundred steps is a smoother model (docs: design decisions, where it is measured).
 
 Not ``torch.optim.swa_utils.AveragedModel``: its ``state_dict`` nests the model under
 ``module.`` with an ``n_averaged`` buffer (``best.pt`` must load into a plain model), and its EMA

@@ -28,7 +28,7 @@ from torch_geometric.data.data import BaseData
 from torch_geometric.utils import scatter
 
 from hepx.errors import ConfigError
-from hepx.explain.base import Explainer, frozen, point_inputs
+from hepx.explain.algorithm.base import ExplainerAlgorithm, frozen, point_inputs
 
 __all__ = [
     "E3",
@@ -37,9 +37,7 @@ __all__ = [
     "Permutation",
     "PhiShift",
     "RotationZ",
-    "Symmetrised",
     "cosine_per_sample",
-    "default_groups",
     "explanation_robustness",
     "get_group",
     "model_invariance",
@@ -217,19 +215,6 @@ def get_group(name: str, **kwargs: Any) -> Group:
     return GROUPS[name](**kwargs)
 
 
-def default_groups(kind: str | None, backbone: str | None, pos_dim: int) -> list[Group]:
-    """Groups to test for a dataset kind / backbone: permutations always; rotations about ``z``
-    for 3-D data (ActsTrack), phi shifts for Tau3Mu; E(3) for EGNN on 3-D data."""
-    groups: list[Group] = [Permutation()]
-    if kind == "tau3mu" or (pos_dim == 2 and kind != "actstrack"):
-        groups.append(PhiShift(axis=1))
-    elif pos_dim == 3:
-        groups.append(RotationZ())
-        if backbone == "egnn":
-            groups.append(E3())
-    return groups
-
-
 # --------------------------------------------------------------------------- similarity
 
 
@@ -304,7 +289,7 @@ def _logits(model: nn.Module, data: BaseData) -> Tensor:
 
 
 def explanation_robustness(
-    explainer: Explainer,
+    explainer: ExplainerAlgorithm,
     model: nn.Module,
     data: BaseData,
     group: Group | str,
@@ -330,14 +315,14 @@ def explanation_robustness(
     gen = torch.Generator().manual_seed(seed)
     inp = point_inputs(data)
     batch = inp.batch
-    e_x = explainer(model, data)
+    e_x = explainer(model, data).scores
     f_x = _logits(model, data)
     z = torch.zeros(inp.num_graphs)
     acc = {k: z.clone() for k in ("inv_cos", "inv_sp", "eq_cos", "eq_sp")}
     mcos, mdiff = 0.0, 0.0
     for _ in range(n_draws):
         act = group.sample(data, gen)
-        e_g = explainer(model, act.data)
+        e_g = explainer(model, act.data).scores
         acc["inv_cos"] += cosine_per_sample(e_g, e_x, batch).cpu()
         acc["inv_sp"] += spearman_per_sample(e_g, e_x, batch)
         ref = act.act(e_x)
@@ -357,34 +342,6 @@ def explanation_robustness(
         "model_cos": mcos / n_draws,
         "model_max_abs_diff": mdiff,
     }
-
-
-class Symmetrised(Explainer):
-    """``e_sym(x) = mean over g of rho'(g)^{-1} e(g x)`` over ``n`` group elements (the identity
-    and ``n - 1`` random draws, re-drawn with the same seed at every call, so the result is
-    deterministic). Invariant/equivariant up to Monte Carlo error, at ``n`` times the cost."""
-
-    def __init__(self, explainer: Explainer, group: Group | str, n: int = 8, seed: int = 0) -> None:
-        self.base = explainer
-        self.group = get_group(group) if isinstance(group, str) else group
-        self.n, self.seed = int(n), int(seed)
-        self.name = f"{explainer.name}+sym"  # type: ignore[misc]
-        self.requires_fit = explainer.requires_fit  # type: ignore[misc]
-
-    def options(self):
-        return {"explainer": self.base.name, "group": self.group.name, "n": self.n}
-
-    def fit(self, model, loader, **kwargs):
-        self.base.fit(model, loader, **kwargs)
-        return self
-
-    def explain(self, model, data, inp):
-        gen = torch.Generator().manual_seed(self.seed)
-        total = self.base(model, data).clone()
-        for _ in range(self.n - 1):
-            act = self.group.sample(data, gen)
-            total += act.to_original(self.base(model, act.data))
-        return total / self.n
 
 
 def model_invariance(

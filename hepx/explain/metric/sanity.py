@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch_geometric.data.data import BaseData
 
-from hepx.explain.base import Explainer, classifier_of, point_inputs
-from hepx.explain.robustness import cosine_per_sample, spearman_per_sample
+from hepx.explain.algorithm.base import ExplainerAlgorithm, classifier_of, point_inputs
+from hepx.explain.metric.robustness import cosine_per_sample, spearman_per_sample
 
 __all__ = ["model_perturbation", "model_randomisation", "reinit_blocks"]
 
@@ -65,7 +65,7 @@ def _similarity(e0, e1, batch) -> dict[str, float]:
 
 
 def model_randomisation(
-    explainer: Explainer,
+    explainer: ExplainerAlgorithm,
     model: nn.Module,
     data: BaseData,
     *,
@@ -93,7 +93,7 @@ def model_randomisation(
     if mode not in ("cascading", "full"):
         raise ValueError(f"mode must be 'cascading' or 'full', got {mode!r}")
     batch = point_inputs(data).batch
-    e0 = explainer(model, data)
+    e0 = explainer(model, data).scores
     rand = copy.deepcopy(model)
     blocks = reinit_blocks(rand)
     gen = torch.Generator().manual_seed(seed)
@@ -104,7 +104,7 @@ def model_randomisation(
             _reinit(m, gen)
         if fit_loader is not None and explainer.requires_fit:
             explainer = copy.deepcopy(explainer).fit(rand, fit_loader, **(fit_kwargs or {}))
-        e1 = explainer(rand, data)
+        e1 = explainer(rand, data).scores
         stages.append(
             {"blocks": i + 1 if mode == "cascading" else len(blocks), **_similarity(e0, e1, batch)}
         )
@@ -120,7 +120,7 @@ def _accuracy(model: nn.Module, data: BaseData) -> float:
 
 
 def model_perturbation(
-    explainer: Explainer,
+    explainer: ExplainerAlgorithm,
     model: nn.Module,
     data: BaseData,
     *,
@@ -142,7 +142,7 @@ def model_perturbation(
         ``acc_perturbed`` (mean over draws).
     """
     batch = point_inputs(data).batch
-    e0 = explainer(model, data)
+    e0 = explainer(model, data).scores
     acc0 = _accuracy(model, data)
     gen = torch.Generator().manual_seed(seed)
     sims, accs = [], []
@@ -158,7 +158,7 @@ def model_perturbation(
             if abs(acc1 - acc0) <= acc_tol:
                 break
             scale /= 2
-        sims.append(_similarity(e0, explainer(pert, data), batch))
+        sims.append(_similarity(e0, explainer(pert, data).scores, batch))
         accs.append(acc1)
     return {
         "spearman": float(np.mean([s["spearman"] for s in sims])),

@@ -6,8 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data.data import BaseData
 
-from hepx.explain.base import classifier_of, frozen, point_inputs
-from hepx.explain.gradients import _graph
+from hepx.explain.algorithm.base import classifier_of, frozen, point_inputs
+from hepx.explain.algorithm.gradients import fixed_graph
 
 __all__ = ["fidelity", "topk_mask"]
 
@@ -39,7 +39,7 @@ def fidelity(model: nn.Module, data: BaseData, scores: Tensor, k: int) -> dict[s
     """
     clf = classifier_of(model)
     inp = point_inputs(data)
-    ei = _graph(clf, inp)
+    ei = fixed_graph(clf, inp)
     keep = topk_mask(scores.to(inp.pos.device), inp.batch, k).float()
     with frozen(clf):
         z = clf(inp.x, inp.pos, inp.batch, edge_index=ei).view(-1)

@@ -17,8 +17,14 @@ from torch_geometric.data.data import BaseData
 from torch_geometric.utils import scatter
 
 from hepx.errors import ConfigError
-from hepx.explain.base import Explainer, PointInputs, classifier_of, frozen, point_inputs, register
-from hepx.explain.gradients import _graph
+from hepx.explain.algorithm.base import (
+    ExplainerAlgorithm,
+    PointInputs,
+    classifier_of,
+    frozen,
+    point_inputs,
+)
+from hepx.explain.algorithm.gradients import fixed_graph
 from hepx.models.backbones.base import mlp
 
 __all__ = ["BernMask", "BernMaskP", "PointMask"]
@@ -29,8 +35,7 @@ def _entropy(p: Tensor, eps: float = 1e-6) -> Tensor:
     return -(p * torch.log(p) + (1 - p) * torch.log1p(-p))
 
 
-@register("bernmask")
-class BernMask(Explainer):
+class BernMask(ExplainerAlgorithm):
     """BernMask (GNNExplainer-style): per-point mask logits optimised per sample.
 
     All samples of a batch are optimised jointly (one parameter vector ``[N]``, one Adam; the
@@ -42,6 +47,8 @@ class BernMask(Explainer):
     The logits start at the constant ``init`` (not random): the explainer is then deterministic
     and exactly permutation equivariant (randomness shared between ``x`` and ``g x``).
     """
+
+    name = "bernmask"
 
     def __init__(
         self,
@@ -66,7 +73,7 @@ class BernMask(Explainer):
 
     def explain(self, model, data: BaseData, inp: PointInputs) -> Tensor:
         clf = classifier_of(model)
-        ei = _graph(clf, inp)
+        ei = fixed_graph(clf, inp)
         b = inp.num_graphs
         with frozen(clf), torch.enable_grad():
             with torch.no_grad():
@@ -87,7 +94,7 @@ class BernMask(Explainer):
         return torch.sigmoid(logit.detach())
 
 
-class _ParametricMask(Explainer):
+class _ParametricMask(ExplainerAlgorithm):
     """Shared parts of BernMask-P and PointMask: an MLP on the frozen classifier's clean-cloud
     node embeddings, trained over a data set."""
 
@@ -99,7 +106,7 @@ class _ParametricMask(Explainer):
         self.net: nn.Module | None = None
 
     def _embed(self, clf, inp: PointInputs):
-        ei = _graph(clf, inp)
+        ei = fixed_graph(clf, inp)
         with torch.no_grad():
             logits, h = clf(inp.x, inp.pos, inp.batch, edge_index=ei, return_embeddings=True)
         return ei, logits, h
@@ -167,7 +174,6 @@ def _uniform(like: Tensor, gen: torch.Generator | None) -> Tensor:
     return torch.rand(like.shape, generator=gen, device=like.device, dtype=like.dtype)
 
 
-@register("bernmask_p")
 class BernMaskP(_ParametricMask):
     """BernMask-P (PGExplainer-style): an MLP ``h_i -> a_i`` on the frozen classifier's node
     embeddings, trained over a data set with the relaxed Bernoulli mask
@@ -175,6 +181,8 @@ class BernMaskP(_ParametricMask):
     ``BCE(f(x; m), c) + size_coef * mean m + ent_coef * mean H(sigmoid(a))``.
     Score: ``sigmoid(a)``. Reference: T = 1; ActsTrack 100 epochs, Tau3Mu 50.
     """
+
+    name = "bernmask_p"
 
     def __init__(
         self,
@@ -209,7 +217,6 @@ class BernMaskP(_ParametricMask):
         return torch.sigmoid(params.squeeze(-1))
 
 
-@register("pointmask")
 class PointMask(_ParametricMask):
     """PointMask (Taghanaki et al. 2020): an MLP ``h_i -> (mu_i, log var_i)``; training mask
     ``m = sigmoid(mu + sigma * eps)``; loss ``BCE(f(x; m), c) + kl_coef * mean KL(N(mu, sigma^2)
@@ -217,6 +224,8 @@ class PointMask(_ParametricMask):
     """
 
     out_dim = 2
+
+    name = "pointmask"
 
     def __init__(
         self, kl_coef: float = 0.01, t: float = 0.2, lr: float = 1e-3, seed: int = 0

@@ -1,0 +1,24 @@
+"""``hepx demo``: simulate, convert, train, score and plot, end to end on built-in defaults."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hepx.cli.common import add_parser as _sub
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> None:
+    p = _sub(sub, "demo", help="the whole chain end to end on built-in defaults")
+    p.add_argument("--out", type=Path, default=Path("hepx-demo"), help="output directory")
+    p.add_argument("--quick", action="store_true", help="tiny settings (for tests)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from hepx.demo import run_demo
+
+    run_demo(args.out, quick=args.quick, seed=args.seed)

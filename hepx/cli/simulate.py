@@ -1,0 +1,91 @@
+"""``hepx simulate {actstrack,tau3mu}``: ROOT files from the built-in detector simulations."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from hepx.cli.common import add_parser as _sub
+
+log = logging.getLogger("hepx")
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> None:
+    p = _sub(sub, "simulate", help="write realistic ROOT files with the built-in simulations")
+    kinds = p.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    pa = _sub(kinds, "actstrack", help="ACTS generic detector: hits.root + particles.root")
+    pa.add_argument("--events", type=int, required=True, help="events to simulate")
+    pa.add_argument("--bfield", type=float, default=2.0, help="solenoid field in tesla")
+    pa.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    pa.add_argument("--out", type=Path, required=True, help="output directory")
+    pa.add_argument(
+        "--signal-fraction", type=float, default=0.5, help="fraction of events with a Z"
+    )
+    pa.add_argument(
+        "--pileup", type=float, default=25.0, help="mean number of pileup charged particles"
+    )
+    pa.add_argument(
+        "--schema", default="v43", choices=["v43", "v44.0", "v44.3"], help="ACTS hits layout"
+    )
+    pa.add_argument(
+        "--particles-layout",
+        default="per_event",
+        choices=["per_event", "per_particle"],
+        help="one particles entry per event (vectors) or per particle (old files)",
+    )
+    pa.add_argument(
+        "--event-order",
+        default="shuffled",
+        choices=["sorted", "shuffled", "interleaved"],
+        help="order of the events in the files (multi-threaded ACTS interleaves them)",
+    )
+    pa.set_defaults(func=run)
+    pt = _sub(kinds, "tau3mu", help="CMS endcap muon ntuple: ntuple.root")
+    pt.add_argument("--events", type=int, required=True, help="events to simulate")
+    pt.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    pt.add_argument("--out", type=Path, required=True, help="output directory")
+    pt.add_argument(
+        "--signal-fraction", type=float, default=0.24, help="fraction of tau -> 3 mu events"
+    )
+    pt.add_argument("--pileup", type=float, default=200.0, help="pileup interactions")
+    pt.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from hepx import sim
+
+    t0 = time.perf_counter()
+    if args.dataset == "actstrack":
+        sim.simulate_actstrack(
+            args.out,
+            events=args.events,
+            bfield=args.bfield,
+            seed=args.seed,
+            signal_fraction=args.signal_fraction,
+            pileup_mean=args.pileup,
+            schema=args.schema,
+            particles_layout=args.particles_layout,
+            event_order=args.event_order,
+        )
+        files = "hits.root, particles.root"
+    else:
+        sim.simulate_tau3mu(
+            args.out,
+            events=args.events,
+            seed=args.seed,
+            signal_fraction=args.signal_fraction,
+            pileup=args.pileup,
+        )
+        files = "ntuple.root"
+    log.info(
+        "simulated %d %s events in %.1f s -> %s/{%s}",
+        args.events,
+        args.dataset,
+        time.perf_counter() - t0,
+        args.out,
+        files,
+    )

@@ -1,0 +1,27 @@
+"""Configuration: safe YAML loading, ``--set`` overrides, the shipped configs and the schema.
+
+* :func:`load_yaml`, :func:`apply_overrides`, :func:`deep_merge` (:mod:`hepx.config.loader`);
+* :func:`find_config`, :func:`shipped_configs` (:mod:`hepx.config.shipped`);
+* :func:`resolve_run_config`, :data:`RUN_SCHEMA` (:mod:`hepx.config.run`);
+* :class:`Field`, :func:`validate` (:mod:`hepx.config.schema`), the one validator.
+"""
+
+from hepx.config.loader import apply_overrides, check_keys, deep_merge, load_yaml
+from hepx.config.run import RUN_SCHEMA, resolve_model_config, resolve_run_config
+from hepx.config.schema import Field, validate
+from hepx.config.shipped import find_config, shipped_config_dir, shipped_configs
+
+__all__ = [
+    "RUN_SCHEMA",
+    "Field",
+    "apply_overrides",
+    "check_keys",
+    "deep_merge",
+    "find_config",
+    "load_yaml",
+    "resolve_model_config",
+    "resolve_run_config",
+    "shipped_config_dir",
+    "shipped_configs",
+    "validate",
+]

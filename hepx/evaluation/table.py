@@ -1,0 +1,303 @@
+"""``hepx evaluate RUN_DIR... --out REPORT_DIR``: the evaluation table.
+
+For every run directory (written by ``hepx train``) and every applicable method:
+
+* plain runs (``method: plain``) are explained by the post-hoc methods (frozen classifier);
+* LRI runs by their own scores (``lri_bernoulli`` / ``lri_gaussian``).
+
+One row per (method, backbone, dataset, run): prediction ROC AUC / accuracy on the test split,
+interpretation ROC AUC (pooled over the points of the positive samples, and the per-sample
+mean), precision@k, fidelity (fid+ / fid- of the top-k points, k = first precision k),
+explanation robustness (per group: median over samples of the cosine and Spearman
+similarities, with the model's own invariance), sanity checks (model randomisation and model
+perturbation Spearman) and wall times (fit, explain per sample).
+
+The report (:mod:`hepx.evaluation.report`): ``results.csv``, ``results.md``, ``results.json``
+and ``roc_<dataset>_<backbone>.png``, written atomically.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_geometric.loader import DataLoader
+
+from hepx.config.evaluate import EVALUATE_SCHEMA
+from hepx.config.schema import validate
+from hepx.errors import ConfigError, InputError
+from hepx.explain.registry import POST_HOC, available_methods, default_hparams, get_explainer
+from hepx.inference import Predictions, predict
+from hepx.run import TrainedRun
+
+log = logging.getLogger("hepx")
+
+__all__ = ["OPTIONS", "evaluate"]
+
+#: The options of :func:`evaluate` (and of ``hepx evaluate``), with their defaults.
+OPTIONS = EVALUATE_SCHEMA
+
+
+@dataclass
+class _Run:
+    """A run opened for evaluation: its model and the data it is evaluated on."""
+
+    directory: Path
+    model: torch.nn.Module
+    config: Mapping[str, Any]
+    test: Any
+    train: Any
+    meta: Mapping[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.meta.get("kind", "?")
+
+
+def open_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = None) -> _Run:
+    """A run with its test split, or all of ``data`` (another dataset: distribution shift),
+    and its training split when available (for explainers that are fit).
+
+    Raises:
+        CheckpointError: no run / checkpoint there, or a model that does not fit the data.
+        InputError: the dataset is missing or of another kind than the run's.
+    """
+    run = TrainedRun.open(run_dir)
+    if data is None:
+        splits = run.splits()
+        test, train, meta = splits["test"], splits["train"], splits["test"].meta
+    else:
+        test = run.dataset(data)  # a foreign (e.g. shifted) dataset: all of it is test data
+        train = run.splits()["train"] if run.dataset_path.exists() else None
+        meta = test.meta
+    return _Run(run.directory, run.model(), run.config, test, train, meta)
+
+
+def evaluate(
+    run_dirs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    methods: Sequence[str] | None = None,
+    device: str = "cpu",
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Evaluate ``methods`` (default: all applicable) on the runs; write the report.
+
+    Args:
+        run_dirs: ``hepx train`` run directories.
+        out_dir: the report directory.
+        methods: method names (:func:`hepx.explain.available_methods`); default: the post-hoc
+            methods for plain runs, the run's own scores for LRI runs.
+        device: ``"cpu"`` or ``"cuda"``.
+        **options: see :data:`OPTIONS`.
+
+    Returns:
+        The rows of the table.
+
+    Example
+    -------
+    >>> rows = evaluate(["runs/plain", "runs/lri"], "report", max_samples=200)  # doctest: +SKIP
+    """
+    from hepx.evaluation.report import write_report
+
+    opt = validate(OPTIONS, options, where="evaluate options")
+    requested = _check_methods(methods)
+    if not run_dirs:
+        raise InputError("no run directories given")
+    runs = [open_run(r, opt["data"]) for r in run_dirs]  # validate all first
+    rows: list[dict[str, Any]] = []
+    curves: dict[tuple[str, str], list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for run in runs:
+        run.model.to(device)
+        todo = _methods_for(run.config["model"]["method"], requested)
+        if not todo:
+            log.warning("%s: none of the requested methods applies", run.directory)
+        test = run.test if opt["max_samples"] is None else run.test[: opt["max_samples"]]
+        checks = DataLoader(test, batch_size=max(1, opt["robustness_samples"]))
+        check_batch = next(iter(checks)).to(device)  # the samples of the checks
+        for method in todo:
+            row, pred = _evaluate_method(run, test, check_batch, method, opt, device)
+            rows.append(row)
+            keep = pred.y[pred.batch] > 0.5
+            curves.setdefault((run.kind, row["backbone"]), []).append(
+                (f"{method} ({run.directory.name})", pred.node_label[keep], pred.scores[keep])
+            )
+    if not rows:
+        raise ConfigError(
+            f"none of the methods {', '.join(requested or [])} applies to these runs: post-hoc "
+            "methods explain plain runs, lri_bernoulli / lri_gaussian need runs of that method"
+        )
+    write_report(out_dir, rows, curves)
+    return rows
+
+
+def _check_methods(methods: Sequence[str] | None) -> list[str] | None:
+    if methods is None:
+        return None
+    known = available_methods()
+    for m in methods:
+        if m not in known:
+            raise ConfigError(f"unknown method {m!r}; known methods: {', '.join(known)}")
+    return list(methods)
+
+
+def _methods_for(run_method: str, requested: Sequence[str] | None) -> list[str]:
+    cands = list(POST_HOC) if run_method == "plain" else [run_method]
+    return [m for m in cands if requested is None or m in requested]
+
+
+def _explainer(method: str, run: _Run, opt: Mapping[str, Any]):
+    """The method with the reference options for the run's kind and backbone, and the
+    arguments of its fit (``None`` when it is not fit)."""
+    hp = default_hparams(method, run.kind, run.config["model"]["backbone"])
+    fit_epochs = hp.pop("epochs", None)
+    if method == "bernmask" and opt["bernmask_iterations"] is not None:
+        hp["iterations"] = opt["bernmask_iterations"]
+    if method == "ig":
+        hp["n_steps"] = opt["ig_steps"]
+    if method in ("ig", "ggig"):
+        hp["baseline"] = opt["ig_baseline"]
+    if method in ("bernmask_p", "pointmask"):
+        hp["seed"] = opt["seed"]
+    explainer = get_explainer(method, **hp)
+    if not explainer.requires_fit:
+        return explainer, None
+    epochs = opt["fit_epochs"] if opt["fit_epochs"] is not None else fit_epochs
+    return explainer, {"epochs": epochs, "max_batches": opt["fit_max_batches"]}
+
+
+def _train_loader(run: _Run, opt: Mapping[str, Any], method: str) -> DataLoader:
+    if run.train is None:
+        raise InputError(f"{method} must be fit on the run's training split, which is unavailable")
+    gen = torch.Generator().manual_seed(opt["seed"])
+    return DataLoader(run.train, batch_size=opt["batch_size"], shuffle=True, generator=gen)
+
+
+def _evaluate_method(
+    run: _Run, test, check_batch, method: str, opt: Mapping[str, Any], device: str
+) -> tuple[dict[str, Any], Predictions]:
+    """One row of the table: fit (if needed), explain the test split, score the explanation."""
+    from hepx.explain.metric.groundtruth import (
+        interpretation_roc_auc,
+        per_sample_interpretation_auc,
+        precision_at_k,
+        prediction_metrics,
+    )
+
+    explainer, fit_kwargs = _explainer(method, run, opt)
+    ks = list(run.config["eval"]["precision_k"])
+    loader = DataLoader(test, batch_size=opt["batch_size"])
+    torch.manual_seed(opt["seed"])
+    t0 = time.perf_counter()
+    if fit_kwargs is not None:
+        explainer.fit(run.model, _train_loader(run, opt, method), **fit_kwargs)
+    t_fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred = predict(run.model, loader, device=device, explainer=explainer)
+    t_explain = time.perf_counter() - t0
+    pm = prediction_metrics(pred.logits, pred.y)
+    scores, labels, batch, y = pred.scores, pred.node_label, pred.batch, pred.y
+    row: dict[str, Any] = {
+        "method": method,
+        "backbone": run.config["model"]["backbone"],
+        "dataset": run.kind,
+        "data": Path(run.meta["path"]).name,
+        "run": run.directory.name,
+        "options": ";".join(f"{k}={v}" for k, v in sorted(explainer.options().items())),
+        "n_test": len(test),
+        "pred_auc": pm["auc"],
+        "pred_acc": pm["acc"],
+        "interp_auc": interpretation_roc_auc(scores, labels, batch, y),
+        "interp_auc_per_sample": per_sample_interpretation_auc(scores, labels, batch, y),
+    }
+    for k, v in precision_at_k(scores, labels, batch, y, ks).items():
+        row[f"prec@{k}"] = v
+    row["fid_plus"], row["fid_minus"] = _fidelity(run.model, loader, scores, ks[0], device)
+    if opt["robustness"]:
+        row.update(_robustness(explainer, run, check_batch, opt))
+    if opt["sanity"]:
+        row.update(_sanity(explainer, run, check_batch, opt, fit_kwargs))
+    row["fit_s"] = t_fit
+    row["explain_ms_per_sample"] = 1000 * t_explain / max(len(test), 1)
+    log.info(
+        "%s %s/%s: interp AUC %.3f, prec@%d %.3f (%.1f s)",
+        run.directory.name,
+        method,
+        row["backbone"],
+        row["interp_auc"],
+        ks[0],
+        row[f"prec@{ks[0]}"],
+        t_fit + t_explain,
+    )
+    return row, pred
+
+
+def _fidelity(model, loader, scores: np.ndarray, k: int, device) -> tuple[float, float]:
+    """Mean fid+ and fid- over the positive samples."""
+    from hepx.explain.metric.fidelity import fidelity
+
+    scores_t = torch.from_numpy(scores)
+    fp, fm, ys = [], [], []
+    lo = 0
+    for data in loader:
+        data = data.to(device)
+        n = data.num_nodes
+        f = fidelity(model, data, scores_t[lo : lo + n].to(device), k)
+        lo += n
+        fp.append(f["fid_plus"].cpu())
+        fm.append(f["fid_minus"].cpu())
+        ys.append(data.y.view(-1).cpu())
+    y = torch.cat(ys) > 0.5
+    fp, fm = torch.cat(fp)[y], torch.cat(fm)[y]
+    nan = float("nan")
+    return (float(fp.mean()) if len(fp) else nan, float(fm.mean()) if len(fm) else nan)
+
+
+def _robustness(explainer, run: _Run, data, opt: Mapping[str, Any]) -> dict[str, float]:
+    from hepx.explain.metric.robustness import explanation_robustness
+    from hepx.kinds import KINDS
+
+    kind = KINDS.get(run.kind, KINDS["generic"])
+    pos_dim = int(run.meta.get("pos_dim", data.pos.shape[1]))
+    out: dict[str, float] = {}
+    for group in kind.robustness_groups(run.config["model"]["backbone"], pos_dim):
+        r = explanation_robustness(
+            explainer, run.model, data, group, n_draws=opt["robustness_draws"], seed=opt["seed"]
+        )
+        score = "equivariance" if group.equivariant else "invariance"
+        pre = f"{'equiv' if group.equivariant else 'inv'}_{group.name}"
+        out[f"{pre}_cos"] = float(r[f"{score}_cos"].median())
+        out[f"{pre}_spearman"] = float(r[f"{score}_spearman"].median())
+        out[f"model_inv_{group.name}_cos"] = r["model_cos"]
+    return out
+
+
+def _sanity(explainer, run: _Run, data, opt, fit_kwargs) -> dict[str, float]:
+    from hepx.explain.metric.sanity import model_perturbation, model_randomisation
+
+    refit = None
+    if explainer.requires_fit and run.train is not None:
+        refit = _train_loader(run, opt, explainer.name)
+    rnd = model_randomisation(
+        copy.deepcopy(explainer),
+        run.model,
+        data,
+        mode="full",
+        seed=opt["seed"],
+        fit_loader=refit,
+        fit_kwargs=fit_kwargs or {},
+    )
+    per = model_perturbation(explainer, run.model, data, seed=opt["seed"])
+    return {
+        "sanity_random_spearman": rnd["spearman"],
+        "sanity_perturb_spearman": per["spearman"],
+        "sanity_perturb_noise": per["noise"],
+    }

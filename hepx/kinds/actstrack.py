@@ -1,0 +1,206 @@
+"""ActsTrack: ACTS simulation output (``hits.root`` + particles), is there a Z -> ll?"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hepx.config.schema import Field
+from hepx.errors import InputError
+from hepx.kinds.base import DatasetKind, ScoringChunk
+
+__all__ = ["ActsTrack", "actstrack_arrays"]
+
+#: Particles files looked for next to a hits file, in this order.
+PARTICLES_FILES = (
+    "particles.root",
+    "particles_simulation.root",
+    "particles_initial.root",
+    "fatras_particles_initial.root",
+)
+#: Branches of the hits tree that scoring and conversion need.
+HIT_BRANCHES = ("event_id", "geometry_id", "tx", "ty", "tz")
+
+
+class ActsTrack(DatasetKind):
+    """Hits (x, y, z) in mm without point features; truth: the hits of the Z -> ll legs.
+
+    An input is a directory holding ``hits.root`` and a particles file, or a hits file with a
+    particles file next to it. Scored files get a ``hits_importance`` friend of the input
+    ``hits`` tree (one entry per hit entry) and a per-event ``tracks`` tree.
+    """
+
+    name = "actstrack"
+    title = "ActsTrack"
+    pos_dim = 3
+    x_dim = 0
+    scorable = True
+    has_tracks = True
+    experiment = ("ACTS", "Simulation", "ATLAS", "(2 T)")
+    profile_groups = ("volume_id", "layer_id")
+    reader_schema: ClassVar[dict[str, Field]] = {
+        "hits_tree": Field("str", "hits", doc="name of the hits TTree"),
+        "particles_tree": Field("str", "particles", doc="name of the particles TTree"),
+        "tracks_per_event": Field("posint", 10, nullable=True, doc="tracks kept (null: all)"),
+        "min_track_hits": Field("nonnegint", 3, doc="hits a particle needs to be a track"),
+        "min_lepton_hits": Field("nonnegint", 3, doc="hits each Z lepton needs"),
+        "z_mass": Field("posnumber", 91.1876, doc="GeV"),
+        "mass_window": Field("posnumber", 2.0, doc="|m_ll - m_Z| of a signal pair, GeV"),
+        "seed": Field("int", 0, doc="seed of the track sampling"),
+        "step_size": Field("size", "100 MB", doc="uproot read chunk"),
+    }
+
+    def reader(self):
+        from hepx.io import read_acts
+
+        return read_acts
+
+    def input_items(self, inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
+        """Directories or hits files -> ``(hits, particles)`` pairs."""
+        from hepx.kinds.files import describe_file, is_cms_ntuple
+
+        if not inputs:
+            raise InputError("no input files given")
+        pairs = []
+        for item in map(Path, inputs):
+            hits = item / "hits.root" if item.is_dir() else item
+            if not hits.exists():
+                raise InputError(
+                    f"{hits}: no such file (an ActsTrack input is a directory with hits.root "
+                    "and particles.root, or a hits file)"
+                )
+            if is_cms_ntuple(hits):
+                raise InputError(f"{hits} is {describe_file(hits)}, not ACTS hits (actstrack)")
+            particles = next(
+                (hits.parent / c for c in PARTICLES_FILES if (hits.parent / c).exists()), None
+            )
+            if particles is None:
+                raise InputError(
+                    f"{hits.parent}: no particles file next to {hits.name} "
+                    f"(looked for {', '.join(PARTICLES_FILES)})"
+                )
+            pairs.append((hits, particles))
+        return pairs
+
+    def item_paths(self, item: tuple[Path, Path]) -> list[Path]:
+        return [Path(item[0]), Path(item[1])]
+
+    def output_name(self, item: tuple[Path, Path]) -> str:
+        hits = Path(item[0])
+        return hits.parent.name if hits.stem == "hits" and hits.parent.name else hits.stem
+
+    def absolute(self, item: tuple[Path, Path]) -> tuple[Path, Path]:
+        return (Path(item[0]).resolve(), Path(item[1]).resolve())
+
+    def read(self, item: tuple[Path, Path], options: Mapping[str, Any]):
+        return self.reader()(item[0], item[1], **options)
+
+    def check_input(self, item: tuple[Path, Path], options: Mapping[str, Any]) -> None:
+        from hepx.io.rootfile import open_tree, require_branches
+
+        tree = open_tree(item[0], options.get("hits_tree", "hits"))
+        require_branches(tree, HIT_BRANCHES, what="ACTS hits")
+
+    def to_arrays(self, events, *, source_file: int = 0):
+        return actstrack_arrays(events, source_file=source_file)
+
+    def matches(self, events) -> bool:
+        fields = set(events.fields)
+        return "tracks" in fields and {"x", "y", "z", "track"} <= set(events.hits.fields)
+
+    def file_friend(self, item: tuple[Path, Path], options: Mapping[str, Any]):
+        from hepx.io.rootfile import open_tree
+        from hepx.post.outputs import FriendLayout
+
+        tree = open_tree(item[0], options.get("hits_tree", "hits"))
+        return FriendLayout(event_id=tree["event_id"].array(library="np"))
+
+    def scoring_chunks(
+        self, item: tuple[Path, Path], options: Mapping[str, Any], chunk_entries: int
+    ) -> Iterator[ScoringChunk]:
+        """The whole file at once: ACTS hits are not grouped by event in the tree."""
+        events = self.read(item, options)
+        yield ScoringChunk(events=events, friend=None, n_entries=len(events))
+
+    def file_info(self, item: tuple[Path, Path], options: Mapping[str, Any]) -> dict[str, int]:
+        from hepx.io.rootfile import open_tree
+
+        return {"hits_in_file": open_tree(item[0], options.get("hits_tree", "hits")).num_entries}
+
+    def annotate(self, events, importance, *, sigma=None, k=None):
+        """``hits.importance``, the per-track importance (mean, max, top-k share) and, with an
+        LRI-Gaussian ``sigma [N, 3, 3]``, ``hits.axis_angle``."""
+        import awkward as ak
+
+        from hepx.post.physics import DEFAULT_TOPK, attach_importance, axis_angles, track_importance
+
+        out = attach_importance(events, importance)
+        ti = track_importance(out, k=DEFAULT_TOPK if k is None else k)
+        tracks = out.tracks
+        for field, key in (("importance", "mean"), ("importance_max", "max")):
+            tracks = ak.with_field(tracks, ti[key], field)
+        tracks = ak.with_field(tracks, ti["topk"], "importance_topk")
+        out = ak.with_field(out, tracks, "tracks")
+        if sigma is None:
+            return out
+        from hepx.kinds.arrays import flat
+
+        direction = np.stack([flat(out.hits[c], np.float64) for c in ("px", "py", "pz")], 1)
+        sig = np.asarray(sigma)
+        if sig.ndim != 3 or len(sig) != len(direction):
+            raise InputError(
+                f"sigma has shape {sig.shape}, expected [{len(direction)}, 3, 3] (one per hit)"
+            )
+        angle = axis_angles(sig, direction).astype(np.float32)
+        hits = ak.with_field(out.hits, ak.unflatten(angle, ak.num(out.hits, axis=1)), "axis_angle")
+        return ak.with_field(out, hits, "hits")
+
+    def robustness_groups(self, backbone: str | None, pos_dim: int) -> list[Any]:
+        from hepx.explain.metric.robustness import E3, Permutation, RotationZ
+
+        return [Permutation(), RotationZ(), *([E3()] if backbone == "egnn" else [])]
+
+
+def actstrack_arrays(events, *, source_file: int = 0):
+    """ActsTrack events -> point clouds: ``pos`` = hit (x, y, z) in mm, no point features,
+    plus ``track_ids`` and ``node_dir`` (unit true momentum direction at each hit).
+
+    Example
+    -------
+    >>> arrays = actstrack_arrays(hepx.io.read_acts("hits.root", "particles.root"))  # doctest: +SKIP
+    >>> arrays.point["pos"].shape  # doctest: +SKIP
+    (12345, 3)
+    """
+    from hepx.kinds.arrays import event_fields, flat, offsets
+    from hepx.data.dataset import PointCloudArrays
+
+    hits = events.hits
+    pos = np.stack([flat(hits.x), flat(hits.y), flat(hits.z)], axis=1).astype(np.float32)
+    mom = np.stack([flat(hits.px), flat(hits.py), flat(hits.pz)], axis=1).astype(np.float64)
+    norm = np.linalg.norm(mom, axis=1, keepdims=True)
+    node_dir = np.divide(mom, norm, out=np.zeros_like(mom), where=norm > 0).astype(np.float32)
+    return PointCloudArrays(
+        ptr=offsets(events, "hits"),
+        point={
+            "pos": pos,
+            "x": np.zeros((len(pos), 0), dtype=np.float32),
+            "node_label": flat(hits.node_label, np.int8),
+            "hit_index": flat(hits.hit_index, np.int64),
+            "track_ids": flat(hits.track, np.int32),
+            "node_dir": node_dir,
+        },
+        sample=event_fields(events, source_file),
+        meta={
+            "kind": "actstrack",
+            "pos_dim": 3,
+            "x_dim": 0,
+            "coords": ["x", "y", "z"],
+            "pos_unit": "mm",
+            "period": [None, None, None],
+            "x_names": [],
+        },
+    )

@@ -1,0 +1,164 @@
+"""Tau3Mu: CMS endcap-muon ntuples (``Ntuplizer/MuonTrackTree``), is there a tau -> 3 mu?"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import awkward as ak
+import numpy as np
+
+from hepx.config.schema import Field
+from hepx.errors import InputError
+from hepx.kinds.base import DatasetKind, ScoringChunk
+
+__all__ = ["MUON_TREE", "Tau3Mu", "tau3mu_arrays"]
+
+MUON_TREE = "Ntuplizer/MuonTrackTree"
+
+
+class Tau3Mu(DatasetKind):
+    """Muon hits at (eta, phi [rad]) with phi periodic and the bend as the point feature;
+    truth: the hits of the three muons from the tau decay.
+
+    Scored files get a ``mu_hit_importance`` friend of the input muon tree (one entry per
+    entry, a jagged importance aligned with the ``mu_hit_*`` vectors), read in chunks.
+    """
+
+    name = "tau3mu"
+    title = "Tau3Mu"
+    pos_dim = 2
+    x_dim = 1
+    scorable = True
+    experiment = ("CMS", "Phase-2 Simulation", "CMS", "(14 TeV)")
+    profile_groups = ("station", "ring")
+    figsize = (10.0, 8.0)
+    reader_schema: ClassVar[dict[str, Field]] = {
+        "tree": Field("str", MUON_TREE, doc="path of the TTree"),
+        "filters": Field("list", None, nullable=True, doc="hit selection, {branch, op, value}"),
+        "truth_branch": Field("str", "mu_hit_truth_tau", nullable=True, doc="per-hit truth"),
+        "label_branch": Field("str", "n_gen_tau", nullable=True, doc="per-event signal flag"),
+        "event_id_branch": Field("str", None, nullable=True, doc="event number (null: entry)"),
+        "min_hits": Field("nonnegint", 3, doc="selected hits an event needs"),
+        "min_signal_hits": Field("nonnegint", 3, doc="selected signal hits a signal event needs"),
+        "step_size": Field("size", "100 MB", doc="uproot read chunk"),
+        "entry_start": Field("nonnegint", None, nullable=True, doc="first entry read"),
+        "entry_stop": Field("nonnegint", None, nullable=True, doc="entry after the last read"),
+    }
+
+    def reader(self):
+        from hepx.io import read_cms_muon
+
+        return read_cms_muon
+
+    def check_input(self, item: Path, options: Mapping[str, Any]) -> None:
+        from hepx.io.cms_muon import HIT_FIELDS
+        from hepx.io.rootfile import open_tree, require_branches
+
+        tree = open_tree(item, options.get("tree", MUON_TREE))
+        require_branches(tree, list(HIT_FIELDS.values()), what="CMS muon hits")
+
+    def to_arrays(self, events, *, source_file: int = 0):
+        return tau3mu_arrays(events, source_file=source_file)
+
+    def matches(self, events) -> bool:
+        return "tracks" not in events.fields and {"eta", "phi", "station", "chamber"} <= set(
+            events.hits.fields
+        )
+
+    def scoring_chunks(
+        self, item: Path, options: Mapping[str, Any], chunk_entries: int
+    ) -> Iterator[ScoringChunk]:
+        """``chunk_entries`` tree entries at a time (bounded memory); the friend layout of each
+        chunk has one entry per tree entry, scored or not."""
+        from hepx.io.rootfile import open_tree
+        from hepx.post.outputs import FriendLayout
+
+        tree = open_tree(item, options.get("tree", MUON_TREE))
+        id_branch = options.get("event_id_branch")
+        opts = {k: v for k, v in options.items() if k not in ("entry_start", "entry_stop")}
+        opts["event_id_branch"] = None  # event_id = entry number, mapped back in finish
+        for a in range(0, tree.num_entries, chunk_entries):
+            b = min(a + chunk_entries, tree.num_entries)
+            ids = (
+                tree[id_branch].array(entry_start=a, entry_stop=b, library="np").astype(np.int64)
+                if id_branch
+                else np.arange(a, b, dtype=np.int64)
+            )
+            layout = FriendLayout(event_id=ids, counts=_hit_counts(tree, a, b), entry_start=a)
+            events = _read_or_none(self.reader(), item, a, b, opts)
+            yield ScoringChunk(
+                events=events,
+                friend=layout,
+                n_entries=b - a,
+                finish=lambda scored, ids=ids, a=a: _restore_ids(scored, ids, a),
+            )
+
+    def file_info(self, item: Path, options: Mapping[str, Any]) -> dict[str, int]:
+        from hepx.io.rootfile import open_tree
+
+        return {"entries_in_file": open_tree(item, options.get("tree", MUON_TREE)).num_entries}
+
+    def robustness_groups(self, backbone: str | None, pos_dim: int) -> list[Any]:
+        from hepx.explain.metric.robustness import Permutation, PhiShift
+
+        return [Permutation(), PhiShift(axis=1)]
+
+
+def _hit_counts(tree, start: int, stop: int) -> np.ndarray:
+    if "n_mu_hit" in tree.keys():
+        return tree["n_mu_hit"].array(entry_start=start, entry_stop=stop, library="np")
+    return np.asarray(ak.num(tree["mu_hit_sim_eta"].array(entry_start=start, entry_stop=stop)))
+
+
+def _read_or_none(reader, path: Path, start: int, stop: int, options: Mapping[str, Any]):
+    """The chunk's events, or ``None`` when the selection keeps none of them."""
+    try:
+        return reader(path, entry_start=start, entry_stop=stop, **options)
+    except InputError as err:
+        if "no events left" not in str(err):
+            raise
+        return None
+
+
+def _restore_ids(scored: ak.Array, ids: np.ndarray, start: int) -> ak.Array:
+    """Scored chunk events: ``entry`` (tree entry) added, ``event_id`` from the input's ids."""
+    entry = ak.to_numpy(scored.event_id).astype(np.int64)
+    scored = ak.with_field(scored, entry, "entry")
+    return ak.with_field(scored, ids[entry - start], "event_id")
+
+
+def tau3mu_arrays(events, *, source_file: int = 0):
+    """Tau3Mu events -> point clouds: ``pos`` = (eta, phi [rad]) with phi periodic, ``x`` = bend.
+
+    Example
+    -------
+    >>> arrays = tau3mu_arrays(hepx.io.read_cms_muon("ntuple.root"))  # doctest: +SKIP
+    >>> arrays.meta["period"]  # doctest: +SKIP
+    [None, 6.283185307179586]
+    """
+    from hepx.data.dataset import PointCloudArrays
+    from hepx.kinds.arrays import event_fields, flat, offsets
+
+    hits = events.hits
+    pos = np.stack([flat(hits.eta), flat(hits.phi)], axis=1).astype(np.float32)
+    return PointCloudArrays(
+        ptr=offsets(events, "hits"),
+        point={
+            "pos": pos,
+            "x": flat(hits.bend, np.float32)[:, None],
+            "node_label": flat(hits.node_label, np.int8),
+            "hit_index": flat(hits.hit_index, np.int64),
+        },
+        sample=event_fields(events, source_file),
+        meta={
+            "kind": "tau3mu",
+            "pos_dim": 2,
+            "x_dim": 1,
+            "coords": ["eta", "phi"],
+            "pos_unit": "rad",
+            "period": [None, float(2 * np.pi)],
+            "x_names": ["bend"],
+        },
+    )

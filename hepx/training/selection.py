@@ -1,0 +1,45 @@
+"""Model selection: which epoch's weights become ``best.pt`` (the LRI reference's rule)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["ModelSelection"]
+
+
+class ModelSelection:
+    """The reference's rule: the highest validation prediction AUC, ties broken by the lower
+    validation loss; a NaN AUC never wins.
+
+    Its state (``epoch``, ``auc``, ``loss``, ``phase`` of the best epoch so far) is saved in
+    ``last.pt`` so that a resumed run selects as an uninterrupted one.
+    """
+
+    def __init__(self, state: Mapping[str, Any] | None = None) -> None:
+        self.best: dict[str, Any] = (
+            dict(state) if state else {"epoch": -1, "auc": -math.inf, "loss": math.inf}
+        )
+
+    @property
+    def epoch(self) -> int:
+        return int(self.best["epoch"])
+
+    @staticmethod
+    def _entry(val: Mapping[str, float], epoch: int, phase: str) -> dict[str, Any]:
+        auc = val["pred_auc"] if not math.isnan(val["pred_auc"]) else -math.inf
+        return {"epoch": epoch, "auc": auc, "loss": val["loss"], "phase": phase}
+
+    def offer(self, val: Mapping[str, float], epoch: int, phase: str) -> bool:
+        """Record ``epoch`` if its validation metrics beat the best so far; True if so."""
+        new = self._entry(val, epoch, phase)
+        better = new["auc"] > self.best["auc"] or (
+            new["auc"] == self.best["auc"] and new["loss"] < self.best["loss"]
+        )
+        if better:
+            self.best = new
+        return better
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.best)
