@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from hepx import sim
-from hepx.config import apply_overrides, load_yaml
+from hepx.config import apply_overrides, load_yaml, resolve_run_config
 from hepx.data import convert
 from hepx.models.factory import DEFAULT_CONFIG
-from hepx.training import config_diff, resolve_run_config, train
+from hepx.training import config_diff, train
 
 WORKDIR = Path(tempfile.gettempdir()) / "hepx-bench"
 
@@ -188,11 +188,11 @@ def score_test_split(
     """
     from torch_geometric.loader import DataLoader
 
-    from hepx.evaluate import load_run
     from hepx.models.lri import LRIOutput
+    from hepx.run import TrainedRun
 
-    model, _, test, _, _ = load_run(run)
-    model.eval()
+    trained = TrainedRun.open(run)
+    model, test = trained.model(), trained.splits()["test"]
     if prepare is not None:
         prepare(model)
     parts: dict[str, list[np.ndarray]] = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _common import WORKDIR, bench_epochs, run_script, simulated_dataset, train_run
 
-from hepx.evaluate import evaluate
+from hepx.evaluation import evaluate
 
 
 def main(argv=None) -> None:

@@ -17,7 +17,7 @@ import uproot
 
 from hepx import sim
 from hepx.data import convert
-from hepx.io.acts import _HIT_KINEMATICS, _PARTICLE_FIELDS
+from hepx.io.acts import HIT_KINEMATICS, PARTICLE_FIELDS
 from hepx.io.cms_muon import DEFAULT_FILTERS, HIT_FIELDS
 
 
@@ -79,8 +79,8 @@ def main() -> None:
 
     # ActsTrack: flat hits tree + per-event particles tree.
     hits_tree = uproot.open(acts_dir / "hits.root")["hits"]
-    hit_branches = ["event_id", "geometry_id", "particle_id", *_HIT_KINEMATICS, "index"]
-    part_branches = ["event_id", "particle_id", *_PARTICLE_FIELDS]
+    hit_branches = ["event_id", "geometry_id", "particle_id", *HIT_KINEMATICS, "index"]
+    part_branches = ["event_id", "particle_id", *PARTICLE_FIELDS]
     n_hits = hits_tree.num_entries
 
     def bare_acts():

@@ -7,7 +7,7 @@ Steps: simulate + convert both datasets (built-in simulations, the quality bench
 cached ActsTrack-sim 3000 events / Tau3Mu-sim 20000 events), train plain / LRI-Bernoulli /
 LRI-Gaussian runs per backbone and seed (reference configs with the epochs of
 ``_common.BENCH_EPOCHS`` unless ``--epochs-*`` is given, shared with ``train_quality.py``
-through ``--runs-dir``), run :func:`hepx.evaluate` on each seed's runs
+through ``--runs-dir``), run :func:`hepx.evaluation.evaluate` on each seed's runs
 (post-hoc methods on the plain run), and aggregate mean and standard deviation over seeds into
 ``paper_table.md`` / ``paper_table.csv`` (every finished report under ``--out`` enters the
 table: run one process per backbone to use several cores). The claim under test:
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from _common import EVENTS, WORKDIR, bench_epochs, run_script, simulated_dataset, train_run
 
-from hepx.evaluate import evaluate
-from hepx.explain.gradients import BASELINES
+from hepx.config.evaluate import PATH_BASELINES as BASELINES
+from hepx.evaluation import evaluate
 
 METRICS = [
     "pred_auc",

@@ -4,7 +4,7 @@
 
 Simulates ``--files`` Tau3Mu ntuples and trains the reference LRI-Bernoulli EGNN
 (configs/tau3mu/lri_bernoulli_egnn.yaml) for one epoch on the first file (both cached under
-the temporary work directory), then times :func:`hepx.post.pipeline.explain_files` over all
+the temporary work directory), then times :func:`hepx.scoring.score_files` over all
 files, same run, same inputs:
 
 * ``local``: the single-process run (``executor=None``), torch limited to 1 thread, the
@@ -33,8 +33,9 @@ from _common import WORKDIR
 from hepx import sim
 from hepx.config import load_yaml
 from hepx.data import convert
-from hepx.post.pipeline import explain_files, load_explained
 from hepx.scale import dask_executor, local_cluster
+from hepx.scoring import load_scored as load_explained
+from hepx.scoring import score_files as explain_files
 from hepx.training import train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tau3mu" / "lri_bernoulli_egnn.yaml"
@@ -67,7 +68,7 @@ def trained_run(file: Path, workdir: Path) -> Path:
 def _worker_warm_up() -> int:
     import torch
 
-    import hepx.post.pipeline  # noqa: F401  (imports torch_geometric, uproot, awkward)
+    import hepx.scoring  # noqa: F401  (imports torch_geometric, uproot, awkward)
 
     return torch.get_num_threads()
 

@@ -16,10 +16,10 @@ import torch
 from _common import simulated_dataset
 from torch_geometric.loader import DataLoader
 
-from hepx.config import load_yaml
+from hepx.config import load_yaml, resolve_run_config
 from hepx.data import load_dataset
 from hepx.models import build_model
-from hepx.training import TrainStep, resolve_run_config
+from hepx.training import TrainStep
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 BACKBONES = ("dgcnn", "point_transformer", "egnn")

@@ -213,7 +213,9 @@ def _dataset_record_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
             pass
     model = config.get("model", {})
     if kind is None:
-        kind = {(3, 0): "actstrack", (2, 1): "tau3mu"}.get((model.get("pos_dim"), model.get("x_dim")))
+        kind = {(3, 0): "actstrack", (2, 1): "tau3mu"}.get(
+            (model.get("pos_dim"), model.get("x_dim"))
+        )
     return {
         "kind": kind,
         "reader_options": options,
@@ -263,7 +265,9 @@ def _period(value: Any) -> list[float | None] | None:
     return [float(p) if p else None for p in value]
 
 
-def check_compatible(model_config: Mapping[str, Any], meta: Mapping[str, Any], *, what: str) -> None:
+def check_compatible(
+    model_config: Mapping[str, Any], meta: Mapping[str, Any], *, what: str
+) -> None:
     """Raise :class:`CheckpointError` if a trained model does not fit a dataset.
 
     Args:
@@ -373,7 +377,9 @@ class TrainedRun:
         try:
             ds = load_dataset(dpath)
         except InputError as err:
-            raise InputError(f"run {self.directory}: cannot load its dataset {dpath} ({err})") from None
+            raise InputError(
+                f"run {self.directory}: cannot load its dataset {dpath} ({err})"
+            ) from None
         kind, dkind = self.state["dataset"].get("kind"), ds.meta.get("kind")
         if kind is not None and kind != dkind:
             raise InputError(

@@ -6,7 +6,7 @@
 * :class:`Field`, :func:`validate` (:mod:`hepx.config.schema`), the one validator.
 """
 
-from hepx.config.loader import apply_overrides, check_keys, deep_merge, load_yaml
+from hepx.config.loader import apply_overrides, deep_merge, load_yaml
 from hepx.config.run import RUN_SCHEMA, resolve_model_config, resolve_run_config
 from hepx.config.schema import Field, validate
 from hepx.config.shipped import find_config, shipped_config_dir, shipped_configs
@@ -15,7 +15,6 @@ __all__ = [
     "RUN_SCHEMA",
     "Field",
     "apply_overrides",
-    "check_keys",
     "deep_merge",
     "find_config",
     "load_yaml",

@@ -70,12 +70,3 @@ def apply_overrides(config: Mapping[str, Any], overrides: Sequence[str]) -> dict
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return out
-
-
-def check_keys(section: Mapping[str, Any], allowed: Sequence[str], *, where: str) -> None:
-    """Refuse keys of ``section`` that are not in ``allowed``, listing the allowed ones."""
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(section).__name__}")
-    for key in section:
-        if key not in allowed:
-            raise ConfigError(f"{where}: unknown key '{key}' (allowed: {', '.join(allowed)})")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-import os
 from typing import Any
 
 from hepx.errors import ConfigError

@@ -52,7 +52,9 @@ def find_config(name_or_path: str | os.PathLike) -> Path:
         return shipped
     if path.exists():
         raise ConfigError(f"{path}: is a directory, expected a YAML config file")
-    runs = [n for n in shipped_configs() if "/" in n and not n.startswith(("datasets/", "convert/"))]
+    runs = [
+        n for n in shipped_configs() if "/" in n and not n.startswith(("datasets/", "convert/"))
+    ]
     raise ConfigError(
         f"{name_or_path}: no such config file and no shipped config of that name "
         f"(shipped run configs: {', '.join(runs)})"

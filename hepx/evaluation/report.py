@@ -35,7 +35,10 @@ def write_report(out_dir: str | os.PathLike, rows: list[dict[str, Any]], curves:
             w.writeheader()
             w.writerows(rows)
         clean = [
-            {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+            {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in r.items()
+            }
             for r in rows
         ]
         (tmp / "results.json").write_text(json.dumps(clean, indent=1) + "\n")

@@ -41,8 +41,10 @@ _GEOMETRY_LAYOUT = {
     "sensitive_id": (8, 20),
     "extra_id": (0, 8),
 }
-_HIT_KINEMATICS = ("tx", "ty", "tz", "tt", "tpx", "tpy", "tpz", "te")
-_PARTICLE_FIELDS = ("particle_type", "q", "px", "py", "pz", "m", "vx", "vy", "vz")
+#: Kinematic branches of the hits tree.
+HIT_KINEMATICS = ("tx", "ty", "tz", "tt", "tpx", "tpy", "tpz", "te")
+#: Branches of the particles tree read besides the ids.
+PARTICLE_FIELDS = ("particle_type", "q", "px", "py", "pz", "m", "vx", "vy", "vz")
 
 
 def pack_barcode(
@@ -110,7 +112,7 @@ def _read_hits(path: Any, tree: str, step_size: int | str) -> tuple[dict[str, np
         "v44.0": ["barcode"],
         "v44.3": [f"barcode_{f}" for f in BARCODE_FIELDS],
     }[schema]
-    needed = ["event_id", "geometry_id", *link, *_HIT_KINEMATICS, "index"]
+    needed = ["event_id", "geometry_id", *link, *HIT_KINEMATICS, "index"]
     require_branches(ttree, needed, what=f"ACTS simulated hits ({schema} schema)")
     # Flat tree: read straight into preallocated numpy arrays (no awkward layer, no concatenate).
     n = ttree.num_entries
@@ -118,7 +120,7 @@ def _read_hits(path: Any, tree: str, step_size: int | str) -> tuple[dict[str, np
         "event_id": np.empty(n, np.int64),
         "geometry_id": np.empty(n, np.uint64),
         "barcode": np.empty(n, np.uint64),
-        **{k: np.empty(n, np.float32) for k in _HIT_KINEMATICS},
+        **{k: np.empty(n, np.float32) for k in HIT_KINEMATICS},
         "index": np.empty(n, np.int32),
     }
     flat_branches = [b for b in needed if b != "barcode"]
@@ -131,7 +133,7 @@ def _read_hits(path: Any, tree: str, step_size: int | str) -> tuple[dict[str, np
             hits["barcode"][start:stop] = pack_barcode(
                 *(chunk[f"barcode_{f}"] for f in BARCODE_FIELDS)
             )
-        for k in ("event_id", "geometry_id", *_HIT_KINEMATICS, "index"):
+        for k in ("event_id", "geometry_id", *HIT_KINEMATICS, "index"):
             hits[k][start:stop] = chunk[k]
         start = stop
     if schema == "v44.0":  # one vector<uint32> of the five levels per hit
@@ -153,23 +155,23 @@ def _read_particles(path: Any, tree: str, step_size: int | str) -> dict[str, np.
     ttree = open_tree(path, tree)
     keys = set(ttree.keys())
     link = ["particle_id"] if "particle_id" in keys else list(BARCODE_FIELDS)
-    needed = ["event_id", *link, *_PARTICLE_FIELDS]
+    needed = ["event_id", *link, *PARTICLE_FIELDS]
     require_branches(ttree, needed, what="ACTS particles")
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ["event_id", "barcode", *_PARTICLE_FIELDS]}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ["event_id", "barcode", *PARTICLE_FIELDS]}
     for chunk in iterate(ttree, needed, step_size=step_size):
         per_event = chunk["particle_type"].ndim == 2
         if per_event:
             counts = ak.to_numpy(ak.num(chunk["particle_type"], axis=1))
-            for k in (*link, *_PARTICLE_FIELDS):
+            for k in (*link, *PARTICLE_FIELDS):
                 if not np.array_equal(ak.to_numpy(ak.num(chunk[k], axis=1)), counts):
                     raise InputError(
                         f"{path}: jagged branches of mismatched length: '{k}' and "
                         f"'particle_type' differ in number of particles per event"
                     )
-            flat = {k: ak.to_numpy(ak.flatten(chunk[k])) for k in (*link, *_PARTICLE_FIELDS)}
+            flat = {k: ak.to_numpy(ak.flatten(chunk[k])) for k in (*link, *PARTICLE_FIELDS)}
             event_id = np.repeat(ak.to_numpy(chunk["event_id"]).astype(np.int64), counts)
         else:  # pre-v8.3 layout: one entry per particle
-            flat = {k: ak.to_numpy(chunk[k]) for k in (*link, *_PARTICLE_FIELDS)}
+            flat = {k: ak.to_numpy(chunk[k]) for k in (*link, *PARTICLE_FIELDS)}
             event_id = ak.to_numpy(chunk["event_id"]).astype(np.int64)
         if link == ["particle_id"]:
             barcode = flat["particle_id"].astype(np.uint64)
@@ -177,7 +179,7 @@ def _read_particles(path: Any, tree: str, step_size: int | str) -> dict[str, np.
             barcode = pack_barcode(*(flat[f] for f in BARCODE_FIELDS))
         parts["event_id"].append(event_id)
         parts["barcode"].append(barcode)
-        for k in _PARTICLE_FIELDS:
+        for k in PARTICLE_FIELDS:
             parts[k].append(flat[k])
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
 

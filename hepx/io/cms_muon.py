@@ -11,8 +11,8 @@ import awkward as ak
 import numpy as np
 
 from hepx.errors import InputError
-from hepx.io.rootfile import open_tree, require_branches
 from hepx.io.filters import HitFilter, parse_filters
+from hepx.io.rootfile import open_tree, require_branches
 
 log = logging.getLogger(__name__)
 

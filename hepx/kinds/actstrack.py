@@ -175,8 +175,8 @@ def actstrack_arrays(events, *, source_file: int = 0):
     >>> arrays.point["pos"].shape  # doctest: +SKIP
     (12345, 3)
     """
-    from hepx.kinds.arrays import event_fields, flat, offsets
     from hepx.data.dataset import PointCloudArrays
+    from hepx.kinds.arrays import event_fields, flat, offsets
 
     hits = events.hits
     pos = np.stack([flat(hits.x), flat(hits.y), flat(hits.z)], axis=1).astype(np.float32)

@@ -18,7 +18,6 @@ from hepx.models.backbones.base import PointEncoder, mlp
 __all__ = ["GRAPH_SPACES", "GraphSpec", "PointCloudClassifier", "unpack_inputs"]
 
 
-
 def unit_directions(pos: Tensor) -> Tensor:
     """Each point's unit direction from the origin, ``[N, D]`` (zero at the origin itself)."""
     return pos / pos.norm(dim=-1, keepdim=True).clamp_min(1e-12)

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from hepx.config.run import MODEL_SCHEMA, METHODS, resolve_model_config
+from hepx.config.run import METHODS, MODEL_SCHEMA, resolve_model_config
 from hepx.config.schema import Field, defaults
 from hepx.errors import CheckpointError, ConfigError
 from hepx.models.backbones import BACKBONES
@@ -69,9 +69,7 @@ def build_model(
         raise ConfigError(f"pos_dim must be a positive integer, got {pos_dim!r}")
     if not _is_int(x_dim) or x_dim < 0:
         raise ConfigError(f"x_dim must be a non-negative integer, got {x_dim!r}")
-    per = Field("period", nullable=True).check(
-        None if period is None else list(period), "period"
-    )
+    per = Field("period", nullable=True).check(None if period is None else list(period), "period")
     if per is not None and len(per) != pos_dim:
         raise ConfigError(f"period has {len(per)} entries, expected pos_dim = {pos_dim}")
     if per is not None and all(p is None for p in per):

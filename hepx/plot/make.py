@@ -21,6 +21,7 @@ log = logging.getLogger("hepx")
 
 __all__ = ["PLOT_KINDS", "load_events", "make_plots"]
 
+
 def load_events(source: str | os.PathLike) -> ak.Array:
     """Annotated events from a ``hepx score`` directory, a training run directory holding
     one in ``explain/``, or a Parquet file written by :func:`hepx.post.write_parquet`.

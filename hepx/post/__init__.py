@@ -51,4 +51,3 @@ __all__ = [
     "write_parquet",
     "write_root",
 ]
-

@@ -220,7 +220,10 @@ def score_files(
         t0 = time.perf_counter()
         with atomic_dir(out, overwrite=True) as tmp:
             work = partial(score_one, replace(job, out_dir=tmp.resolve()))
-            tasks = [(kind.absolute(it) if executor else it, n) for it, n in zip(items, names, strict=True)]
+            tasks = [
+                (kind.absolute(it) if executor else it, n)
+                for it, n in zip(items, names, strict=True)
+            ]
             infos = list(executor(work, tasks)) if executor else [work(t) for t in tasks]
             for item, name, info in zip(items, names, infos, strict=True):
                 paths = [str(p) for p in kind.item_paths(item)]

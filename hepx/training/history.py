@@ -29,9 +29,7 @@ def metrics_of(pred: Predictions, ks: Sequence[int]) -> dict[str, float]:
     out = {"pred_auc": m["auc"], "pred_acc": m["acc"], "loss": float(pred.loss)}
     if len(pred.scores):
         out["interp_auc"] = interpretation_roc_auc(pred.scores, pred.node_label, pred.batch, pred.y)
-        for k, v in precision_at_k(
-            pred.scores, pred.node_label, pred.batch, pred.y, ks
-        ).items():
+        for k, v in precision_at_k(pred.scores, pred.node_label, pred.batch, pred.y, ks).items():
             out[f"prec@{k}"] = v
         out["info_loss"] = float(pred.info_loss)
     return out

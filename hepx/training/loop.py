@@ -180,7 +180,9 @@ class FitLoop:
         t = self.train_cfg
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
-            return DataLoader(self.splits["train"], batch_size=t["batch_size"], sampler=self.sampler)
+            return DataLoader(
+                self.splits["train"], batch_size=t["batch_size"], sampler=self.sampler
+            )
         gen = torch.Generator().manual_seed(epoch_seed(t["seed"], epoch, 7))
         return DataLoader(
             self.splits["train"], batch_size=t["batch_size"], shuffle=True, generator=gen
@@ -211,8 +213,10 @@ class FitLoop:
         self.step.train()
         sums, n_seen = np.zeros(3), 0
         # tqdm: disable=None hides the bar when stderr is not a terminal
-        hide = True if self.rank != 0 or self.progress is False else (
-            None if self.progress is None else False
+        hide = (
+            True
+            if self.rank != 0 or self.progress is False
+            else (None if self.progress is None else False)
         )
         desc = f"epoch {epoch + 1}/{t['epochs']}" + (" (warm-up)" if warm else "")
         bar = tqdm(loader, desc=desc, disable=hide, leave=False, unit="batch")
@@ -254,8 +258,8 @@ class FitLoop:
         t = self.train_cfg
         eligible = phase != "warmup" or t["warmup"] >= t["epochs"]
         improved = eligible and self.selection.offer(val, epoch, phase)
-        live_improved = eligible and self.live is not None and self.live.selection.offer(
-            live_val, epoch, phase
+        live_improved = (
+            eligible and self.live is not None and self.live.selection.offer(live_val, epoch, phase)
         )
         if self.rank != 0:
             return
@@ -322,4 +326,3 @@ class FitLoop:
             with atomic_file(self.layout.test_metrics) as tmp:
                 tmp.write_text(json.dumps(finite(result), indent=2) + "\n")
         return result
-

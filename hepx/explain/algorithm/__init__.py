@@ -32,6 +32,6 @@ __all__ = [
     "Symmetrised",
     "integrated_gradients",
     "path_baseline",
-    "point_score",
     "point_inputs",
+    "point_score",
 ]
