@@ -349,27 +349,8 @@ def _cluster_graph(
     import torch_cluster
 
     pos = pos.detach()
-    n, dim = pos.shape
-    canon = pos.clone()
-    shifts = [[0.0] * dim]
-    if period is not None:
-        axes = [d for d, p in enumerate(period) if p is not None]
-        for d in axes:
-            canon[:, d] = torch.remainder(canon[:, d], period[d])
-        shifts = []
-        for combo in itertools.product((0.0, -1.0, 1.0), repeat=len(axes)):
-            s = [0.0] * dim
-            for d, c in zip(axes, combo, strict=True):
-                s[d] = c * period[d]
-            shifts.append(s)
-    num_copies = len(shifts)
-    shift_t = torch.tensor(shifts, dtype=pos.dtype, device=pos.device)  # [S, D]
-    ghosts = (canon.unsqueeze(0) + shift_t.unsqueeze(1)).reshape(num_copies * n, dim)
-    orig = torch.arange(n, device=pos.device).repeat(num_copies)
-    gbatch = batch.repeat(num_copies)
-    order = torch.argsort(gbatch, stable=True)
-    ghosts, orig, gbatch = ghosts[order], orig[order], gbatch[order]
-
+    n = pos.shape[0]
+    canon, ghosts, orig, gbatch, num_copies = _ghost_copies(pos, batch, period)
     if r is None:
         num_cand = (k + 2) * num_copies
         cand = torch_cluster.knn(ghosts, canon, num_cand, gbatch, batch)
@@ -405,23 +386,60 @@ def _cluster_graph(
     sel = valid & (rank < k)
     ci, cj = sel.nonzero(as_tuple=True)
     keys = rows[ci, cj]
-    nbr = torch.where(keys < 0, ci, keys & 0xFFFFFFFF)
-    edges = torch.stack([nbr, ci], dim=0)
+    edges = torch.stack([torch.where(keys < 0, ci, keys & 0xFFFFFFFF), ci], dim=0)
     if r is None:
-        # a k-th distance equal to the farthest candidate's may hide an exact tie that
-        # torch_cluster cut arbitrarily: recompute those events densely (rare: duplicates)
-        saturated = counts >= num_cand
-        farthest = torch.full((n,), -math.inf, device=pos.device)
-        farthest.scatter_reduce_(0, centre, d2.float(), reduce="amax")
-        kth_key = torch.full((n,), -1, dtype=torch.int64, device=pos.device)
-        last = sel & (rank == k - 1)
-        kth_key[last.nonzero(as_tuple=True)[0]] = rows[last]
-        kth = (kth_key >> 32).to(torch.int32).view(torch.float32)
-        kth = torch.where(kth_key < 0, torch.full_like(kth, -math.inf), kth)
-        tied = saturated & (farthest <= kth * (1.0 + 1e-5))
+        tied = _tied_centres(rows, sel, rank, centre, d2, counts >= num_cand, k)
         if bool(tied.any()):
             edges = _recompute_events(edges, pos, batch, batch[tied], period, loop=loop, k=k)
     return edges
+
+
+def _ghost_copies(pos: Tensor, batch: Tensor, period: list[float | None] | None):
+    """Coordinates reduced into ``[0, period)`` on periodic axes and their ghost copies shifted
+    by ``-period`` / ``+period`` (sorted by sample): ``(canon, ghosts, original index of each
+    ghost, sample of each ghost, copies per point)``."""
+    n, dim = pos.shape
+    canon = pos.clone()
+    shifts = [[0.0] * dim]
+    if period is not None:
+        axes = [d for d, p in enumerate(period) if p is not None]
+        for d in axes:
+            canon[:, d] = torch.remainder(canon[:, d], period[d])
+        shifts = []
+        for combo in itertools.product((0.0, -1.0, 1.0), repeat=len(axes)):
+            s = [0.0] * dim
+            for d, c in zip(axes, combo, strict=True):
+                s[d] = c * period[d]
+            shifts.append(s)
+    num_copies = len(shifts)
+    shift_t = torch.tensor(shifts, dtype=pos.dtype, device=pos.device)  # [S, D]
+    ghosts = (canon.unsqueeze(0) + shift_t.unsqueeze(1)).reshape(num_copies * n, dim)
+    orig = torch.arange(n, device=pos.device).repeat(num_copies)
+    gbatch = batch.repeat(num_copies)
+    order = torch.argsort(gbatch, stable=True)
+    return canon, ghosts[order], orig[order], gbatch[order], num_copies
+
+
+def _tied_centres(
+    rows: Tensor,
+    sel: Tensor,
+    rank: Tensor,
+    centre: Tensor,
+    d2: Tensor,
+    saturated: Tensor,
+    k: int,
+) -> Tensor:
+    """kNN centres whose ``k``-th distance equals the farthest candidate's: torch_cluster may
+    have cut an exact tie there arbitrarily (rare: duplicate points)."""
+    n = rows.shape[0]
+    farthest = torch.full((n,), -math.inf, device=rows.device)
+    farthest.scatter_reduce_(0, centre, d2.float(), reduce="amax")
+    kth_key = torch.full((n,), -1, dtype=torch.int64, device=rows.device)
+    last = sel & (rank == k - 1)
+    kth_key[last.nonzero(as_tuple=True)[0]] = rows[last]
+    kth = (kth_key >> 32).to(torch.int32).view(torch.float32)
+    kth = torch.where(kth_key < 0, torch.full_like(kth, -math.inf), kth)
+    return saturated & (farthest <= kth * (1.0 + 1e-5))
 
 
 def _recompute_events(

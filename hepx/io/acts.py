@@ -229,12 +229,84 @@ def read_acts(
         )
     h, schema = _read_hits(hits, hits_tree, step_size)
     p = _read_particles(particles, particles_tree, step_size)
-    report: dict[str, int] = {"hits_read": len(h["event_id"]), "particles_read": len(p["event_id"])}
+    report: dict[str, Any] = {"hits_read": len(h["event_id"]), "particles_read": len(p["event_id"])}
     if len(h["event_id"]) == 0:
         raise InputError(f"{hits}: the hits tree is empty")
     if len(p["event_id"]) == 0:
         raise InputError(f"{particles}: the particles tree holds no particle")
+    p, matched, h_prow, n_hits = _match_hits(h, p, particles)
+    report["hits_without_particle"] = int((~matched).sum())
+    # Events are those of the particles table (sorted by event_id through the key order).
+    ev_ids, p_ev = np.unique(p["event_id"], return_inverse=True)
+    # Events with hits but no particle record at all count as read (and dropped).
+    orphan_events = np.setdiff1d(np.unique(h["event_id"][~matched]), ev_ids)
+    report["events_read"] = len(ev_ids) + len(orphan_events)
+    truth = (min_lepton_hits, z_mass, mass_window)
+    is_signal = _z_truth(p, p_ev, len(ev_ids), n_hits, *truth, report)
+    candidate = n_hits >= min_track_hits
+    keep = _sample_tracks(p_ev, len(ev_ids), candidate, is_signal, tracks_per_event, seed)
+    events = _assemble(h, p, p_ev, ev_ids, matched, h_prow, n_hits, is_signal, candidate, keep)
+    report["dropped_no_tracks"] = int(report["events_read"] - len(events))
+    report.update(events_kept=len(events), schema=schema)
+    if len(events) == 0:
+        raise InputError(f"{hits}: no event has a track with >= {min_track_hits} hits")
+    _log_report(hits, report)
+    return ak.Array(events, attrs={"hepx_report": report, "hepx_source": str(hits)})
 
+
+def _assemble(h, p, p_ev, ev_ids, matched, h_prow, n_hits, is_signal, candidate, keep):
+    """The events with kept tracks: per event the label, the hits of its kept tracks (in entry
+    order) and the kept tracks (in barcode order), as one awkward array."""
+    n_events = len(ev_ids)
+    label = np.zeros(n_events, dtype=np.int8)
+    np.add.at(label, p_ev[is_signal], 1)
+    label = (label > 0).astype(np.int8)
+    n_candidates = np.bincount(p_ev[candidate], minlength=n_events)
+    # Kept tracks, ordered by (event, barcode code): local track index inside the event.
+    t_rows = np.flatnonzero(keep)
+    t_counts = np.bincount(p_ev[t_rows], minlength=n_events)
+    t_start = np.concatenate([[0], np.cumsum(t_counts)[:-1]])
+    local_of_row = np.full(len(p_ev), -1, dtype=np.int64)
+    local_of_row[t_rows] = np.arange(len(t_rows)) - t_start[p_ev[t_rows]]
+    # Kept hits, ordered by (event, original entry).
+    h_sel = np.flatnonzero(matched & keep[h_prow])  # h_prow = -1 only where not matched
+    h_sel = h_sel[np.argsort(p_ev[h_prow[h_sel]], kind="stable")]  # keeps the entry order
+    h_rows = h_prow[h_sel]
+    h_counts = np.bincount(p_ev[h_rows], minlength=n_events)
+    hit_rec = ak.zip(_hit_fields(h, h_sel, local_of_row[h_rows], is_signal[h_rows]))
+    track_rec = ak.zip(_track_fields(p, t_rows, n_hits, is_signal))
+    ev_keep = t_counts > 0
+    return ak.zip(
+        {
+            "event_id": ev_ids[ev_keep].astype(np.int64),
+            "label": label[ev_keep],
+            "n_particles": n_candidates[ev_keep].astype(np.int32),
+            "hits": ak.unflatten(hit_rec, h_counts)[ev_keep],
+            "tracks": ak.unflatten(track_rec, t_counts)[ev_keep],
+        },
+        depth_limit=1,
+    )
+
+
+def _log_report(hits: Any, report: Mapping[str, Any]) -> None:
+    log.info(
+        "%s: %d events read, %d kept (%d without tracks), %d hits without a particle",
+        hits,
+        report["events_read"],
+        report["events_kept"],
+        report["dropped_no_tracks"],
+        report["hits_without_particle"],
+    )
+
+
+def _match_hits(
+    h: Mapping[str, np.ndarray], p: Mapping[str, np.ndarray], particles: Any
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Join hits to particles on (event, barcode), vectorised.
+
+    Returns the particles sorted by (event, barcode), whether each hit found its particle, the
+    particle row of each hit (-1: none) and the number of hits of each particle.
+    """
     # Dense codes for barcodes (from the particles only), so (event, barcode) packs exactly
     # into one uint64 key; hit barcodes unknown to the particles table never match.
     codes = np.unique(p["barcode"])
@@ -254,129 +326,89 @@ def read_acts(
     if len(p_key) > 1 and np.any(p_key[1:] == p_key[:-1]):
         dup = int(np.flatnonzero(p_key[1:] == p_key[:-1])[0])
         raise InputError(
-            f"{particles}: particle {int(p['barcode'][dup])} appears twice in event {int(p['event_id'][dup])}"
+            f"{particles}: particle {int(p['barcode'][dup])} appears twice in event "
+            f"{int(p['event_id'][dup])}"
         )
-    # Hit -> particle row.
     pos = np.searchsorted(p_key, h_key)
     pos_c = np.minimum(pos, max(len(p_key) - 1, 0))
     matched = h_known & (
         (pos < len(p_key)) & (p_key[pos_c] == h_key) if len(p_key) else np.zeros(len(h_key), bool)
     )
-    report["hits_without_particle"] = int((~matched).sum())
     h_prow = np.where(matched, pos_c, -1)
-    n_hits = np.bincount(h_prow[matched], minlength=len(p_key))
+    return p, matched, h_prow, np.bincount(h_prow[matched], minlength=len(p_key))
 
-    # Events are those of the particles table (sorted by event_id through the key order).
-    ev_ids, p_ev = np.unique(p["event_id"], return_inverse=True)
-    n_events = len(ev_ids)
-    # Events with hits but no particle record at all count as read (and dropped).
-    orphan_events = np.setdiff1d(np.unique(h["event_id"][~matched]), ev_ids)
-    report["events_read"] = n_events + len(orphan_events)
 
-    is_signal = _z_truth(p, p_ev, n_events, n_hits, min_lepton_hits, z_mass, mass_window, report)
-    label = np.zeros(n_events, dtype=np.int8)
-    np.add.at(label, p_ev[is_signal], 1)
-    label = (label > 0).astype(np.int8)
-
-    # Track sampling without replacement: one random key per particle; the signal pair first.
-    candidate = n_hits >= min_track_hits
+def _sample_tracks(
+    p_ev: np.ndarray,
+    n_events: int,
+    candidate: np.ndarray,
+    is_signal: np.ndarray,
+    tracks_per_event: int | None,
+    seed: int,
+) -> np.ndarray:
+    """Boolean per particle: a kept track. Sampled without replacement with one random key per
+    particle, the signal pair first, up to ``tracks_per_event`` per event (None: all)."""
     rng = np.random.default_rng(seed)
-    sort_key = rng.random(len(p_key))
+    sort_key = rng.random(len(p_ev))
     sort_key[is_signal] = -1.0
     sort_key[~candidate] = 2.0
     order = np.lexsort((sort_key, p_ev))
     ev_start = np.searchsorted(p_ev[order], np.arange(n_events))
-    rank = np.empty(len(p_key), dtype=np.int64)
-    rank[order] = np.arange(len(p_key)) - ev_start[p_ev[order]]
-    keep = candidate if tracks_per_event is None else candidate & (rank < tracks_per_event)
-    n_candidates = np.bincount(p_ev[candidate], minlength=n_events)
+    rank = np.empty(len(p_ev), dtype=np.int64)
+    rank[order] = np.arange(len(p_ev)) - ev_start[p_ev[order]]
+    return candidate if tracks_per_event is None else candidate & (rank < tracks_per_event)
 
-    # Kept tracks, ordered by (event, barcode code): local track index inside the event.
-    t_rows = np.flatnonzero(keep)
-    t_ev = p_ev[t_rows]
-    t_counts = np.bincount(t_ev, minlength=n_events)
-    t_start = np.concatenate([[0], np.cumsum(t_counts)[:-1]])
-    t_local = np.arange(len(t_rows)) - t_start[t_ev]
-    local_of_row = np.full(len(p_key), -1, dtype=np.int64)
-    local_of_row[t_rows] = t_local
 
-    # Kept hits, ordered by (event, original entry).
-    h_sel = np.flatnonzero(matched & keep[h_prow])  # h_prow = -1 only where not matched
-    h_ev = p_ev[h_prow[h_sel]]
-    h_sel = h_sel[np.argsort(h_ev, kind="stable")]  # h_sel is increasing: keeps entry order
-    h_rows = h_prow[h_sel]
-    h_ev = p_ev[h_rows]
-    h_counts = np.bincount(h_ev, minlength=n_events)
-
-    ev_keep = t_counts > 0
-    report["dropped_no_tracks"] = int(report["events_read"] - ev_keep.sum())
-
-    geo = decode_geometry_id(h["geometry_id"][h_sel])
-    hit_fields = {
-        "x": h["tx"][h_sel],
-        "y": h["ty"][h_sel],
-        "z": h["tz"][h_sel],
-        "t": h["tt"][h_sel],
-        "px": h["tpx"][h_sel],
-        "py": h["tpy"][h_sel],
-        "pz": h["tpz"][h_sel],
-        "e": h["te"][h_sel],
+def _hit_fields(
+    h: Mapping[str, np.ndarray], sel: np.ndarray, track: np.ndarray, signal: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The per-hit fields of the kept hits ``sel`` (entries of the hits tree)."""
+    geo = decode_geometry_id(h["geometry_id"][sel])
+    return {
+        "x": h["tx"][sel],
+        "y": h["ty"][sel],
+        "z": h["tz"][sel],
+        "t": h["tt"][sel],
+        "px": h["tpx"][sel],
+        "py": h["tpy"][sel],
+        "pz": h["tpz"][sel],
+        "e": h["te"][sel],
         "volume_id": geo["volume_id"],
         "layer_id": geo["layer_id"],
         "sensitive_id": geo["sensitive_id"],
-        "geometry_id": h["geometry_id"][h_sel],
-        "barcode": h["barcode"][h_sel],
-        "track": local_of_row[h_rows].astype(np.int32),
-        "index": h["index"][h_sel].astype(np.int32),
-        "node_label": is_signal[h_rows].astype(np.int8),
-        "hit_index": h_sel.astype(np.int64),
+        "geometry_id": h["geometry_id"][sel],
+        "barcode": h["barcode"][sel],
+        "track": track.astype(np.int32),
+        "index": h["index"][sel].astype(np.int32),
+        "node_label": signal.astype(np.int8),
+        "hit_index": sel.astype(np.int64),
     }
-    px, py, pz = (p[k][t_rows].astype(np.float64) for k in ("px", "py", "pz"))
+
+
+def _track_fields(
+    p: Mapping[str, np.ndarray], rows: np.ndarray, n_hits: np.ndarray, is_signal: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The per-track fields of the kept particles ``rows``."""
+    px, py, pz = (p[k][rows].astype(np.float64) for k in ("px", "py", "pz"))
     pt = np.hypot(px, py)
-    track_fields = {
-        "barcode": p["barcode"][t_rows],
-        "pdg": p["particle_type"][t_rows].astype(np.int32),
-        "charge": p["q"][t_rows].astype(np.float32),
+    eta = np.arcsinh(np.divide(pz, pt, out=np.full_like(pz, np.inf), where=pt > 0))
+    return {
+        "barcode": p["barcode"][rows],
+        "pdg": p["particle_type"][rows].astype(np.int32),
+        "charge": p["q"][rows].astype(np.float32),
         "px": px.astype(np.float32),
         "py": py.astype(np.float32),
         "pz": pz.astype(np.float32),
         "pt": pt.astype(np.float32),
-        "eta": np.arcsinh(np.divide(pz, pt, out=np.full_like(pz, np.inf), where=pt > 0)).astype(
-            np.float32
-        ),
+        "eta": eta.astype(np.float32),
         "phi": np.arctan2(py, px).astype(np.float32),
-        "mass": p["m"][t_rows].astype(np.float32),
-        "vx": p["vx"][t_rows].astype(np.float32),
-        "vy": p["vy"][t_rows].astype(np.float32),
-        "vz": p["vz"][t_rows].astype(np.float32),
-        "n_hits": n_hits[t_rows].astype(np.int32),
-        "is_signal": is_signal[t_rows],
+        "mass": p["m"][rows].astype(np.float32),
+        "vx": p["vx"][rows].astype(np.float32),
+        "vy": p["vy"][rows].astype(np.float32),
+        "vz": p["vz"][rows].astype(np.float32),
+        "n_hits": n_hits[rows].astype(np.int32),
+        "is_signal": is_signal[rows],
     }
-    hits_jag = ak.unflatten(ak.zip(hit_fields), h_counts)[ev_keep]
-    tracks_jag = ak.unflatten(ak.zip(track_fields), t_counts)[ev_keep]
-    events = ak.zip(
-        {
-            "event_id": ev_ids[ev_keep].astype(np.int64),
-            "label": label[ev_keep],
-            "n_particles": n_candidates[ev_keep].astype(np.int32),
-            "hits": hits_jag,
-            "tracks": tracks_jag,
-        },
-        depth_limit=1,
-    )
-    report["events_kept"] = len(events)
-    report["schema"] = schema  # type: ignore[assignment]
-    if len(events) == 0:
-        raise InputError(f"{hits}: no event has a track with >= {min_track_hits} hits")
-    log.info(
-        "%s: %d events read, %d kept (%d without tracks), %d hits without a particle",
-        hits,
-        report["events_read"],
-        report["events_kept"],
-        report["dropped_no_tracks"],
-        report["hits_without_particle"],
-    )
-    return ak.Array(events, attrs={"hepx_report": report, "hepx_source": str(hits)})
 
 
 def _z_truth(

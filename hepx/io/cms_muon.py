@@ -96,6 +96,44 @@ def read_cms_muon(
     """
     filters = parse_filters(filters)
     ttree = open_tree(path, tree)
+    hit_branches, per_event, label_branch = _branches(
+        ttree, filters, truth_branch, label_branch, event_id_branch
+    )
+    start = 0 if entry_start is None else entry_start
+    stop = ttree.num_entries if entry_stop is None else min(entry_stop, ttree.num_entries)
+    report = dict.fromkeys(("events_read", "dropped_no_hits", "dropped_few_hits"), 0)
+    report["dropped_few_signal_hits"] = 0
+    selection = {
+        "filters": filters,
+        "truth_branch": truth_branch,
+        "label_branch": label_branch,
+        "event_id_branch": event_id_branch,
+        "min_hits": min_hits,
+        "min_signal_hits": min_signal_hits,
+    }
+    chunk_iter = ttree.iterate(
+        hit_branches + per_event,
+        step_size=step_size,
+        entry_start=start,
+        entry_stop=stop,
+        library="ak",
+        report=True,
+    )
+    chunks = [
+        _process_chunk(arrays, entry0=rep.tree_entry_start, report=report, path=path, **selection)
+        for arrays, rep in _guard(chunk_iter, path)
+    ]
+    events = ak.concatenate(chunks) if chunks else ak.Array([])
+    report["events_kept"] = len(events)
+    if len(events) == 0:
+        raise InputError(f"{path}: no events left after the hit filters and minimum-hit cuts")
+    _log_report(path, report)
+    return ak.Array(events, attrs={"hepx_report": report, "hepx_source": str(path)})
+
+
+def _branches(ttree, filters, truth_branch, label_branch, event_id_branch):
+    """The per-hit and per-event branches to read (checked to exist) and the label branch
+    (``None`` when absent: the label then comes from the per-hit truth)."""
     hit_branches = list(dict.fromkeys([*HIT_FIELDS.values(), *(f.branch for f in filters)]))
     require_branches(ttree, hit_branches, what="CMS muon hits")
     if truth_branch is not None:
@@ -111,43 +149,7 @@ def read_cms_muon(
         per_event.append(event_id_branch)
     if HIT_COUNTER in ttree.keys():
         per_event.append(HIT_COUNTER)
-
-    start = 0 if entry_start is None else entry_start
-    stop = ttree.num_entries if entry_stop is None else min(entry_stop, ttree.num_entries)
-    report = {"events_read": 0, "dropped_no_hits": 0, "dropped_few_hits": 0}
-    report["dropped_few_signal_hits"] = 0
-    chunks = []
-    try:
-        chunk_iter = ttree.iterate(
-            hit_branches + per_event,
-            step_size=step_size,
-            entry_start=start,
-            entry_stop=stop,
-            library="ak",
-            report=True,
-        )
-        for arrays, rep in _guard(chunk_iter, path):
-            chunk = _process_chunk(
-                arrays,
-                entry0=rep.tree_entry_start,
-                filters=filters,
-                truth_branch=truth_branch,
-                label_branch=label_branch,
-                event_id_branch=event_id_branch,
-                min_hits=min_hits,
-                min_signal_hits=min_signal_hits,
-                report=report,
-                path=path,
-            )
-            chunks.append(chunk)
-    except InputError:
-        raise
-    events = ak.concatenate(chunks) if chunks else ak.Array([])
-    report["events_kept"] = len(events)
-    if len(events) == 0:
-        raise InputError(f"{path}: no events left after the hit filters and minimum-hit cuts")
-    _log_report(path, report)
-    return ak.Array(events, attrs={"hepx_report": report, "hepx_source": str(path)})
+    return hit_branches, per_event, label_branch
 
 
 def _guard(chunk_iter, path):
@@ -177,11 +179,59 @@ def _process_chunk(
 ) -> ak.Array:
     n_events = len(arrays)
     report["events_read"] += n_events
-    ref = HIT_FIELDS["eta"]
-    counts = ak.to_numpy(ak.num(arrays[ref], axis=1))
     hit_branches = [*HIT_FIELDS.values(), *(f.branch for f in filters)]
     if truth_branch is not None:
         hit_branches.append(truth_branch)
+    counts = _check_lengths(arrays, hit_branches, entry0, path)
+    if event_id_branch is not None:
+        event_id = ak.to_numpy(arrays[event_id_branch]).astype(np.int64)
+    else:
+        event_id = np.arange(entry0, entry0 + n_events, dtype=np.int64)
+
+    # Work on flat arrays with one mask: slicing every jagged branch separately is far slower.
+    event_of_hit = np.repeat(np.arange(n_events), counts)
+    flat = {b: ak.to_numpy(ak.flatten(arrays[b], axis=1)) for b in hit_branches}
+    mask = np.ones(int(counts.sum()), dtype=bool)
+    for f in filters:
+        mask &= np.asarray(f.mask(flat[f.branch]))
+    if truth_branch is not None:
+        truth = flat[truth_branch] != 0
+        any_truth = np.bincount(event_of_hit, weights=truth, minlength=n_events) > 0
+    else:
+        truth = np.zeros(len(mask), dtype=bool)
+        any_truth = np.zeros(n_events, dtype=bool)
+    label = ak.to_numpy(arrays[label_branch]) != 0 if label_branch is not None else any_truth
+    n_sel = np.bincount(event_of_hit, weights=mask, minlength=n_events).astype(np.int64)
+    n_sig = np.bincount(event_of_hit, weights=mask & truth, minlength=n_events).astype(np.int64)
+    no_hits = counts == 0
+    few_hits = ~no_hits & (n_sel < min_hits)
+    few_signal = ~no_hits & ~few_hits & label & (n_sig < min_signal_hits)
+    report["dropped_no_hits"] += int(no_hits.sum())
+    report["dropped_few_hits"] += int(few_hits.sum())
+    report["dropped_few_signal_hits"] += int(few_signal.sum())
+    keep = ~(no_hits | few_hits | few_signal)
+    sel = np.flatnonzero(mask & keep[event_of_hit])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    fields = {name: flat[branch][sel] for name, branch in HIT_FIELDS.items()}
+    fields["phi"] = wrap_phi(np.deg2rad(fields["phi"].astype(np.float64))).astype(np.float32)
+    fields["bend"] = fields["bend"].astype(np.float32)
+    fields["node_label"] = truth[sel].astype(np.int8)
+    fields["hit_index"] = (sel - starts[event_of_hit[sel]]).astype(np.int64)
+    return ak.zip(
+        {
+            "event_id": event_id[keep],
+            "label": label[keep].astype(np.int8),
+            "n_signal_hits": n_sig[keep].astype(np.int32),
+            "hits": ak.unflatten(ak.zip(fields), n_sel[keep]),
+        },
+        depth_limit=1,
+    )
+
+
+def _check_lengths(arrays: ak.Array, hit_branches: list[str], entry0: int, path: Any) -> np.ndarray:
+    """Hits per entry, checked equal across the jagged branches and the hit counter."""
+    ref = HIT_FIELDS["eta"]
+    counts = ak.to_numpy(ak.num(arrays[ref], axis=1))
     for b in hit_branches:
         other = ak.to_numpy(ak.num(arrays[b], axis=1))
         if not np.array_equal(other, counts):
@@ -198,57 +248,7 @@ def _process_chunk(
                 f"{path}: counter {HIT_COUNTER} = {counter[bad]} but the mu_hit_* vectors hold "
                 f"{counts[bad]} hits in entry {entry0 + bad}"
             )
-
-    if event_id_branch is not None:
-        event_id = ak.to_numpy(arrays[event_id_branch]).astype(np.int64)
-    else:
-        event_id = np.arange(entry0, entry0 + n_events, dtype=np.int64)
-
-    # Work on flat arrays with one mask: slicing every jagged branch separately is far slower.
-    n_total = int(counts.sum())
-    event_of_hit = np.repeat(np.arange(n_events), counts)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    flat = {b: ak.to_numpy(ak.flatten(arrays[b], axis=1)) for b in hit_branches}
-    mask = np.ones(n_total, dtype=bool)
-    for f in filters:
-        mask &= np.asarray(f.mask(flat[f.branch]))
-
-    if truth_branch is not None:
-        truth = flat[truth_branch] != 0
-        any_truth = np.bincount(event_of_hit, weights=truth, minlength=n_events) > 0
-    else:
-        truth = np.zeros(n_total, dtype=bool)
-        any_truth = np.zeros(n_events, dtype=bool)
-    if label_branch is not None:
-        label = ak.to_numpy(arrays[label_branch]) != 0
-    else:
-        label = any_truth
-    n_sel = np.bincount(event_of_hit, weights=mask, minlength=n_events).astype(np.int64)
-    n_sig = np.bincount(event_of_hit, weights=mask & truth, minlength=n_events).astype(np.int64)
-    no_hits = counts == 0
-    few_hits = ~no_hits & (n_sel < min_hits)
-    few_signal = ~no_hits & ~few_hits & label & (n_sig < min_signal_hits)
-    report["dropped_no_hits"] += int(no_hits.sum())
-    report["dropped_few_hits"] += int(few_hits.sum())
-    report["dropped_few_signal_hits"] += int(few_signal.sum())
-    keep = ~(no_hits | few_hits | few_signal)
-
-    sel = np.flatnonzero(mask & keep[event_of_hit])
-    fields = {name: flat[branch][sel] for name, branch in HIT_FIELDS.items()}
-    fields["phi"] = wrap_phi(np.deg2rad(fields["phi"].astype(np.float64))).astype(np.float32)
-    fields["bend"] = fields["bend"].astype(np.float32)
-    fields["node_label"] = truth[sel].astype(np.int8)
-    fields["hit_index"] = (sel - starts[event_of_hit[sel]]).astype(np.int64)
-    hits = ak.unflatten(ak.zip(fields), n_sel[keep])
-    return ak.zip(
-        {
-            "event_id": event_id[keep],
-            "label": label[keep].astype(np.int8),
-            "n_signal_hits": n_sig[keep].astype(np.int32),
-            "hits": hits,
-        },
-        depth_limit=1,
-    )
+    return counts
 
 
 def _log_report(path: Any, report: Mapping[str, int]) -> None:

@@ -58,48 +58,12 @@ def read_generic(
         ``pos_0..pos_{D-1}``, ``x_0..x_{F-1}`` and ``node_label`` when present.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.suffix == ".parquet":
-        try:
-            table = ak.from_parquet(path)
-        except Exception as err:
-            raise InputError(
-                f"{path}: not a readable Parquet file ({type(err).__name__}: {err})"
-            ) from None
-        columns = list(table.fields)
-    elif path.suffix == ".root":
-        ttree = open_tree(path, tree)
-        columns = [
-            k
-            for k in ttree.keys()
-            if k in ("y", "sample_id", "node_label") or _POINT_COLUMN.match(k)
-        ]
-        chunks = list(iterate(ttree, columns, step_size=step_size)) if columns else []
-        table = ak.concatenate(chunks) if chunks else ak.Array([])
-    else:
-        raise InputError(f"{path}: unknown format '{path.suffix}' (expected .parquet or .root)")
-
-    pos_cols = sorted((c for c in columns if c.startswith("pos_")), key=lambda c: int(c[4:]))
-    x_cols = sorted(
-        (c for c in columns if c.startswith("x_") and _POINT_COLUMN.match(c)),
-        key=lambda c: int(c[2:]),
-    )
-    if "y" not in columns or not pos_cols:
-        raise InputError(
-            f"{path}: not a generic point-cloud file: expected columns y, pos_0, pos_1, ... "
-            f"(found: {', '.join(columns) or 'none'})"
-        )
-    expected = [f"pos_{d}" for d in range(len(pos_cols))]
-    if pos_cols != expected:
-        raise InputError(
-            f"{path}: coordinate columns must be {', '.join(expected)}, found {', '.join(pos_cols)}"
-        )
+    table, columns = _read_table(path, tree, step_size)
+    pos_cols, point_cols = _point_columns(path, columns)
     if period is not None and len(period) != len(pos_cols):
         raise InputError(
             f"period has {len(period)} entries but the data has {len(pos_cols)} coordinates"
         )
-    point_cols = [*pos_cols, *x_cols, *(["node_label"] if "node_label" in columns else [])]
     counts = ak.to_numpy(ak.num(table[pos_cols[0]], axis=1))
     for c in point_cols[1:]:
         other = ak.to_numpy(ak.num(table[c], axis=1))
@@ -123,17 +87,59 @@ def read_generic(
         },
         depth_limit=1,
     )
-    report = {
-        "events_read": n,
-        "dropped_no_hits": int(empty.sum()),
-        "events_kept": int((~empty).sum()),
-    }
+    report = {"events_read": n, "dropped_no_hits": int(empty.sum())}
+    report["events_kept"] = int((~empty).sum())
     if report["events_kept"] == 0:
         raise InputError(f"{path}: no sample has any point")
     attrs = {"hepx_report": report, "hepx_source": str(path)}
     if period is not None:
         attrs["hepx_period"] = [None if p is None else float(p) for p in period]
     return ak.Array(out, attrs=attrs)
+
+
+def _read_table(path: Path, tree: str, step_size: int | str) -> tuple[ak.Array, list[str]]:
+    """The file's columns (Parquet, or the point-cloud branches of a ROOT TTree)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        try:
+            table = ak.from_parquet(path)
+        except Exception as err:
+            raise InputError(
+                f"{path}: not a readable Parquet file ({type(err).__name__}: {err})"
+            ) from None
+        return table, list(table.fields)
+    if path.suffix == ".root":
+        ttree = open_tree(path, tree)
+        columns = [
+            k
+            for k in ttree.keys()
+            if k in ("y", "sample_id", "node_label") or _POINT_COLUMN.match(k)
+        ]
+        chunks = list(iterate(ttree, columns, step_size=step_size)) if columns else []
+        return (ak.concatenate(chunks) if chunks else ak.Array([])), columns
+    raise InputError(f"{path}: unknown format '{path.suffix}' (expected .parquet or .root)")
+
+
+def _point_columns(path: Path, columns: list[str]) -> tuple[list[str], list[str]]:
+    """The coordinate columns and all per-point columns, checked to be a point-cloud layout."""
+    pos_cols = sorted((c for c in columns if c.startswith("pos_")), key=lambda c: int(c[4:]))
+    x_cols = sorted(
+        (c for c in columns if c.startswith("x_") and _POINT_COLUMN.match(c)),
+        key=lambda c: int(c[2:]),
+    )
+    if "y" not in columns or not pos_cols:
+        raise InputError(
+            f"{path}: not a generic point-cloud file: expected columns y, pos_0, pos_1, ... "
+            f"(found: {', '.join(columns) or 'none'})"
+        )
+    expected = [f"pos_{d}" for d in range(len(pos_cols))]
+    if pos_cols != expected:
+        raise InputError(
+            f"{path}: coordinate columns must be {', '.join(expected)}, found {', '.join(pos_cols)}"
+        )
+    point_cols = [*pos_cols, *x_cols, *(["node_label"] if "node_label" in columns else [])]
+    return pos_cols, point_cols
 
 
 def write_generic(

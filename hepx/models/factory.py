@@ -65,45 +65,12 @@ def build_model(
             data's.
     """
     cfg = resolve_config(config)
-    if not _is_int(pos_dim) or pos_dim < 1:
-        raise ConfigError(f"pos_dim must be a positive integer, got {pos_dim!r}")
-    if not _is_int(x_dim) or x_dim < 0:
-        raise ConfigError(f"x_dim must be a non-negative integer, got {x_dim!r}")
-    per = Field("period", nullable=True).check(None if period is None else list(period), "period")
-    if per is not None and len(per) != pos_dim:
-        raise ConfigError(f"period has {len(per)} entries, expected pos_dim = {pos_dim}")
-    if per is not None and all(p is None for p in per):
-        per = None
-    rec = {k: cfg.get(k) for k in ("pos_dim", "x_dim")}
-    if (rec["pos_dim"] is not None and rec["pos_dim"] != pos_dim) or (
-        rec["x_dim"] is not None and rec["x_dim"] != x_dim
-    ):
-        raise CheckpointError(
-            f"model was built for pos_dim={rec['pos_dim']}, x_dim={rec['x_dim']} but the data has "
-            f"pos_dim={pos_dim}, x_dim={x_dim}; use a checkpoint trained on this dataset"
-        )
-    if "period" in cfg:
-        rec_per = cfg["period"]
-        if rec_per is not None and all(p is None for p in rec_per):
-            rec_per = None
-        if rec_per != per:
-            raise CheckpointError(
-                f"model was built for period={rec_per} but the data has period={per}; "
-                "use a checkpoint trained on this dataset"
-            )
+    per = _data_period(pos_dim, x_dim, period)
+    _check_recorded(cfg, pos_dim, x_dim, per)
     cfg.update(pos_dim=pos_dim, x_dim=x_dim, period=per)
-
     scale = cfg["pos_scale"]
-    g = cfg["graph"]
-    spec = GraphSpec(
-        kind=g["kind"],
-        k=g["k"],
-        r=g["r"],
-        max_num_neighbors=g["max_num_neighbors"],
-        loop=g["loop"],
-        period=None if per is None else tuple(None if p is None else p * scale for p in per),
-        backend=g["backend"],
-        space=g["space"],
+    spec = _graph_spec(
+        cfg["graph"], None if per is None else [None if p is None else p * scale for p in per]
     )
     backbone = BACKBONES[cfg["backbone"]](
         x_dim,
@@ -136,3 +103,54 @@ def build_model(
         model = LRIGaussian(clf, dropout=cfg["dropout"], **cfg["gaussian"])
     model.config = cfg
     return model
+
+
+def _data_period(
+    pos_dim: int, x_dim: int, period: Sequence[float | None] | None
+) -> list[float | None] | None:
+    """The data's per-axis period, checked against its dimensions (``None``: no periodic axis)."""
+    if not _is_int(pos_dim) or pos_dim < 1:
+        raise ConfigError(f"pos_dim must be a positive integer, got {pos_dim!r}")
+    if not _is_int(x_dim) or x_dim < 0:
+        raise ConfigError(f"x_dim must be a non-negative integer, got {x_dim!r}")
+    per = Field("period", nullable=True).check(None if period is None else list(period), "period")
+    if per is not None and len(per) != pos_dim:
+        raise ConfigError(f"period has {len(per)} entries, expected pos_dim = {pos_dim}")
+    return None if per is None or all(p is None for p in per) else per
+
+
+def _check_recorded(
+    cfg: Mapping[str, Any], pos_dim: int, x_dim: int, per: list[float | None] | None
+) -> None:
+    """The dimensions a trained model records must be the data's."""
+    rec = {k: cfg.get(k) for k in ("pos_dim", "x_dim")}
+    if (rec["pos_dim"] is not None and rec["pos_dim"] != pos_dim) or (
+        rec["x_dim"] is not None and rec["x_dim"] != x_dim
+    ):
+        raise CheckpointError(
+            f"model was built for pos_dim={rec['pos_dim']}, x_dim={rec['x_dim']} but the data has "
+            f"pos_dim={pos_dim}, x_dim={x_dim}; use a checkpoint trained on this dataset"
+        )
+    if "period" in cfg:
+        rec_per = cfg["period"]
+        if rec_per is not None and all(p is None for p in rec_per):
+            rec_per = None
+        if rec_per != per:
+            raise CheckpointError(
+                f"model was built for period={rec_per} but the data has period={per}; "
+                "use a checkpoint trained on this dataset"
+            )
+
+
+def _graph_spec(g: Mapping[str, Any], period: list[float | None] | None) -> GraphSpec:
+    """The classifier's graph; ``period`` in the backbone frame."""
+    return GraphSpec(
+        kind=g["kind"],
+        k=g["k"],
+        r=g["r"],
+        max_num_neighbors=g["max_num_neighbors"],
+        loop=g["loop"],
+        period=None if period is None else tuple(period),
+        backend=g["backend"],
+        space=g["space"],
+    )

@@ -445,11 +445,68 @@ def _generate(cfg: _Config, first: int, n: int) -> _Generated:
     """Generate the particles of events ``first .. first + n - 1`` (vectorised over events)."""
     key = cfg.key
     ev_id = np.arange(first, first + n, dtype=np.uint64)
+    pair = _hard_pair(cfg, ev_id)
+    has_pair = pair["kind"] != PAIR_NONE
+
+    # --- vertices and multiplicities
+    vtx = normal(key, ev_id[:, None], _S_VTX, np.arange(4)[None, :])
+    vtx *= np.array([_VTX_SIGMA_T, _VTX_SIGMA_T, _VTX_SIGMA_Z, _VTX_SIGMA_CT])
+    n_pair = np.where(has_pair, 2, 0)
+    n_ue = poisson(uniform(key, ev_id, _S_N_UE), _UE_MEAN)
+    n_pu = poisson(uniform(key, ev_id, _S_N_PU), cfg.pileup_mean)
+    n_pv = np.ceil(n_pu / _PU_PER_VERTEX).astype(np.int64)
+    counts = n_pair + n_ue + n_pu
+
+    # --- flat particles
+    total = int(counts.sum())
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    ev = np.repeat(np.arange(n), counts)
+    local = np.arange(total) - offsets[ev]
+    pev = ev_id[ev]
+    is_lep = local < n_pair[ev]
+    is_pu = local >= (n_pair + n_ue)[ev]
+    j_pu = local - (n_pair + n_ue)[ev]
+    soft_p3, soft_pdg, soft_mass = _soft_particles(key, pev, local)
+    lep_p4 = np.where((local == 0)[:, None], pair["d1"][ev], pair["d2"][ev])
+    lep_pdg = np.where(local == 0, pair["pdg"][ev, 0], pair["pdg"][ev, 1])
+    p3 = np.where(is_lep[:, None], lep_p4[:, 1:], soft_p3)
+    pdg = np.where(is_lep, lep_pdg, soft_pdg).astype(np.int32)
+    mass = np.where(is_lep, pair["lepton_mass"][ev], soft_mass)
+    abs_pdg = np.abs(pdg)
+    q = np.where((abs_pdg == 11) | (abs_pdg == 13), -np.sign(pdg), np.sign(pdg)).astype(np.float64)
+
+    # pileup particle k of an event belongs to pileup vertex k % n_pv (every vertex gets one)
+    pv_k = np.where(is_pu, j_pu % np.maximum(n_pv[ev], 1), 0)
+    pu_vtx = normal(key, pev[:, None], _S_PU_VTX, pv_k[:, None], np.arange(4)[None, :])
+    pu_vtx *= np.array([_VTX_SIGMA_T, _VTX_SIGMA_T, _VTX_SIGMA_Z, _VTX_SIGMA_CT])
+    return _Generated(
+        event_id=ev_id,
+        counts=counts,
+        ev=ev,
+        local=local,
+        pdg=pdg,
+        q=q,
+        m=mass,
+        v4=np.where(is_pu[:, None], pu_vtx, vtx[ev]),
+        p3=p3,
+        vertex_primary=np.where(is_pu, 2 + pv_k, 1).astype(np.uint32),
+        particle=np.where(is_pu, j_pu // np.maximum(n_pv[ev], 1) + 1, local + 1).astype(np.uint32),
+        pair_kind=pair["kind"],
+        pair_flavour=np.where(has_pair, pair["flavour"], 0).astype(np.int32),
+        pair_mass=np.where(has_pair, pair["mass"], np.nan),
+        pair_pdg=pair["pdg"],
+        vertex_z=vtx[:, 2],
+    )
+
+
+def _hard_pair(cfg: _Config, ev_id: np.ndarray) -> dict[str, np.ndarray]:
+    """The hard-scatter lepton pair of each event: its kind (Z, continuum, resonance,
+    same-sign, none), flavour, mass, the two leptons' four-momenta and PDG ids."""
+    key = cfg.key
 
     def u(stream: int, *cols: Any) -> np.ndarray:
         return uniform(key, ev_id, stream, *cols)
 
-    # --- hard-scatter lepton pair
     is_signal = u(_S_SIGNAL) < cfg.signal_fraction
     has_bkg = ~is_signal & (u(_S_BKG_PAIR) < _BKG_PAIR_FRACTION)
     u_kind = u(_S_BKG_KIND)
@@ -482,75 +539,34 @@ def _generate(cfg: _Config, first: int, n: int) -> _Generated:
     ss_sign = np.where(u(_S_SS_SIGN) < 0.5, 1, -1)
     pdg1 = np.where(pair_kind == PAIR_SAME_SIGN, ss_sign * flavour, flavour)
     pdg2 = np.where(pair_kind == PAIR_SAME_SIGN, ss_sign * flavour, -flavour)
-    has_pair = pair_kind != PAIR_NONE
-    pair_pdg = np.where(has_pair[:, None], np.stack([pdg1, pdg2], axis=1), 0).astype(np.int32)
+    pair_pdg = np.where(
+        (pair_kind != PAIR_NONE)[:, None], np.stack([pdg1, pdg2], axis=1), 0
+    ).astype(np.int32)
+    return {
+        "kind": pair_kind,
+        "flavour": flavour,
+        "lepton_mass": lep_mass,
+        "mass": pair_mass,
+        "d1": d1,
+        "d2": d2,
+        "pdg": pair_pdg,
+    }
 
-    # --- vertices and multiplicities
-    vtx = normal(key, ev_id[:, None], _S_VTX, np.arange(4)[None, :])
-    vtx *= np.array([_VTX_SIGMA_T, _VTX_SIGMA_T, _VTX_SIGMA_Z, _VTX_SIGMA_CT])
-    n_pair = np.where(has_pair, 2, 0)
-    n_ue = poisson(u(_S_N_UE), _UE_MEAN)
-    n_pu = poisson(u(_S_N_PU), cfg.pileup_mean)
-    n_pv = np.ceil(n_pu / _PU_PER_VERTEX).astype(np.int64)
-    counts = n_pair + n_ue + n_pu
 
-    # --- flat particles
-    total = int(counts.sum())
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    ev = np.repeat(np.arange(n), counts)
-    local = np.arange(total) - offsets[ev]
-    pev = ev_id[ev]
-    is_lep = local < n_pair[ev]
-    is_pu = local >= (n_pair + n_ue)[ev]
-    j_pu = local - (n_pair + n_ue)[ev]
-
-    # soft particles (underlying event and pileup)
+def _soft_particles(
+    key: int, pev: np.ndarray, local: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Momentum ``[N, 3]``, PDG id and mass of soft particles (underlying event and pileup),
+    drawn for every particle slot (the leptons' slots are overwritten by the caller)."""
     soft_pt = _SOFT_PT(uniform(key, pev, _S_SOFT_PT, local))
     eta = _SOFT_ETA_MAX * (2 * uniform(key, pev, _S_SOFT_ETA, local) - 1)
     phi = np.pi * (2 * uniform(key, pev, _S_SOFT_PHI, local) - 1)
     species = np.searchsorted(_SPECIES_CUMFRAC, uniform(key, pev, _S_SOFT_SPECIES, local))
     species = np.minimum(species, len(_SPECIES_PDG) - 1)
     sign = np.where(uniform(key, pev, _S_SOFT_SIGN, local) < 0.5, 1, -1)
-    soft_pdg = np.where(_SPECIES_IS_LEPTON[species], -sign, sign) * _SPECIES_PDG[species]
-
-    lep_p4 = np.where((local == 0)[:, None], d1[ev], d2[ev])
-    lep_pdg = np.where(local == 0, pair_pdg[ev, 0], pair_pdg[ev, 1])
-    p3 = np.where(
-        is_lep[:, None],
-        lep_p4[:, 1:],
-        np.stack([soft_pt * np.cos(phi), soft_pt * np.sin(phi), soft_pt * np.sinh(eta)], axis=1),
-    )
-    pdg = np.where(is_lep, lep_pdg, soft_pdg).astype(np.int32)
-    mass = np.where(is_lep, lep_mass[ev], _SPECIES_MASS[species])
-    abs_pdg = np.abs(pdg)
-    q = np.where((abs_pdg == 11) | (abs_pdg == 13), -np.sign(pdg), np.sign(pdg)).astype(np.float64)
-
-    # pileup particle k of an event belongs to pileup vertex k % n_pv (every vertex gets one)
-    pv_k = np.where(is_pu, j_pu % np.maximum(n_pv[ev], 1), 0)
-    pu_vtx = normal(key, pev[:, None], _S_PU_VTX, pv_k[:, None], np.arange(4)[None, :])
-    pu_vtx *= np.array([_VTX_SIGMA_T, _VTX_SIGMA_T, _VTX_SIGMA_Z, _VTX_SIGMA_CT])
-    v4 = np.where(is_pu[:, None], pu_vtx, vtx[ev])
-    vertex_primary = np.where(is_pu, 2 + pv_k, 1).astype(np.uint32)
-    particle = np.where(is_pu, j_pu // np.maximum(n_pv[ev], 1) + 1, local + 1).astype(np.uint32)
-
-    return _Generated(
-        event_id=ev_id,
-        counts=counts,
-        ev=ev,
-        local=local,
-        pdg=pdg,
-        q=q,
-        m=mass,
-        v4=v4,
-        p3=p3,
-        vertex_primary=vertex_primary,
-        particle=particle,
-        pair_kind=pair_kind,
-        pair_flavour=np.where(has_pair, flavour, 0).astype(np.int32),
-        pair_mass=np.where(has_pair, pair_mass, np.nan),
-        pair_pdg=pair_pdg,
-        vertex_z=vtx[:, 2],
-    )
+    pdg = np.where(_SPECIES_IS_LEPTON[species], -sign, sign) * _SPECIES_PDG[species]
+    p3 = np.stack([soft_pt * np.cos(phi), soft_pt * np.sin(phi), soft_pt * np.sinh(eta)], axis=1)
+    return p3, pdg, _SPECIES_MASS[species]
 
 
 # ----------------------------------------------------------------------------- propagation
@@ -1192,10 +1208,8 @@ def simulate_actstrack(
         mixed across events. Within an event, hits are ordered by ``geometry_id`` as in ACTS,
         except in ``interleaved``.
     chunk_size : int
-        Events generated and written per step; bounds memory (~200 MB per 1000 events at the
-        default pileup).
-    compression : uproot Compression, ``"ALGO[:LEVEL]"`` or None
-        ALGO one of zlib, lzma, lz4, zstd, none.
+        Events generated and written per step; bounds memory.
+    compression : uproot Compression, ``"ALGO[:LEVEL]"`` (zlib, lzma, lz4, zstd, none) or None
     muon_fraction : float
         Fraction of Z (and background pair) decays to muons; the rest go to electrons.
     hit_efficiency : float
@@ -1204,12 +1218,12 @@ def simulate_actstrack(
     Returns
     -------
     ActsTrackTruth
-        Generator truth per event in ``event_id`` order.
+        Generator truth per event in ``event_id`` order. Raises
+        :class:`~hepx.errors.ConfigError` on an argument of the wrong type or out of range.
 
-    Raises
-    ------
-    hepx.errors.ConfigError
-        On an argument of the wrong type or out of range.
+    Example
+    -------
+    >>> truth = simulate_actstrack("sim/acts", events=100, seed=1)   # doctest: +SKIP
     """
     cfg = _validate(
         events=events,
@@ -1228,6 +1242,11 @@ def simulate_actstrack(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out_dir {str(out)!r} is a file; expected a directory")
+    return _write(cfg, out)
+
+
+def _write(cfg: _Config, out: Path) -> ActsTrackTruth:
+    """Generate, propagate and write the events chunk by chunk into ``out``'s two files."""
     truths: list[ActsTrackTruth] = []
     with (
         atomic_file(out / "hits.root") as hits_tmp,

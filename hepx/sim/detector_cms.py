@@ -228,39 +228,9 @@ def digitise(
     ring = t.ring[layer].astype(np.int64)
     ring = np.where((typ == CSC) & (station == 1) & (ring == 1) & (eta_q > ME11A_ETA), 4, ring)
 
-    # EMTF sector and the chamber's position inside it.
-    sec0 = np.floor(np.mod(centre - 15.0, 360.0) / 60.0).astype(np.int64)
-    sector = sec0 + 1
-    j = np.floor(np.mod(centre - 15.0, 60.0) / width + 1e-9).astype(np.int64)
-    per_sector = np.rint(60.0 / width).astype(np.int64)
-    last = (j == per_sector - 1) & (typ != DT)
-
-    is_st1_10deg = (station == 1) & np.isclose(width, 10.0) & ((typ == CSC) | (typ == GEM))
-    subsector = np.where(is_st1_10deg, 1 + (j >= 3), 0)
-
-    # CSC ID inside the sector (1-9), following the EMTF numbering; GEM and ME0 borrow it.
-    ring_group = np.where(ring == 4, 0, ring - 1)
-    cscid_st1 = 3 * ring_group + np.mod(j, 3) + 1
-    cscid_out = np.where(ring == 1, j + 1, 4 + j)
-    cscid = np.where(station == 1, cscid_st1, cscid_out)
-    cscid = np.where(typ == ME0, j + 1, cscid)
-    cscid = np.where((typ == CSC) | (typ == GEM) | (typ == ME0), cscid, 0)
-
+    sector, subsector, cscid, last = _sector_numbers(centre, width, typ, station, ring)
     chamber = idx + 1
-    # Front/rear chambers alternate in phi and are staggered by a few cm in z.
-    fr = np.where(station == 1, chamber % 2 == 0, chamber % 2 == 1)
-    fr = fr & ((typ == CSC) | (typ == GEM))
-    z_stagger = np.where((typ == CSC) | (typ == GEM), np.where(fr, -2.5, 2.5), 0.0)
-
-    barrel = t.barrel[layer]
-    pos = t.pos[layer]
-    sinh_eta = np.sinh(eta_q)
-    abs_z = np.where(barrel, pos * sinh_eta, pos + z_stagger)
-    r = np.where(barrel, pos, abs_z / sinh_eta)
-
-    theta_abs = np.degrees(2.0 * np.arctan(np.exp(-eta_q)))
-    emtf_theta = np.clip(np.rint((theta_abs - 8.5) * 128.0 / 36.5), 1, 127).astype(np.int64)
-
+    fr, abs_z, r, theta_abs, emtf_theta = _positions(layer, typ, station, chamber, eta_q)
     strip_out = np.where(typ == RPC, strip + 1, strip)  # RPC strips count from 1
     wire = np.where(typ == CSC, n_eta - 1 - cell, np.where(typ == DT, cell, 0))
     roll = np.where((typ == RPC) | (typ == GEM) | (typ == ME0), cell + 1, 0)
@@ -284,6 +254,46 @@ def digitise(
         "sim_z": endcap * abs_z,
         "last_in_sector": last,
     }
+
+
+def _positions(
+    layer: np.ndarray, typ: np.ndarray, station: np.ndarray, chamber: np.ndarray, eta_q: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Front/rear flag, |z|, r, |theta| (degrees) and the EMTF theta of digitised hits."""
+    t = LAYERS
+    # Front/rear chambers alternate in phi and are staggered by a few cm in z.
+    fr = np.where(station == 1, chamber % 2 == 0, chamber % 2 == 1)
+    fr = fr & ((typ == CSC) | (typ == GEM))
+    z_stagger = np.where((typ == CSC) | (typ == GEM), np.where(fr, -2.5, 2.5), 0.0)
+    barrel = t.barrel[layer]
+    pos = t.pos[layer]
+    sinh_eta = np.sinh(eta_q)
+    abs_z = np.where(barrel, pos * sinh_eta, pos + z_stagger)
+    r = np.where(barrel, pos, abs_z / sinh_eta)
+    theta_abs = np.degrees(2.0 * np.arctan(np.exp(-eta_q)))
+    emtf_theta = np.clip(np.rint((theta_abs - 8.5) * 128.0 / 36.5), 1, 127).astype(np.int64)
+    return fr, abs_z, r, theta_abs, emtf_theta
+
+
+def _sector_numbers(
+    centre: np.ndarray, width: np.ndarray, typ: np.ndarray, station: np.ndarray, ring: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """EMTF sector, subsector and CSC id of chambers (centre and width in degrees), and whether
+    the chamber is the last of its sector (its hits get a neighbour-sector copy)."""
+    sector = np.floor(np.mod(centre - 15.0, 360.0) / 60.0).astype(np.int64) + 1
+    j = np.floor(np.mod(centre - 15.0, 60.0) / width + 1e-9).astype(np.int64)
+    per_sector = np.rint(60.0 / width).astype(np.int64)
+    last = (j == per_sector - 1) & (typ != DT)
+    is_st1_10deg = (station == 1) & np.isclose(width, 10.0) & ((typ == CSC) | (typ == GEM))
+    subsector = np.where(is_st1_10deg, 1 + (j >= 3), 0)
+    # CSC ID inside the sector (1-9), following the EMTF numbering; GEM and ME0 borrow it.
+    ring_group = np.where(ring == 4, 0, ring - 1)
+    cscid_st1 = 3 * ring_group + np.mod(j, 3) + 1
+    cscid_out = np.where(ring == 1, j + 1, 4 + j)
+    cscid = np.where(station == 1, cscid_st1, cscid_out)
+    cscid = np.where(typ == ME0, j + 1, cscid)
+    cscid = np.where((typ == CSC) | (typ == GEM) | (typ == ME0), cscid, 0)
+    return sector, subsector, cscid, last
 
 
 def emtf_phi(phi: np.ndarray, sector: np.ndarray) -> np.ndarray:

@@ -552,12 +552,54 @@ def _truncated_exp(rng: np.random.Generator, n: int, lo: float, hi: float, slope
 def _generate_block(
     rng: np.random.Generator, n: int, signal_fraction: float, pu_scale: float
 ) -> dict[str, Any]:
-    """Generate ``n`` events: all collections as flat columns + counts, and the truth."""
+    """Generate ``n`` events: all collections as flat columns + counts, and the truth.
+
+    The helpers draw from ``rng`` in a fixed order, so a seed gives the same events."""
     is_signal = rng.random(n) < signal_fraction
     pu_factor = pu_scale * rng.gamma(_PU_SHAPE, 1.0 / _PU_SHAPE, n)
+    sig = _signal_taus(rng, np.flatnonzero(is_signal))
+    pu = _pileup_muons(rng, n, pu_factor)
+    mu = _all_muons(rng, n, sig, pu)
+    mh = _muon_hits(rng, mu["pt"], mu["eta"], mu["phi"], mu["q"], mu["p4"])
+    hits, mu_of_hit = _event_hits(rng, mh, mu, pu_factor, n)
+    hit_evt = hits.pop("evt")
+    hit_counts = np.bincount(hit_evt, minlength=n)
+    sel = standard_filter(hits["station"], hits["neighbor"], hits["type"])
+    is_sig = hits["truth_tau"] == 1
+    endcap_tau = is_sig & (hits["neighbor"] == 0) & (hits["type"] != DT)
+    # distinct tau muons with an endcap hit, per event
+    tau_mu_seen = np.unique(mu_of_hit[endcap_tau])
+    truth_rec = {
+        "is_signal": is_signal,
+        "n_tau_mu_endcap": np.bincount(mu["evt"][tau_mu_seen], minlength=n).astype(np.int16),
+        "n_hits": hit_counts.astype(np.int32),
+        "n_sig_hits": np.bincount(hit_evt[is_sig], minlength=n).astype(np.int32),
+        "n_hits_filtered": np.bincount(hit_evt[sel], minlength=n).astype(np.int32),
+        "n_sig_hits_filtered": np.bincount(hit_evt[sel & is_sig], minlength=n).astype(np.int32),
+    }
+    gen_mu = {
+        "pt": mu["pt"],
+        "eta": mu["eta"],
+        "phi": mu["phi"],
+        "e": mu["p4"][:, 3],
+        "charge": mu["q"],
+        "gentauidx": mu["tau"],
+    }
+    tau = sig["tau"]
+    gen_tau = {"pt": sig["pt"], "eta": sig["eta"], "phi": sig["phi"], "e": tau[:, 3]}
+    gen_tau["charge"] = sig["q"]
+    emtf = _emtf_tracks(rng, mh, mu["pt"], mu["eta"], mu["phi"], mu["q"], mu["evt"], n)
+    return {
+        "mu_hit": _Jagged(hit_counts, _cast(hits, HIT_BRANCHES)),
+        "gen_mu": _Jagged(mu["counts"], _cast(gen_mu, GEN_MU_BRANCHES)),
+        "gen_tau": _Jagged(is_signal.astype(np.int64), _cast(gen_tau, GEN_TAU_BRANCHES)),
+        "EMTF_mu": emtf,
+        "truth": truth_rec,
+    }
 
-    # ---- signal: Ds -> tau nu, tau -> 3 mu ------------------------------------------------
-    sig_evt = np.flatnonzero(is_signal)
+
+def _signal_taus(rng: np.random.Generator, sig_evt: np.ndarray) -> dict[str, Any]:
+    """Ds -> tau nu, tau -> 3 mu in the signal events ``sig_evt``."""
     ns = len(sig_evt)
     ds_pt = _truncated_exp(rng, ns, _DS_PT_MIN, _DS_PT_MAX, _DS_PT_SLOPE)
     ds_eta = rng.uniform(*_DS_ABS_ETA, ns) * rng.choice([-1.0, 1.0], ns)
@@ -566,8 +608,19 @@ def _generate_block(
     mus = _boost(_three_body_equal(rng, ns, M_TAU, M_MU), tau, M_TAU)  # (ns, 3, 4)
     tau_q = rng.choice(np.array([-1, 1], dtype=np.int64), ns)
     tau_pt, tau_eta, tau_phi = _ptetaphi(tau)
+    return {
+        "evt": sig_evt,
+        "tau": tau,
+        "mus": mus,
+        "q": tau_q,
+        "pt": tau_pt,
+        "eta": tau_eta,
+        "phi": tau_phi,
+    }
 
-    # ---- pileup muons: singles and dimuons --------------------------------------------------
+
+def _pileup_muons(rng: np.random.Generator, n: int, pu_factor: np.ndarray) -> dict[str, Any]:
+    """Pileup muons of ``n`` events: singles and dimuons (J/psi and a low-mass continuum)."""
     n_single = rng.poisson(_PU_MU_RATE * pu_factor)
     n_pairs = rng.poisson(_PU_DIMU_RATE * pu_factor)
     ns1 = int(n_single.sum())
@@ -584,53 +637,69 @@ def _generate_block(
     )
     pair = _boost(_two_body(rng, pair_m, M_MU, M_MU), parent, pair_m)  # (npair, 2, 4)
     pair_q0 = rng.choice(np.array([-1, 1], dtype=np.int64), npair)
+    return {"n_single": n_single, "n_pairs": n_pairs, "single": single, "pair": pair, "q0": pair_q0}
 
-    # ---- all generated muons, ordered per event: tau muons first ---------------------------
-    mu_p4 = np.concatenate([mus.reshape(-1, 4), single, pair.reshape(-1, 4)])
-    mu_evt = np.concatenate(
+
+def _all_muons(rng: np.random.Generator, n: int, sig: dict, pu: dict) -> dict[str, np.ndarray]:
+    """All generated muons, ordered per event (tau muons first), with their event, charge,
+    tau index (-1: not from the tau) and index inside the event's ``gen_mu`` collection."""
+    ns, ns1, npair = len(sig["evt"]), len(pu["single"]), len(pu["pair"])
+    p4 = np.concatenate([sig["mus"].reshape(-1, 4), pu["single"], pu["pair"].reshape(-1, 4)])
+    evt = np.concatenate(
         [
-            np.repeat(sig_evt, 3),
-            np.repeat(np.arange(n), n_single),
-            np.repeat(np.arange(n), 2 * n_pairs),
+            np.repeat(sig["evt"], 3),
+            np.repeat(np.arange(n), pu["n_single"]),
+            np.repeat(np.arange(n), 2 * pu["n_pairs"]),
         ]
     )
-    mu_q = np.concatenate(
+    q = np.concatenate(
         [
-            (tau_q[:, None] * np.array([1, 1, -1])).ravel(),
+            (sig["q"][:, None] * np.array([1, 1, -1])).ravel(),
             rng.choice(np.array([-1, 1], dtype=np.int64), ns1),
-            (pair_q0[:, None] * np.array([1, -1])).ravel(),
+            (pu["q0"][:, None] * np.array([1, -1])).ravel(),
         ]
     )
-    mu_tau = np.concatenate([np.repeat(np.zeros(ns, np.int64), 3), np.full(ns1 + 2 * npair, -1)])
-    order = np.argsort(mu_evt, kind="stable")
-    mu_p4, mu_evt, mu_q, mu_tau = mu_p4[order], mu_evt[order], mu_q[order], mu_tau[order]
-    mu_counts = np.bincount(mu_evt, minlength=n)
-    mu_first = np.concatenate([[0], np.cumsum(mu_counts)[:-1]])
-    mu_idx = np.arange(len(mu_evt)) - mu_first[mu_evt]  # index inside the event's gen_mu
-    mu_pt, mu_eta, mu_phi = _ptetaphi(mu_p4)
+    tau = np.concatenate([np.repeat(np.zeros(ns, np.int64), 3), np.full(ns1 + 2 * npair, -1)])
+    order = np.argsort(evt, kind="stable")
+    p4, evt, q, tau = p4[order], evt[order], q[order], tau[order]
+    counts = np.bincount(evt, minlength=n)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pt, eta, phi = _ptetaphi(p4)
+    return {
+        "p4": p4,
+        "evt": evt,
+        "q": q,
+        "tau": tau,
+        "counts": counts,
+        "idx": np.arange(len(evt)) - first[evt],
+        "pt": pt,
+        "eta": eta,
+        "phi": phi,
+    }
 
-    # ---- hits -------------------------------------------------------------------------------
-    mh = _muon_hits(rng, mu_pt, mu_eta, mu_phi, mu_q, mu_p4)
+
+def _event_hits(
+    rng: np.random.Generator, mh: dict, mu: dict, pu_factor: np.ndarray, n: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Muon, noise and shower hits with their neighbour-sector copies, in the per-event order
+    of a sector processor; returns the hit columns (with ``evt``) and each hit's muon."""
     nh = _noise_hits(rng, pu_factor)
     sh = _shower_hits(rng, pu_factor)
     layer = np.concatenate([mh["layer"], nh["layer"], sh["layer"]])
-    evt = np.concatenate([mu_evt[mh["mu"]], nh["evt"], sh["evt"]])
+    evt = np.concatenate([mu["evt"][mh["mu"]], nh["evt"], sh["evt"]])
     endcap = np.concatenate([mh["endcap"], nh["endcap"], sh["endcap"]])
     abs_eta = np.concatenate([mh["abs_eta"], nh["abs_eta"], sh["abs_eta"]])
     phi = np.concatenate([mh["phi"], nh["phi"], sh["phi"]])
     bend = np.concatenate([mh["bend"], nh["bend"], sh["bend"]])
     n_mu_hits = len(mh["layer"])
     tp = np.full(len(layer), -1, dtype=np.int64)
-    tp[:n_mu_hits] = mu_idx[mh["mu"]]
+    tp[:n_mu_hits] = mu["idx"][mh["mu"]]
     truth = np.zeros(len(layer), dtype=np.int64)
-    truth[:n_mu_hits] = mu_tau[mh["mu"]] >= 0
-
+    truth[:n_mu_hits] = mu["tau"][mh["mu"]] >= 0
     mu_of = np.full(len(layer), -1, dtype=np.int64)
     mu_of[:n_mu_hits] = mh["mu"]
-
     hits = _finish_hits(rng, layer, evt, endcap, abs_eta, phi, bend, mu_of, tp, truth)
-
-    # ---- neighbour-sector copies, then the per-event order ---------------------------------
+    # ---- neighbour-sector copies, then the per-event order
     last = hits.pop("last_in_sector")
     copy = {k: v[last] for k, v in hits.items()}
     copy["neighbor"] = np.ones(int(last.sum()), dtype=np.int64)
@@ -647,53 +716,7 @@ def _generate_block(
     key |= rng.integers(0, 1 << 22, len(key))
     order = np.argsort(key, kind="stable")
     hits = {k: v[order] for k, v in hits.items()}
-    hit_evt = hits.pop("evt")
-    mu_of_hit = hits.pop("mu")
-
-    hit_counts = np.bincount(hit_evt, minlength=n)
-    sel = standard_filter(hits["station"], hits["neighbor"], hits["type"])
-    sig = hits["truth_tau"] == 1
-    endcap_tau = sig & (hits["neighbor"] == 0) & (hits["type"] != DT)
-    # distinct tau muons with an endcap hit, per event
-    tau_mu_seen = np.unique(mu_of_hit[endcap_tau])
-    truth_rec = {
-        "is_signal": is_signal,
-        "n_tau_mu_endcap": np.bincount(mu_evt[tau_mu_seen], minlength=n).astype(np.int16),
-        "n_hits": hit_counts.astype(np.int32),
-        "n_sig_hits": np.bincount(hit_evt[sig], minlength=n).astype(np.int32),
-        "n_hits_filtered": np.bincount(hit_evt[sel], minlength=n).astype(np.int32),
-        "n_sig_hits_filtered": np.bincount(hit_evt[sel & sig], minlength=n).astype(np.int32),
-    }
-
-    gen_mu = _Jagged(
-        mu_counts,
-        _cast(
-            {
-                "pt": mu_pt,
-                "eta": mu_eta,
-                "phi": mu_phi,
-                "e": mu_p4[:, 3],
-                "charge": mu_q,
-                "gentauidx": mu_tau,
-            },
-            GEN_MU_BRANCHES,
-        ),
-    )
-    gen_tau = _Jagged(
-        is_signal.astype(np.int64),
-        _cast(
-            {"pt": tau_pt, "eta": tau_eta, "phi": tau_phi, "e": tau[:, 3], "charge": tau_q},
-            GEN_TAU_BRANCHES,
-        ),
-    )
-    emtf = _emtf_tracks(rng, mh, mu_pt, mu_eta, mu_phi, mu_q, mu_evt, n)
-    return {
-        "mu_hit": _Jagged(hit_counts, _cast(hits, HIT_BRANCHES)),
-        "gen_mu": gen_mu,
-        "gen_tau": gen_tau,
-        "EMTF_mu": emtf,
-        "truth": truth_rec,
-    }
+    return hits, hits.pop("mu")
 
 
 def _cast(fields: dict[str, np.ndarray], dtypes: dict[str, Any]) -> dict[str, np.ndarray]:
