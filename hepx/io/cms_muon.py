@@ -77,14 +77,14 @@ def read_cms_muon(
         ``None`` for data without truth (all node labels 0).
     label_branch
         Per-event branch whose non-zero value marks a signal event (default: the number of
-        generated taus). If ``None`` or absent, an event is signal when any hit has truth.
+        generated taus); ``None`` or absent: an event is signal when any hit has truth.
     event_id_branch
-        Per-event branch with an event number; default: the entry number in the tree.
+        Per-event branch with an event number (default: the entry number).
     min_hits, min_signal_hits
         Events with fewer selected hits, and signal events with fewer selected signal hits,
         are dropped (and counted in ``events.attrs["hepx_report"]``).
     step_size, entry_start, entry_stop
-        Passed to ``uproot.TTree.iterate``: chunked reading with bounded memory.
+        Passed to ``uproot.TTree.iterate`` (chunked reading).
 
     Returns
     -------
@@ -93,14 +93,17 @@ def read_cms_muon(
         and ``hits``, a jagged record of ``eta``, ``phi`` (radians, in (-pi, pi]), ``theta``,
         ``r``, ``z``, ``bend`` and the chamber fields, plus ``node_label`` (int8) and
         ``hit_index`` (the hit's index in the event's original ``mu_hit_*`` vectors).
+
+    Example
+    -------
+    >>> events = read_cms_muon("ntuple.root", min_signal_hits=1)     # doctest: +SKIP
+    >>> events.hits.phi, events.hits.node_label                       # doctest: +SKIP
     """
     filters = parse_filters(filters)
     ttree = open_tree(path, tree)
     hit_branches, per_event, label_branch = _branches(
         ttree, filters, truth_branch, label_branch, event_id_branch
     )
-    start = 0 if entry_start is None else entry_start
-    stop = ttree.num_entries if entry_stop is None else min(entry_stop, ttree.num_entries)
     report = dict.fromkeys(("events_read", "dropped_no_hits", "dropped_few_hits"), 0)
     report["dropped_few_signal_hits"] = 0
     selection = {
@@ -111,24 +114,25 @@ def read_cms_muon(
         "min_hits": min_hits,
         "min_signal_hits": min_signal_hits,
     }
-    chunk_iter = ttree.iterate(
-        hit_branches + per_event,
-        step_size=step_size,
-        entry_start=start,
-        entry_stop=stop,
-        library="ak",
-        report=True,
-    )
-    chunks = [
-        _process_chunk(arrays, entry0=rep.tree_entry_start, report=report, path=path, **selection)
-        for arrays, rep in _guard(chunk_iter, path)
-    ]
+    start = 0 if entry_start is None else entry_start
+    stop = ttree.num_entries if entry_stop is None else min(entry_stop, ttree.num_entries)
+    entries = {"entry_start": start, "entry_stop": stop, "step_size": step_size}
+    chunks = _read_chunks(ttree, hit_branches + per_event, entries, path, report, selection)
     events = ak.concatenate(chunks) if chunks else ak.Array([])
     report["events_kept"] = len(events)
     if len(events) == 0:
         raise InputError(f"{path}: no events left after the hit filters and minimum-hit cuts")
     _log_report(path, report)
     return ak.Array(events, attrs={"hepx_report": report, "hepx_source": str(path)})
+
+
+def _read_chunks(ttree, branches, entries, path, report, selection) -> list[ak.Array]:
+    """The selected events of every chunk of ``entries`` (uproot's iterate)."""
+    chunk_iter = ttree.iterate(branches, library="ak", report=True, **entries)
+    return [
+        _process_chunk(arrays, entry0=rep.tree_entry_start, report=report, path=path, **selection)
+        for arrays, rep in _guard(chunk_iter, path)
+    ]
 
 
 def _branches(ttree, filters, truth_branch, label_branch, event_id_branch):

@@ -215,31 +215,39 @@ def score_files(
     )
     try:
         _scorer(job, run.state).require_scores(str(run_dir))
-        manifest = _manifest(run, options, explainer, algorithm, k)
-        names = _output_names(kind, items)
-        t0 = time.perf_counter()
-        with atomic_dir(out, overwrite=True) as tmp:
-            work = partial(score_one, replace(job, out_dir=tmp.resolve()))
-            tasks = [
-                (kind.absolute(it) if executor else it, n)
-                for it, n in zip(items, names, strict=True)
-            ]
-            infos = list(executor(work, tasks)) if executor else [work(t) for t in tasks]
-            for item, name, info in zip(items, names, infos, strict=True):
-                paths = [str(p) for p in kind.item_paths(item)]
-                manifest["outputs"].append(
-                    {
-                        "input": paths if len(paths) > 1 else paths[0],
-                        "root": f"{name}.importance.root",
-                        "parquet": f"{name}.events.parquet",
-                        **info,
-                    }
-                )
-            manifest["seconds"] = round(time.perf_counter() - t0, 3)
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        return manifest
+        return _score_all(
+            job, run, items, out, executor, _manifest(run, options, explainer, algorithm, k)
+        )
     finally:
         _SCORER_CACHE.clear()  # no model (or GPU memory) kept after the call
+
+
+def _score_all(
+    job: ScoreJob, run: TrainedRun, items: list, out: Path, executor, manifest: dict
+) -> dict[str, Any]:
+    """Score every input into a temporary directory, write the manifest, move it to ``out``."""
+    kind = run.kind
+    names = _output_names(kind, items)
+    t0 = time.perf_counter()
+    with atomic_dir(out, overwrite=True) as tmp:
+        work = partial(score_one, replace(job, out_dir=tmp.resolve()))
+        tasks = [
+            (kind.absolute(it) if executor else it, n) for it, n in zip(items, names, strict=True)
+        ]
+        infos = list(executor(work, tasks)) if executor else [work(t) for t in tasks]
+        for item, name, info in zip(items, names, infos, strict=True):
+            paths = [str(p) for p in kind.item_paths(item)]
+            manifest["outputs"].append(
+                {
+                    "input": paths if len(paths) > 1 else paths[0],
+                    "root": f"{name}.importance.root",
+                    "parquet": f"{name}.events.parquet",
+                    **info,
+                }
+            )
+        manifest["seconds"] = round(time.perf_counter() - t0, 3)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return manifest
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

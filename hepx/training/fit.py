@@ -52,7 +52,6 @@ def train(
     >>> cfg["dataset"]["path"] = "data/tau3mu"                                           # doctest: +SKIP
     >>> hepx.training.train(cfg, "runs/tau3mu")["test_pred_auc"]                          # doctest: +SKIP
     """
-    from hepx.data import load_dataset
     from hepx.models import build_model
 
     cfg = resolve_run_config(config)
@@ -66,14 +65,7 @@ def train(
             f"{layout.directory} already holds a run; pass --resume to continue it or choose "
             "another --out"
         )
-    ds = load_dataset(cfg["dataset"]["path"])
-    kind = cfg["dataset"]["kind"]
-    if kind is not None and kind != ds.meta.get("kind"):
-        raise InputError(
-            f"config expects a '{kind}' dataset but {cfg['dataset']['path']} holds "
-            f"'{ds.meta.get('kind')}'"
-        )
-    check_frame_units(cfg["model"], ds.meta)
+    ds = _training_data(cfg)
     splits = ds.split(cfg["dataset"]["split"], seed=cfg["dataset"]["split_seed"])
     torch.manual_seed(cfg["train"]["seed"])  # weight initialisation
     model = build_model(
@@ -105,6 +97,21 @@ def train(
         with atomic_file(layout.config) as tmp:
             tmp.write_text(yaml.safe_dump(json.loads(json.dumps(cfg)), sort_keys=False))
     return loop.run()
+
+
+def _training_data(cfg: Mapping[str, Any]):
+    """The run's dataset, checked against the config's kind and the model's frame units."""
+    from hepx.data import load_dataset
+
+    ds = load_dataset(cfg["dataset"]["path"])
+    kind = cfg["dataset"]["kind"]
+    if kind is not None and kind != ds.meta.get("kind"):
+        raise InputError(
+            f"config expects a '{kind}' dataset but {cfg['dataset']['path']} holds "
+            f"'{ds.meta.get('kind')}'"
+        )
+    check_frame_units(cfg["model"], ds.meta)
+    return ds
 
 
 def _check_resumable(state: Mapping[str, Any], cfg: Mapping[str, Any], path: Path) -> None:
