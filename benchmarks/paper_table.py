@@ -125,7 +125,8 @@ def main(argv=None) -> None:
             for bb in args.backbones:
                 name = f"{ds}_{bb}_s{seed}" + (f"-{args.tag}" if args.methods else "")
                 report = out / "reports" / name
-                if (report / "results.json").exists():  # finished reports are reused
+                done = (report / "results.json").exists() or report.with_suffix(".json").exists()
+                if done:  # finished reports are reused
                     continue
                 runs = [
                     train_run(
@@ -147,6 +148,15 @@ def main(argv=None) -> None:
     _aggregate(_collect(out / "reports"), out, smoke=args.smoke)
 
 
+def _report_files(reports: Path) -> list[tuple[str, Path]]:
+    """``(report name, rows file)`` of every finished report: a directory written by
+    :func:`hepx.evaluation.evaluate` (``<name>/results.json``) or a recorded one
+    (``<name>.json``, benchmarks/results)."""
+    found = [(p.parent.name, p) for p in reports.glob("*_s*/results.json")]
+    found += [(p.stem, p) for p in reports.glob("*_s*.json")]
+    return found
+
+
 def _collect(reports: Path) -> list[dict]:
     """Rows of every finished report under ``reports`` (``<dataset>_<backbone>_s<seed>``,
     optionally ``-<tag>``), so that processes started on different backbones or seeds all feed
@@ -155,12 +165,12 @@ def _collect(reports: Path) -> list[dict]:
     re-evaluations the newest wins. Tagged before time, because a git checkout of committed
     reports (``benchmarks/results``) gives every file the same modification time."""
     rows: dict[tuple, dict] = {}
-    paths = sorted(
-        reports.glob("*_s*/results.json"),
-        key=lambda p: ("-" in p.parent.name.rsplit("_s", 1)[1], p.stat().st_mtime),
+    found = sorted(
+        _report_files(reports),
+        key=lambda item: ("-" in item[0].rsplit("_s", 1)[1], item[1].stat().st_mtime),
     )
-    for path in paths:
-        seed = int(path.parent.name.rsplit("_s", 1)[1].split("-", 1)[0])
+    for name, path in found:
+        seed = int(name.rsplit("_s", 1)[1].split("-", 1)[0])
         for r in json.loads(path.read_text()):
             ks = sorted(int(k[5:]) for k in r if k.startswith("prec@"))
             for i, k in enumerate(ks):
