@@ -5,8 +5,8 @@ Workers of the default ``LocalCluster`` are single-threaded processes started wi
 ``OMP_NUM_THREADS=1`` (dask's default worker environment), so torch does not oversubscribe
 the cores, but without dask's default ``MALLOC_TRIM_THRESHOLD_=65536``: setting it turns off
 glibc's dynamic mmap threshold, every large NumPy/torch buffer is then mapped and unmapped
-again, and ``hepx explain`` ran ~1.8x slower per worker (6 s instead of 0.3 s system time
-for 6k Tau3Mu events). Start remote workers with the same dask config
+again, which slows ``hepx score`` down on every worker (docs: design decisions). Start
+remote workers with the same dask config
 (:data:`LOCAL_CLUSTER_CONFIG`, e.g. ``pre-spawn-environ: {MALLOC_TRIM_THRESHOLD_: null}``
 under ``distributed.nanny`` in a dask YAML config).
 """

@@ -47,7 +47,7 @@ _BACKENDS = ("auto", "torch", "cluster")
 # Elements of the [events, Nmax, Nmax, D] difference block the torch backend holds at once.
 _BLOCK_ELEMENTS = 1 << 20
 # "auto" uses torch_cluster only when some event has more points than this: below it the dense
-# O(Nmax^2) backend is as fast or faster (benchmarks/graph_build.py; crossover ~100-400 points).
+# O(Nmax^2) backend is as fast or faster (benchmarks/graph_build.py; docs: results).
 _AUTO_CLUSTER_MIN_POINTS = 200
 
 

@@ -42,7 +42,8 @@ class GraphSpec:
             ``"direction"``: each point's unit direction from the origin (``r`` is then an
             angle-like distance on the unit sphere). Only the neighbour *choice* changes; the
             layers still see the positions. On ActsTrack the hits of one track from the
-            interaction region point the same way, so the graph follows tracks (README).
+            interaction region point the same way, so the graph follows tracks (docs: design
+            decisions).
     """
 
     kind: str = "knn"

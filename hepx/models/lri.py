@@ -121,10 +121,9 @@ def batch_statistics_only(module: nn.Module) -> Iterator[None]:
     Why: an LRI model runs its classifier twice per step, on the clean cloud (for the
     extractor) and on the masked / noised one (for the prediction). If both passes fed the
     running statistics, evaluation would normalise the prediction pass with a mixture of the
-    two distributions and shift every logit: an ActsTrack-sim LRI-Bernoulli EGNN kept its ROC
-    AUC (0.98) but its accuracy at logit 0 fell to 0.74, against 0.93 with statistics of the
-    prediction pass alone. The clean pass is then normalised with the prediction pass's
-    statistics in evaluation, which left the interpretation AUC unchanged (0.878 / 0.880).
+    two distributions and shift every logit: the ROC AUC stays, the accuracy at logit 0 falls
+    (docs: design decisions). The clean pass is then normalised with the prediction pass's
+    statistics in evaluation, which leaves the interpretation AUC as it was.
     """
     norms = [
         m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training

@@ -364,7 +364,7 @@ def importance_from_root(events: ak.Array, path: str | os.PathLike) -> ak.Array:
     of ``path`` by ``(event_id, hit_index)``; jagged like ``events.hits`` (NaN if not found)."""
     with uproot.open(path) as f:
         if HIT_TREE not in f:
-            raise InputError(f"{path}: no '{HIT_TREE}' tree (not written by hepx explain)")
+            raise InputError(f"{path}: no '{HIT_TREE}' tree (not written by hepx score)")
         t = f[HIT_TREE].arrays(["event_id", "hit_index", "importance"], library="np")
     n_hits = ak.num(events.hits, axis=1)
     want_ev = np.repeat(ak.to_numpy(events.event_id).astype(np.int64), ak.to_numpy(n_hits))

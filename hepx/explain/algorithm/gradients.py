@@ -84,9 +84,8 @@ def path_baseline(
       translations of the sample, so the attribution of a translation-invariant model is
       translation invariant, and for (eta, phi) data the path of a one-endcap sample stays
       inside the endcap (the origin is at eta = 0). On Tau3Mu-sim it ranked the tau-muon hits
-      worse than the origin (interpretation AUC -0.04 to -0.08, README): the magnitude score
-      grows with the distance from the baseline, and those collimated hits lie near the
-      centroid.
+      worse than the origin (docs: design decisions): the magnitude score grows with the
+      distance from the baseline, and those collimated hits lie near the centroid.
 
     Either way, on a periodic axis (Tau3Mu phi) the baseline is the per-sample circular mean of
     the coordinate, so it moves with a phi shift of the input (the group acts affinely there) and
@@ -327,7 +326,7 @@ class IntegratedGradients(ExplainerAlgorithm):
     keeps completeness)? The straight path from a zero baseline moves every hit *radially*,
     so the sum only credits the radial component of the gradient. A tracking model responds
     to the transverse (curvature) direction, and on ActsTrack-sim the signed sum ranks the
-    signal hits at chance (ROC AUC 0.52, against 0.97 for the magnitude; README). Both scores
+    signal hits at chance (docs: design decisions). Both scores
     are exactly invariant under rotations of a rotation-invariant model. Default 50
     Gauss-Legendre steps, as Captum. Baseline (``baseline``, :func:`path_baseline`): the origin
     (beam spot; eta = 0 for (eta, phi) data) or each sample's centroid.

@@ -31,9 +31,9 @@ class Dropout(nn.Module):
     probability ``p``, scale the rest by ``1 / (1 - p)``), drawn as ``rand >= p``.
 
     Why: on CPU ``nn.Dropout`` draws through ``bernoulli_``, which costs about twice one
-    uniform draw; with dropout in the edge-level message MLPs (``[E, C]``, ``E ~ 10 N``; off by
-    default since ``message_dropout``) it was 15 % of an ActsTrack training step
-    (``python benchmarks/dropout.py``). CUDA keeps the fused kernel.
+    uniform draw, and dropout in the edge-level message MLPs (``[E, C]``, ``E ~ 10 N``; off by
+    default since ``message_dropout``) made it a large share of a training step
+    (``python benchmarks/dropout.py``; docs: design decisions). CUDA keeps the fused kernel.
     """
 
     def __init__(self, p: float = 0.5) -> None:
@@ -196,10 +196,8 @@ class PointEncoder(nn.Module):
     ``dropout`` acts on each block's node update. ``message_dropout`` (default 0, as in the
     reference implementation) acts inside the per-edge message MLPs of DGCNN and EGNN. Dropout
     there shifts the evaluation-mode logits: the aggregated messages feed a BatchNorm whose
-    running statistics were taken with the dropout noise. On trained Tau3Mu-sim / ActsTrack-sim
-    models, switching only the message dropout back on at evaluation moved the mean logit by
-    3-4 units and restored the training-mode calibration (accuracy 0.43 -> 0.88, ROC AUC
-    0.88 -> 0.90); the node-level and head dropout moved it by less than 0.5.
+    running statistics were taken with the dropout noise (measured in docs: design decisions,
+    ``python benchmarks/dropout_calibration.py``); the node-level and head dropout do not.
 
     Subclasses implement :meth:`make_conv` (one layer) and :meth:`edge_attr` (which geometric
     edge features their layer consumes). The output of the last block is the node embedding used
@@ -207,9 +205,9 @@ class PointEncoder(nn.Module):
 
     ``aggr`` overrides the layers' neighbourhood aggregation where the layer allows it
     (:attr:`aggregations`; DGCNN: ``"mean"`` as in the LRI reference, ``"add"``, ``"max"`` as in
-    the original DGCNN; EGNN: ``"add"``, ``"mean"``). A mean cannot count the neighbours: on
-    Tau3Mu-sim, where the three tau muons pile hits into one (eta, phi) region, the plain DGCNN
-    reached test ROC AUC 0.942 with ``"mean"`` and 0.960 with ``"add"`` (README).
+    the original DGCNN; EGNN: ``"add"``, ``"mean"``). A mean cannot count the neighbours,
+    which matters on Tau3Mu, where the three tau muons pile hits into one (eta, phi) region
+    (docs: design decisions).
 
     ``frame`` chooses the coordinates the layers see:
 
