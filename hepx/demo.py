@@ -22,23 +22,34 @@ SIZES: dict[str, dict[str, int]] = {
 }
 
 
+#: Per dataset kind: the demo's model settings, precision k list and batch size.
+_KIND_SETTINGS: dict[str, dict[str, Any]] = {
+    "actstrack": {
+        "model": {
+            "pos_scale": 0.001,
+            "frame": "beam",
+            "graph": {"kind": "knn", "k": 5, "space": "direction"},
+        },
+        "ks": [12, 24, 30],
+        "batch": 64,
+    },
+    "tau3mu": {
+        "model": {"graph": {"kind": "radius", "r": 1.0, "max_num_neighbors": 32}},
+        "ks": [3, 7, 10],
+        "batch": 128,
+    },
+}
+
+
 def demo_run_config(kind: str, data: Path, epochs: int, *, quick: bool) -> dict[str, Any]:
     """A short LRI-Bernoulli DGCNN run on ``data`` (reference settings, fewer epochs)."""
+    settings = _KIND_SETTINGS[kind]
     model: dict[str, Any] = {
         "backbone": "dgcnn",
         "method": "lri_bernoulli",
         "bernoulli": {"final_r": 0.7},
+        **settings["model"],
     }
-    if kind == "actstrack":
-        model |= {
-            "pos_scale": 0.001,
-            "frame": "beam",
-            "graph": {"kind": "knn", "k": 5, "space": "direction"},
-        }
-        ks, batch = [12, 24, 30], 64
-    else:
-        model |= {"graph": {"kind": "radius", "r": 1.0, "max_num_neighbors": 32}}
-        ks, batch = [3, 7, 10], 128
     if quick:
         model |= {"hidden_channels": 16, "num_layers": 2}
     return {
@@ -47,11 +58,11 @@ def demo_run_config(kind: str, data: Path, epochs: int, *, quick: bool) -> dict[
         "train": {
             "epochs": epochs,
             "warmup": 1,
-            "batch_size": batch,
+            "batch_size": settings["batch"],
             "info_loss_coef": 0.1,
             "seed": 0,
         },
-        "eval": {"precision_k": ks},
+        "eval": {"precision_k": settings["ks"]},
     }
 
 

@@ -75,10 +75,10 @@ def dask_executor(
         from distributed import Client
     except ImportError:  # pragma: no cover - depends on the environment
         raise ConfigError(
-            "--executor dask needs dask.distributed: pip install 'hepx[dask]'"
+            "the dask executor needs dask.distributed: pip install 'hepx[dask]'"
         ) from None
     if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+        raise ConfigError(f"the number of dask workers must be >= 1, got {workers}")
     if scheduler is not None:
         _check_scheduler(scheduler)
 
@@ -120,5 +120,5 @@ def _check_scheduler(address: str) -> None:
     except OSError as err:
         raise ConfigError(
             f"cannot reach the dask scheduler at {address} ({err.strerror or err}); "
-            "start one (dask scheduler) or leave out --scheduler for a local cluster"
+            "start one (dask scheduler) or use a local cluster (no scheduler address)"
         ) from None

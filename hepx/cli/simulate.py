@@ -11,7 +11,7 @@ from hepx.cli.common import add_parser as _sub
 
 log = logging.getLogger("hepx")
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run_actstrack", "run_tau3mu"]
 
 
 def add_parser(sub) -> None:
@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
         choices=["sorted", "shuffled", "interleaved"],
         help="order of the events in the files (multi-threaded ACTS interleaves them)",
     )
-    pa.set_defaults(func=run)
+    pa.set_defaults(func=run_actstrack)
     pt = _sub(kinds, "tau3mu", help="CMS endcap muon ntuple: ntuple.root")
     pt.add_argument("--events", type=int, required=True, help="events to simulate")
     pt.add_argument("--seed", type=int, default=0, help="seed of the simulation")
@@ -52,40 +52,47 @@ def add_parser(sub) -> None:
         "--signal-fraction", type=float, default=0.24, help="fraction of tau -> 3 mu events"
     )
     pt.add_argument("--pileup", type=float, default=200.0, help="pileup interactions")
-    pt.set_defaults(func=run)
+    pt.set_defaults(func=run_tau3mu)
 
 
-def run(args: argparse.Namespace) -> None:
-    from hepx import sim
+def run_actstrack(args: argparse.Namespace) -> None:
+    from hepx.sim import simulate_actstrack
 
     t0 = time.perf_counter()
-    if args.dataset == "actstrack":
-        sim.simulate_actstrack(
-            args.out,
-            events=args.events,
-            bfield=args.bfield,
-            seed=args.seed,
-            signal_fraction=args.signal_fraction,
-            pileup_mean=args.pileup,
-            schema=args.schema,
-            particles_layout=args.particles_layout,
-            event_order=args.event_order,
-        )
-        files = "hits.root, particles.root"
-    else:
-        sim.simulate_tau3mu(
-            args.out,
-            events=args.events,
-            seed=args.seed,
-            signal_fraction=args.signal_fraction,
-            pileup=args.pileup,
-        )
-        files = "ntuple.root"
+    simulate_actstrack(
+        args.out,
+        events=args.events,
+        bfield=args.bfield,
+        seed=args.seed,
+        signal_fraction=args.signal_fraction,
+        pileup_mean=args.pileup,
+        schema=args.schema,
+        particles_layout=args.particles_layout,
+        event_order=args.event_order,
+    )
+    _done(args, time.perf_counter() - t0, "hits.root, particles.root")
+
+
+def run_tau3mu(args: argparse.Namespace) -> None:
+    from hepx.sim import simulate_tau3mu
+
+    t0 = time.perf_counter()
+    simulate_tau3mu(
+        args.out,
+        events=args.events,
+        seed=args.seed,
+        signal_fraction=args.signal_fraction,
+        pileup=args.pileup,
+    )
+    _done(args, time.perf_counter() - t0, "ntuple.root")
+
+
+def _done(args: argparse.Namespace, seconds: float, files: str) -> None:
     log.info(
         "simulated %d %s events in %.1f s -> %s/{%s}",
         args.events,
         args.dataset,
-        time.perf_counter() - t0,
+        seconds,
         args.out,
         files,
     )

@@ -56,17 +56,17 @@ def apply_overrides(config: Mapping[str, Any], overrides: Sequence[str]) -> dict
     out = copy.deepcopy(dict(config))
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"override {item!r}: expected key=value (e.g. train.epochs=5)")
         key, raw = item.split("=", 1)
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: cannot parse value {raw!r}") from None
+            raise ConfigError(f"override {key}: cannot parse the value {raw!r} as YAML") from None
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
             if not isinstance(node.get(part, {}), dict):
-                raise ConfigError(f"--set {key}: '{part}' is not a section")
+                raise ConfigError(f"override {key}: '{part}' is not a section of the config")
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return out

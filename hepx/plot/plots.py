@@ -16,6 +16,7 @@ import mplhep
 import numpy as np
 
 from hepx.errors import InputError
+from hepx.kinds import detect_kind as kind_of
 from hepx.plot.style import experiment_label
 from hepx.post.physics import (
     detect_kind,
@@ -109,7 +110,7 @@ def event_display(
     ``view`` ``"xy"`` (transverse plane) or ``"rz"`` (z vs signed r = sign(y) * hypot(x, y)).
     ``index`` is the event's position in ``events`` (default :func:`default_event`).
     """
-    if detect_kind(events) != "actstrack":
+    if not kind_of(events).has_tracks:
         raise InputError("event_display needs ActsTrack events; use etaphi_display for muon hits")
     if view not in ("xy", "rz"):
         raise InputError(f"view must be 'xy' or 'rz', got {view!r}")
@@ -146,8 +147,8 @@ def event_display(
 
 def etaphi_display(events: ak.Array, index: int | None = None, *, ax=None, cmap: str = "viridis"):
     """Muon-system display in (eta, phi): hits coloured by importance, signal hits circled."""
-    if detect_kind(events) != "tau3mu":
-        raise InputError("etaphi_display needs Tau3Mu (muon) events")
+    if kind_of(events).has_tracks:
+        raise InputError("etaphi_display needs Tau3Mu (muon) events; use event_display")
     flat_importance(events)
     _, ev = _event(events, index)
     h = ev.hits
@@ -251,7 +252,7 @@ def layer_profile(events: ak.Array, by: Any = None, *, ax=None):
 
 def track_roc(events: ak.Array, *, ax=None, score: str = "importance"):
     """Track-level ROC of the per-track importance (true signal tracks vs others, signal events)."""
-    if detect_kind(events) != "actstrack":
+    if not kind_of(events).has_tracks:
         raise InputError("track_roc needs ActsTrack events (tracks)")
     if score not in events.tracks.fields:
         raise InputError(

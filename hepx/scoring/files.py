@@ -252,9 +252,11 @@ def _score_all(
 
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out} exists and is not a directory; choose another --out")
+        raise InputError(f"{out} exists and is not a directory; choose another output directory")
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
+        raise InputError(
+            f"{out} exists and is not empty; choose another output directory or overwrite it (hepx score --overwrite)"
+        )
 
 
 def _checked_items(kind: DatasetKind, inputs: Sequence[Any], options: Mapping[str, Any]) -> list:
@@ -291,9 +293,10 @@ def _manifest(run: TrainedRun, options, explainer, algorithm, k) -> dict[str, An
         "epoch": run.epoch,
         "kind": run.kind.name,
         "method": run.method,
+        # a method name as given; "callable" for a function or an algorithm object
         "explainer": explainer
         if isinstance(explainer, str)
-        else (None if algorithm is None else algorithm.name),
+        else (None if algorithm is None else "callable"),
         "reader_options": dict(options),
         "top_k": k,
         "fill_value": "NaN (hits/events not scored)",

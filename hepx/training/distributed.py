@@ -43,7 +43,7 @@ def train_device(device: str | None, world: int) -> torch.device:
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            "device 'cuda' requested but CUDA is not available here (use --device cpu)"
+            "device 'cuda' requested but CUDA is not available here; use device 'cpu'"
         )
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))

@@ -62,8 +62,8 @@ def train(
     last = layout.checkpoint("last")
     if not resume and last.exists():
         raise InputError(
-            f"{layout.directory} already holds a run; pass --resume to continue it or choose "
-            "another --out"
+            f"{layout.directory} already holds a run: resume it (hepx train --resume) or train "
+            "into another directory"
         )
     ds = _training_data(cfg)
     splits = ds.split(cfg["dataset"]["split"], seed=cfg["dataset"]["split_seed"])
