@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from hepx import sim
-from hepx.config import apply_overrides, load_yaml, resolve_run_config
+from hepx.config import apply_overrides, load_yaml, resolve_run_config, shipped_config_dir
 from hepx.data import convert
 from hepx.models.factory import DEFAULT_CONFIG
 from hepx.training import config_diff, train
@@ -41,7 +41,7 @@ def simulated_dataset(
     return data
 
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = shipped_config_dir()
 EVENTS = {"actstrack": 3000, "tau3mu": 20000}
 
 # Training epochs of the benchmark runs per dataset and method: the reference schedule where one
@@ -73,7 +73,7 @@ def training_minutes(run: Path) -> float:
 def shortened_config(
     kind: str, method: str, backbone: str, *, epochs: int, seed: int, data: Path
 ) -> dict:
-    """The reference config ``configs/<kind>/<method>_<backbone>.yaml`` shortened to ``epochs``.
+    """The shipped config ``<kind>/<method>_<backbone>`` shortened to ``epochs``.
 
     The warm-up keeps its fraction of the run but at most half of it, and LRI-Bernoulli's ``r``
     schedule is compressed (never stretched) so that it reaches ``final_r`` by 80 % of the run:

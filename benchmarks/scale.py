@@ -3,7 +3,7 @@
     python benchmarks/scale.py [--files 20] [--events 2000] [--workers 1 2]
 
 Simulates ``--files`` Tau3Mu ntuples and trains the reference LRI-Bernoulli EGNN
-(configs/tau3mu/lri_bernoulli_egnn.yaml) for one epoch on the first file (both cached under
+(the shipped config tau3mu/lri_bernoulli_egnn) for one epoch on the first file (both cached under
 the temporary work directory), then times :func:`hepx.scoring.score_files` over all
 files, same run, same inputs:
 
@@ -31,14 +31,14 @@ import torch
 from _common import WORKDIR
 
 from hepx import sim
-from hepx.config import load_yaml
+from hepx.config import find_config, load_yaml
 from hepx.data import convert
 from hepx.scale import dask_executor, local_cluster
 from hepx.scoring import load_scored as load_explained
 from hepx.scoring import score_files as explain_files
 from hepx.training import train
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tau3mu" / "lri_bernoulli_egnn.yaml"
+CONFIG = find_config("tau3mu/lri_bernoulli_egnn")
 
 
 def simulated_files(n: int, events: int, workdir: Path) -> list[Path]:

@@ -136,9 +136,10 @@ def compare(base: Path, head: Path) -> list[tuple[str, bool]]:
             pb, ph = (ak.from_parquet(d / scored / o["parquet"]) for d in (base, head))
             same = pb.fields == ph.fields and ak.to_list(pb) == ak.to_list(ph)
             checks.append((f"{scored}/{o['parquet']}", same))
-            with uproot.open(base / scored / o["root"]) as fb, uproot.open(
-                head / scored / o["root"]
-            ) as fh:
+            with (
+                uproot.open(base / scored / o["root"]) as fb,
+                uproot.open(head / scored / o["root"]) as fh,
+            ):
                 trees = sorted(k for k in fb.keys() if fb.classname_of(k) == "TTree")
                 same = trees == sorted(k for k in fh.keys() if fh.classname_of(k) == "TTree")
                 same = same and all(_same_tree(fb[t], fh[t]) for t in trees)

@@ -5,7 +5,7 @@
                                        [--set train.ema_track_live=true ...]
 
 Trains on ActsTrack-sim (2 T, 3000 events) and Tau3Mu-sim (20000 events) with the reference
-configs of ``configs/`` (the reference schedule, or as much of it as fits about 15 minutes per
+shipped configs (``hepx/configs/``) (the reference schedule, or as much of it as fits about 15 minutes per
 run on 2 CPU cores: ``_common.BENCH_EPOCHS``; a shortened run compresses its warm-up and r
 schedule, see ``_common.shortened_config``; ``--epochs-*`` sets one count for every method of
 a dataset) and prints, per

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 from _common import simulated_dataset
 from torch_geometric.loader import DataLoader
 
-from hepx.config import load_yaml, resolve_run_config
+from hepx.config import load_yaml, resolve_run_config, shipped_config_dir
 from hepx.data import load_dataset
 from hepx.models import build_model
 from hepx.training import TrainStep
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = shipped_config_dir()
 BACKBONES = ("dgcnn", "point_transformer", "egnn")
 METHODS = ("plain", "lri_bernoulli", "lri_gaussian")
 

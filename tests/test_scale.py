@@ -44,15 +44,15 @@ def test_convert_on_local_cluster_matches_single_process(tmp_path):
     assert set(np.unique(b.sample["source_file"])) == {0, 1, 2}
 
 
-def _explain_outputs_equal(a, b):
+def _score_outputs_equal(a, b):
     """Same manifest entries and array-equal ROOT trees and Parquet events."""
     import awkward as ak
 
     from hepx.post import read_root
-    from hepx.post.pipeline import load_explained
+    from hepx.scoring import load_scored
 
-    ma, ea = load_explained(a)
-    mb, eb = load_explained(b)
+    ma, ea = load_scored(a)
+    mb, eb = load_scored(b)
     assert ma["outputs"] == mb["outputs"]
     assert ak.array_equal(ea, eb, equal_nan=True)
     for o in ma["outputs"]:
@@ -63,7 +63,7 @@ def _explain_outputs_equal(a, b):
 
 
 @pytest.mark.slow
-def test_explain_on_local_cluster_matches_single_process(tmp_path):
+def test_score_on_local_cluster_matches_single_process(tmp_path):
     pytest.importorskip("distributed")
     from hepx.data import convert
     from hepx.sim import simulate_tau3mu
@@ -76,12 +76,12 @@ def test_explain_on_local_cluster_matches_single_process(tmp_path):
     convert("tau3mu", files, tmp_path / "ds")
     cfg = tiny_tau3mu_config(tmp_path / "ds")
     train(cfg, tmp_path / "run", progress=False)
-    # small chunks: each file is explained in several chunks on its worker
-    common = ["-q", "explain", str(tmp_path / "run"), *files, "--chunk-entries", "128"]
+    # small chunks: each file is scored in several chunks on its worker
+    common = ["-q", "score", str(tmp_path / "run"), *files, "--chunk-entries", "128"]
     assert main([*common, "--out", str(tmp_path / "local"), "--no-progress"]) == 0
     dask_args = ["--executor", "dask", "--workers", "2"]
     assert main([*common, "--out", str(tmp_path / "dask"), *dask_args]) == 0
-    _explain_outputs_equal(tmp_path / "local", tmp_path / "dask")
+    _score_outputs_equal(tmp_path / "local", tmp_path / "dask")
 
     # a bad scheduler address: one clear line, exit code 2, nothing written
     for address in ["tcp://127.0.0.1:1", "not-an-address"]:

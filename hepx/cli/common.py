@@ -54,11 +54,12 @@ def executor_of(args: argparse.Namespace):
     return dask_executor(args.scheduler, workers=args.workers)
 
 
-def reader_options_of(path: Path | None) -> dict[str, Any]:
-    """The ``reader:`` section of a YAML file (checked by the dataset kind later)."""
+def reader_options_of(path: Path | str | None) -> dict[str, Any]:
+    """The ``reader:`` section of a YAML file or shipped config such as ``convert/tau3mu``
+    (its keys are checked by the dataset kind later)."""
     if path is None:
         return {}
-    from hepx.config import Field, load_yaml, validate
+    from hepx.config import Field, find_config, load_yaml, validate
 
-    cfg = validate({"reader": Field("mapping", {})}, load_yaml(path), where=str(path))
+    cfg = validate({"reader": Field("mapping", {})}, load_yaml(find_config(path)), where=str(path))
     return dict(cfg["reader"])

@@ -23,7 +23,10 @@ def add_parser(sub) -> None:
         "inputs", nargs="+", type=Path, help="input files (actstrack: directories or hits files)"
     )
     p.add_argument("--out", type=Path, required=True, help="dataset directory to write")
-    p.add_argument("--config", type=Path, help="YAML with a 'reader:' section of reader options")
+    p.add_argument(
+        "--config",
+        help="YAML file (or shipped config, e.g. convert/tau3mu) with a 'reader:' section",
+    )
     add_executor_options(p)
     p.set_defaults(func=run)
 

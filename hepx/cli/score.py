@@ -39,7 +39,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights")
     p.add_argument(
-        "--config", type=Path, help="YAML with a 'reader:' section overriding the run's options"
+        "--config",
+        help="YAML file (or shipped config) with a 'reader:' section overriding the run's options",
     )
     p.add_argument("--batch-size", type=int, default=64, help="events per model batch")
     p.add_argument(

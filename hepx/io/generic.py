@@ -2,15 +2,15 @@
 
 One row per sample, in Parquet or in a ROOT TTree (default name ``samples``):
 
-============== ========================= =====================================================
-column         type                      meaning
-============== ========================= =====================================================
-``y``          int (per sample)          the sample's class label (0/1)
+============== ========================== ===================================================
+column         type                       meaning
+============== ========================== ===================================================
+``y``          int (per sample)           the sample's class label (0/1)
 ``sample_id``  int (per sample, optional) an id to map results back (default: row number)
-``pos_0`` ...  jagged float              coordinate ``d`` of each point; D columns ``pos_0..``
-``x_0`` ...    jagged float (optional)   point feature ``f``; F columns ``x_0..``
-``node_label`` jagged int (optional)     ground-truth importance of each point (0/1)
-============== ========================= =====================================================
+``pos_0`` ...  jagged float               coordinate ``d`` of each point; columns ``pos_0..``
+``x_0`` ...    jagged float (optional)    point feature ``f``; columns ``x_0..``
+``node_label`` jagged int (optional)      ground-truth importance of each point (0/1)
+============== ========================== ===================================================
 
 All jagged columns of a row must have the same length (the number of points).
 """

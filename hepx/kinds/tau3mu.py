@@ -17,6 +17,15 @@ __all__ = ["MUON_TREE", "Tau3Mu", "tau3mu_arrays"]
 
 MUON_TREE = "Ntuplizer/MuonTrackTree"
 
+#: The reader's default hit selection (``hepx.io.cms_muon.DEFAULT_FILTERS``: station 1, no
+#: neighbour-sector copies, no DT hits), repeated here so that the schema needs no ROOT import;
+#: tests/kinds/test_kinds.py checks that the two agree.
+DEFAULT_FILTERS: tuple[dict[str, Any], ...] = (
+    {"branch": "mu_hit_station", "op": "==", "value": 1},
+    {"branch": "mu_hit_neighbor", "op": "==", "value": 0},
+    {"branch": "mu_hit_type", "op": "!=", "value": 0},
+)
+
 
 class Tau3Mu(DatasetKind):
     """Muon hits at (eta, phi [rad]) with phi periodic and the bend as the point feature;
@@ -36,7 +45,12 @@ class Tau3Mu(DatasetKind):
     figsize = (10.0, 8.0)
     reader_schema: ClassVar[dict[str, Field]] = {
         "tree": Field("str", MUON_TREE, doc="path of the TTree"),
-        "filters": Field("list", None, nullable=True, doc="hit selection, {branch, op, value}"),
+        "filters": Field(
+            "list",
+            DEFAULT_FILTERS,
+            nullable=True,
+            doc="hit selection, {branch, op, value} (null or []: every hit)",
+        ),
         "truth_branch": Field("str", "mu_hit_truth_tau", nullable=True, doc="per-hit truth"),
         "label_branch": Field("str", "n_gen_tau", nullable=True, doc="per-event signal flag"),
         "event_id_branch": Field("str", None, nullable=True, doc="event number (null: entry)"),

@@ -8,7 +8,7 @@ generated muons ``gen_mu_*`` (``n_gen_mu``), generated taus ``gen_tau_*`` (``n_g
 
 Physics model (fast and approximate; the geometry is in :mod:`hepx.sim.detector_cms`):
 
-* **Signal** (fraction ``signal_fraction``): Ds (pT 5-40 GeV, falling; 1.1 < |eta| < 2.6, the
+* **Signal** (fraction ``signal_fraction``): Ds (pT 5-40 GeV, falling; 1.1 < abs(eta) < 2.6, the
   generator-level filter of an endcap sample) -> tau nu (two-body), tau -> 3 mu with flat
   three-body phase space (Dalitz sampling), all boosts done in numpy. The three muons are
   soft (pT of a few GeV) and collimated. Signal events also carry pileup.
@@ -23,7 +23,7 @@ Physics model (fast and approximate; the geometry is in :mod:`hepx.sim.detector_
   charge in both endcaps.
 * **Pileup** (``pileup`` / 200 scales every rate; a gamma-distributed per-event factor gives
   the event-to-event spread): random neutron / punch-through hits in every layer (densest in
-  ME0, GE1/1 and ME1/1 and at high |eta|, no coherent bend, random time), small shower
+  ME0, GE1/1 and ME1/1 and at high abs(eta), no coherent bend, random time), small shower
   clusters of 2-4 station-1 hits with incoherent bends, soft single muons (pi/K decays) and
   occasional opposite-sign dimuons (J/psi, open heavy flavour). All have
   ``mu_hit_truth_tau == 0``.
@@ -42,9 +42,8 @@ drawing from ``SeedSequence(seed, spawn_key=(i,))``. The output therefore depend
 ``seed``, ``signal_fraction`` and ``pileup``: not on ``chunk_size`` (the write granularity), and
 the first N events are the same whatever ``events >= N`` is.
 
-Speed: 100k events in about 15 s on one core (about 40% of it in compression) with the
-default ZLIB level 1 (stdlib zlib: fast and readable everywhere; LZ4 would need the ``lz4``
-and ``xxhash`` packages), about 1 kB per event on disk.
+Compression: ZLIB level 1 by default (stdlib zlib: fast and readable everywhere; LZ4 would need
+the ``lz4`` and ``xxhash`` packages).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Conversion to cached datasets, load-time splits, the generic loader and the CLI's bad input."""
 
 import json
+import shutil
 
-import acts_files as af
 import awkward as ak
 import cms_files as cf
 import numpy as np
@@ -16,17 +16,9 @@ from hepx.errors import ConfigError, InputError
 from hepx.io import read_acts, read_generic, write_generic
 
 
-@pytest.fixture(scope="module")
-def acts_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("acts")
-    af.write_acts(d, af.build_events(36))
-    return d
-
-
-def test_actstrack_dataset_matches_reader(acts_dir, tmp_path):
-    convert("actstrack", [acts_dir], tmp_path / "ds")
-    ds = load_dataset(tmp_path / "ds")
-    ev = read_acts(acts_dir / "hits.root", acts_dir / "particles.root")
+def test_actstrack_dataset_matches_reader(acts_raw, acts_dataset):
+    ds = load_dataset(acts_dataset)
+    ev = read_acts(acts_raw / "hits.root", acts_raw / "particles.root")
     assert len(ds) == len(ev) and ds.meta["kind"] == "actstrack" and ds.pos_dim == 3
     for i in (0, 7, len(ds) - 1):
         d, e = ds[i], ev[i]
@@ -43,16 +35,15 @@ def test_actstrack_dataset_matches_reader(acts_dir, tmp_path):
         )
     batch = next(iter(DataLoader(ds, batch_size=5)))
     assert batch.y.shape == (5, 1) and batch.num_graphs == 5
-    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    manifest = json.loads((acts_dataset / "manifest.json").read_text())
     assert manifest["format"] == "hepx-pointcloud" and manifest["version"] == 1
     assert manifest["reports"][0]["events_kept"] == len(ds)
 
 
-def test_splits_are_chosen_at_load_time(acts_dir, tmp_path):
-    convert("actstrack", [acts_dir], tmp_path / "ds")
-    ds = load_dataset(tmp_path / "ds")
+def test_splits_are_chosen_at_load_time(acts_dataset):
+    ds = load_dataset(acts_dataset)
     a = ds.split((0.5, 0.25, 0.25), seed=3)
-    b = load_dataset(tmp_path / "ds").split((0.5, 0.25, 0.25), seed=3)
+    b = load_dataset(acts_dataset).split((0.5, 0.25, 0.25), seed=3)
     c = ds.split((0.5, 0.25, 0.25), seed=4)
     ids = {k: sorted(int(d.event_id) for d in v) for k, v in a.items()}
     assert ids == {k: sorted(int(d.event_id) for d in v) for k, v in b.items()}
@@ -105,13 +96,16 @@ def test_generic_roundtrip(tmp_path):
         read_generic(tmp_path / "bad.parquet")
 
 
-def test_reader_options_are_checked(acts_dir, tmp_path):
+def test_reader_options_are_checked(acts_raw, tmp_path):
     with pytest.raises(
         ConfigError, match=r"unknown key .trakcs_per_event.*allowed: .*tracks_per_event"
     ):
-        convert("actstrack", [acts_dir], tmp_path / "ds", reader_options={"trakcs_per_event": 3})
-    with pytest.raises(ConfigError, match="'mass_window' must be"):
-        convert("actstrack", [acts_dir], tmp_path / "ds", reader_options={"mass_window": "big"})
+        convert("actstrack", [acts_raw], tmp_path / "ds", reader_options={"trakcs_per_event": 3})
+    with pytest.raises(
+        ConfigError,
+        match=r"reader options for actstrack 'mass_window' must be a positive number, got 'big'",
+    ):
+        convert("actstrack", [acts_raw], tmp_path / "ds", reader_options={"mass_window": "big"})
     assert not (tmp_path / "ds").exists()
 
 
@@ -131,10 +125,24 @@ def test_cli_bad_input_exit_2_nothing_written(tmp_path, capsys, foreign_root):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_corrupted_dataset_is_refused(acts_dir, tmp_path):
-    convert("actstrack", [acts_dir], tmp_path / "ds")
+def test_corrupted_dataset_is_refused(acts_dataset, tmp_path):
+    shutil.copytree(acts_dataset, tmp_path / "ds")  # the session dataset stays intact
     (tmp_path / "ds" / "arrays.npz").write_bytes(b"garbage")
     with pytest.raises(InputError, match=r"arrays\.npz: unreadable"):
         load_dataset(tmp_path / "ds")
     with pytest.raises(InputError, match="not a hepx dataset"):
         load_dataset(tmp_path)
+
+
+def test_shipped_generic_example_as_a_dataset(generic_dataset, synmol_parquet):
+    ds = load_dataset(generic_dataset)
+    samples = read_generic(synmol_parquet)
+    assert len(ds) == len(samples) == 400 and int(ds.labels.sum()) == 100
+    assert (ds.meta["kind"], ds.meta["pos_dim"], ds.meta["x_dim"]) == ("generic", 3, 1)
+    for i in (0, 123, 399):
+        d, s = ds[i], samples[i]
+        np.testing.assert_allclose(
+            d.pos.numpy(), np.stack([s.points.pos_0, s.points.pos_1, s.points.pos_2], 1)
+        )
+        # ground truth: the 5 atoms of the nitro and hydroxyl groups of a positive sample
+        assert int(d.node_label.sum()) == (5 if int(d.y) == 1 else 0)

@@ -1,42 +1,21 @@
-"""``hepx evaluate`` on tiny trained runs: report files, bad input -> exit code 2."""
+"""``hepx evaluate`` on the session's tiny trained runs: report files, bad input -> exit
+code 2."""
 
 import csv
 
-import acts_files as af
 import pytest
 
 import hepx.cli
-from hepx.data import convert
-from hepx.training import train
 
 
 def _main(argv):
     return hepx.cli.main(argv)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("eval")
-    (d / "raw").mkdir()
-    af.write_acts(d / "raw", af.build_events(36))
-    convert("actstrack", [d / "raw"], d / "ds")
-    out = {}
-    for method in ("plain", "lri_bernoulli"):
-        cfg = {
-            "dataset": {"path": str(d / "ds"), "kind": "actstrack"},
-            "model": {
-                "backbone": "egnn",
-                "method": method,
-                "pos_scale": 0.001,
-                "hidden_channels": 8,
-                "num_layers": 2,
-            },
-            "train": {"epochs": 1, "batch_size": 8, "seed": 0},
-            "eval": {"precision_k": [4, 8]},
-        }
-        train(cfg, d / method, progress=False)
-        out[method] = d / method
-    return out
+@pytest.fixture
+def runs(acts_plain_run, acts_lri_bernoulli_run):
+    """The session's ActsTrack EGNN runs, plain and LRI-Bernoulli (precision@4 and @8)."""
+    return {"plain": acts_plain_run, "lri_bernoulli": acts_lri_bernoulli_run}
 
 
 def test_evaluate_writes_table_and_roc(runs, tmp_path):
@@ -103,7 +82,7 @@ def test_bad_input_exit_2(runs, tmp_path, capsys):
     empty = tmp_path / "norun"
     empty.mkdir()
     assert _main(["evaluate", str(empty), "--out", str(tmp_path / "r")]) == 2
-    assert "checkpoints/best.pt missing" in capsys.readouterr().err
+    assert "no checkpoints/best.pt" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
     assert (
         _main(
@@ -122,20 +101,17 @@ def test_bad_input_exit_2(runs, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_run_from_another_dataset_is_refused(runs, tmp_path, capsys):
-    from hepx import sim
-
-    sim.simulate_tau3mu(tmp_path / "tau", events=60, seed=0)
-    convert("tau3mu", [tmp_path / "tau" / "ntuple.root"], tmp_path / "tauds")
+def test_run_from_another_dataset_is_refused(runs, tau_dataset, tmp_path, capsys):
     code = _main(
         [
             "evaluate",
             str(runs["plain"]),
             "--data",
-            str(tmp_path / "tauds"),
+            str(tau_dataset),
             "--out",
             str(tmp_path / "r"),
         ]
     )
     assert code == 2
     assert "'actstrack' dataset" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -10,15 +10,15 @@ from torch_geometric.utils import scatter
 
 from hepx.errors import ConfigError
 from hepx.explain import (
+    ExplainerAlgorithm,
+    PointExplanation,
     available_methods,
     get_explainer,
-    integrated_gradients,
-    model_perturbation,
-    model_randomisation,
-    path_baseline,
-    point_score,
+    registry,
 )
-from hepx.explain.base import PointInputs
+from hepx.explain.algorithm.base import PointInputs
+from hepx.explain.algorithm.gradients import integrated_gradients, path_baseline, point_score
+from hepx.explain.metric.sanity import model_perturbation, model_randomisation
 from hepx.models import build_model
 
 FAST = {"bernmask": {"iterations": 30}, "ig": {"n_steps": 16}, "ggig": {"m": 6, "steps": 3}}
@@ -46,6 +46,40 @@ def test_registry_names_and_unknown():
         get_explainer("shap")
     with pytest.raises(ConfigError, match="bad options"):
         get_explainer("ig", n_stepz=3)
+    assert registry.POST_HOC == tuple(POST_HOC)
+    assert available_methods()[-2:] == ["lri_bernoulli", "lri_gaussian"]  # post-hoc first
+
+
+def test_register_explainer_function_and_class(monkeypatch):
+    monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))  # restored after the test
+    b = toy_batch()
+    registry.register_explainer("x_flag", lambda model, batch: batch.x[:, 0] * 2)
+    assert "x_flag" in available_methods() and available_methods()[-2:] == [
+        "lri_bernoulli",
+        "lri_gaussian",
+    ]
+    explanation = get_explainer("x_flag")(ToyClassifier(), b)
+    assert isinstance(explanation, PointExplanation) and explanation.method == "x_flag"
+    assert torch.equal(explanation.scores, b.x[:, 0] * 2)
+    with pytest.raises(ConfigError, match="bad options"):
+        get_explainer("x_flag", k=3)
+
+    class Ones(ExplainerAlgorithm):
+        name = "ones"
+
+        def explain(self, model, data, inp):
+            return torch.ones(inp.num_points)
+
+    registry.register_explainer("ones", Ones)
+    assert torch.equal(get_explainer("ones")(ToyClassifier(), b).scores, torch.ones(b.num_nodes))
+    with pytest.raises(ConfigError, match="must be an algorithm class or a function"):
+        registry.register_explainer("bad", 3)
+    # names, algorithms and functions all resolve to an algorithm; None stays None
+    assert registry.resolve_explainer(None) is None
+    assert isinstance(registry.resolve_explainer("gradcam"), ExplainerAlgorithm)
+    ones = Ones()
+    assert registry.resolve_explainer(ones) is ones
+    assert registry.resolve_explainer(len).name == "len"
 
 
 @pytest.mark.parametrize(
@@ -69,7 +103,11 @@ def test_every_explainer_gives_finite_point_scores(setting):
         e = make(name)
         if e.requires_fit:
             e.fit(model, [b], epochs=2)
-        s = e(model, b)
+        explanation = e(model, b)
+        assert isinstance(explanation, PointExplanation), name
+        assert explanation.method == name and explanation.options == dict(e.options()), name
+        assert torch.equal(explanation.batch, b.batch), name
+        s = explanation.scores
         assert s.shape == (b.num_nodes,), name
         assert torch.isfinite(s).all(), name
         assert not model.training
@@ -81,7 +119,7 @@ def test_every_explainer_gives_finite_point_scores(setting):
 def test_lri_scores_and_wrong_model(method):
     model = tiny(method=method, pos_scale=0.01)
     b = random_batch()
-    s = get_explainer(method)(model, b)
+    s = get_explainer(method)(model, b).scores
     assert s.shape == (b.num_nodes,) and torch.isfinite(s).all()
     with pytest.raises(ConfigError, match="needs a trained"):
         get_explainer(method)(tiny(), b)
@@ -91,7 +129,7 @@ def test_lri_scores_and_wrong_model(method):
 def test_methods_find_the_points_the_logit_depends_on(name):
     model = ToyClassifier()
     b = toy_batch()
-    s = make(name)(model, b)
+    s = make(name)(model, b).scores
     flag = b.x[:, 0] > 0
     if name == "bernmask":
         # a sufficient subset: a flagged point with tiny |p|^2 may be dropped by the size penalty
@@ -161,7 +199,7 @@ def test_ig_centroid_baseline_completeness_and_translation_invariance():
     moved.pos = b.pos + torch.tensor([5.0, -3.0, 2.0])
     for kind, same in (("centroid", True), ("origin", False)):
         ig = get_explainer("ig", n_steps=16, baseline=kind)
-        close = torch.allclose(ig(model, b), ig(model, moved), rtol=1e-3, atol=1e-5)
+        close = torch.allclose(ig(model, b).scores, ig(model, moved).scores, rtol=1e-3, atol=1e-5)
         assert close == same, kind
 
 
@@ -200,14 +238,14 @@ def test_ig_magnitude_sees_the_gradient_across_the_radial_path():
     b = toy_batch(seed=4)
     model = TangentialToy(b.pos)
     flag = b.x[:, 0]
-    signed = get_explainer("ig", n_steps=8, score="sum")(model, b)
+    signed = get_explainer("ig", n_steps=8, score="sum")(model, b).scores
     assert torch.allclose(signed, torch.zeros_like(signed), atol=1e-5)
     # path-averaged gradient: int_0^1 alpha x_i u_i d alpha = x_i u_i / 2, exact for Gauss-Legendre
     rho = b.pos[:, :2].norm(dim=1)
     expected = 0.5 * flag * rho * b.pos.norm(dim=1)
-    got = get_explainer("ig", n_steps=8)(model, b)
+    got = get_explainer("ig", n_steps=8)(model, b).scores
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
-    ggig = get_explainer("ggig", m=4, steps=2)(model, b)
+    ggig = get_explainer("ggig", m=4, steps=2)(model, b).scores
     # GGIG's side steps also move the flag channel of unflagged points a little
     assert ggig[flag > 0].min() > ggig[flag == 0].max()
 
@@ -258,7 +296,7 @@ def test_pyg_explainer_adapter():
         )
         expl = explainer(b.x, PyGModel.no_edges(b), pos=b.pos, batch=b.batch)
         assert expl.node_mask.shape == (b.num_nodes, 1)
-        direct = make(name)(model, b)
+        direct = make(name)(model, b).scores
         assert torch.allclose(expl.node_mask.view(-1), direct)
         assert roc_auc_score(b.node_label.numpy(), expl.node_mask.view(-1).numpy()) == 1.0
     lri = tiny(method="lri_bernoulli", pos_scale=0.01)
@@ -277,7 +315,7 @@ def test_pyg_explainer_adapter():
 
 
 def test_fidelity_of_perfect_and_reversed_scores():
-    from hepx.explain import fidelity
+    from hepx.explain.metric import fidelity
 
     model = ToyClassifier(bias=-0.1)
     b = toy_batch()

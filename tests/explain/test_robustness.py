@@ -7,12 +7,12 @@ import torch
 from explain_toys import ToyClassifier, random_batch, toy_batch
 
 from hepx.explain import get_explainer
-from hepx.explain.robustness import (
+from hepx.explain.algorithm.symmetrised import Symmetrised
+from hepx.explain.metric.robustness import (
     E3,
     Permutation,
     PhiShift,
     RotationZ,
-    Symmetrised,
     cosine_per_sample,
     explanation_robustness,
     haar_orthogonal,

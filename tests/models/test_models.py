@@ -668,5 +668,7 @@ def test_aggr_config_reaches_the_layers_and_is_validated():
         build_model({"backbone": "point_transformer", "aggr": "add"}, pos_dim=2, x_dim=1)
     with pytest.raises(ConfigError, match="allowed: add, mean"):
         build_model({"backbone": "egnn", "aggr": "max"}, pos_dim=2, x_dim=1)
-    with pytest.raises(ConfigError, match="'aggr' must be one of mean, add, max"):
+    with pytest.raises(
+        ConfigError, match="model config 'aggr' must be null or one of mean, add, max, got 'sum'"
+    ):
         build_model({"aggr": "sum"}, pos_dim=2, x_dim=1)

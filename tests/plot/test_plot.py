@@ -1,45 +1,35 @@
 """hepx.plot: every plot kind produces a non-empty image; the CLI and its errors."""
 
-import argparse
-
-import acts_files as af
 import awkward as ak
-import cms_files as cf
 import numpy as np
 import pytest
 
+import hepx.cli
 from hepx import plot, post
 from hepx.errors import InputError
-from hepx.io import read_acts, read_cms_muon
-from hepx.plot.cli import PLOT_KINDS, register_cli
+from hepx.plot.catalogue import PLOT_KINDS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _annotated_acts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("acts_plot")
-    af.write_acts(d, af.build_events(12))
-    ev = read_acts(d / "hits.root", d / "particles.root")
+@pytest.fixture(scope="module")
+def acts(acts_events):
+    """The session ActsTrack events annotated with a random importance (signal hits higher),
+    LRI-Gaussian-like covariances and a logit."""
     rng = np.random.default_rng(0)
-    lab = ak.to_numpy(ak.flatten(ev.hits.node_label))
+    lab = ak.to_numpy(ak.flatten(acts_events.hits.node_label))
     u = rng.normal(size=(len(lab), 3, 3))
-    a = post.annotate(ev, rng.random(len(lab)) + lab, sigma=u @ u.transpose(0, 2, 1) + np.eye(3))
+    a = post.annotate(
+        acts_events, rng.random(len(lab)) + lab, sigma=u @ u.transpose(0, 2, 1) + np.eye(3)
+    )
     return ak.with_field(a, rng.normal(size=len(a)).astype(np.float32), "logit")
 
 
 @pytest.fixture(scope="module")
-def acts(tmp_path_factory):
-    return _annotated_acts(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def cms(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cms_plot") / "ntuple.root"
-    counts, fields, is_sig = cf.random_hits(np.random.default_rng(1), 30)
-    cf.write_cms(path, counts, fields, is_sig.astype(int))
-    ev = read_cms_muon(path, min_signal_hits=1)
-    lab = ak.to_numpy(ak.flatten(ev.hits.node_label))
-    return post.annotate(ev, np.random.default_rng(2).random(len(lab)) + lab)
+def cms(cms_events):
+    """The session Tau3Mu events annotated with a random importance (signal hits higher)."""
+    lab = ak.to_numpy(ak.flatten(cms_events.hits.node_label))
+    return post.annotate(cms_events, np.random.default_rng(2).random(len(lab)) + lab)
 
 
 def _check_png(path):
@@ -101,11 +91,9 @@ def test_plot_errors(acts, cms, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_plot_cli(acts, tmp_path):
+def test_plot_cli(acts, tmp_path, capsys):
     post.write_parquet(tmp_path / "ev.parquet", acts)
-    parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
+    code = hepx.cli.main(
         [
             "plot",
             str(tmp_path / "ev.parquet"),
@@ -119,14 +107,20 @@ def test_plot_cli(acts, tmp_path):
             "png",
         ]
     )
-    args.func(args)
+    assert code == 0
     assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [
         "importance.png",
         "track-roc.png",
     ]
-    args = parser.parse_args(["plot", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
+    capsys.readouterr()
+    # bad input: one line, exit code 2 (hepx.cli.main turns the InputError into it)
+    assert hepx.cli.main(["plot", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and err.count("\n") == 1
+    assert hepx.cli.main(["plot", str(tmp_path / "img"), "--out", str(tmp_path / "x")]) == 2
+    assert "hepx score" in capsys.readouterr().err
     with pytest.raises(InputError, match="no such file"):
-        args.func(args)
-    args = parser.parse_args(["plot", str(tmp_path / "img"), "--out", str(tmp_path / "x")])
-    with pytest.raises(InputError, match="hepx explain"):
-        args.func(args)
+        plot.load_events(tmp_path / "nothing")
+    with pytest.raises(InputError, match="hepx score"):
+        plot.load_events(tmp_path / "img")
+    assert not (tmp_path / "x").exists()

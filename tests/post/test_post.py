@@ -2,9 +2,7 @@
 
 import itertools
 
-import acts_files as af
 import awkward as ak
-import cms_files as cf
 import numpy as np
 import pytest
 import uproot
@@ -13,7 +11,6 @@ from hypothesis import strategies as st
 
 from hepx import post
 from hepx.errors import InputError
-from hepx.io import read_acts, read_cms_muon
 from hepx.post import kernels, reference
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -144,21 +141,7 @@ def test_roc_auc():
 
 
 # --------------------------------------------------------------------------- reader events
-
-
-@pytest.fixture(scope="module")
-def acts_events(tmp_path_factory):
-    d = tmp_path_factory.mktemp("acts")
-    af.write_acts(d, af.build_events(18))
-    return d, read_acts(d / "hits.root", d / "particles.root", tracks_per_event=None)
-
-
-@pytest.fixture(scope="module")
-def cms_events(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cms") / "ntuple.root"
-    counts, fields, is_sig = cf.random_hits(np.random.default_rng(0), 40)
-    cf.write_cms(path, counts, fields, is_sig.astype(int))
-    return path, read_cms_muon(path, min_signal_hits=1)
+# acts_events / cms_events (and their files acts_raw / cms_ntuple): session fixtures, conftest
 
 
 def _importance(events, seed=0):
@@ -168,7 +151,7 @@ def _importance(events, seed=0):
 
 
 def test_annotate_acts(acts_events):
-    _, ev = acts_events
+    ev = acts_events
     imp = _importance(ev)
     rng = np.random.default_rng(1)
     u = rng.normal(size=(len(imp), 3, 3))
@@ -199,7 +182,7 @@ def test_annotate_acts(acts_events):
 
 
 def test_bad_importance(acts_events, cms_events):
-    _, ev = acts_events
+    ev = acts_events
     imp = _importance(ev)
     with pytest.raises(InputError, match=r"has \d+ values but the \d+ events hold \d+ hits"):
         post.annotate(ev, imp[:-1])
@@ -210,13 +193,13 @@ def test_bad_importance(acts_events, cms_events):
     with pytest.raises(InputError, match="non-finite"):
         post.annotate(ev, np.where(np.arange(len(imp)) == 3, np.nan, imp))
     with pytest.raises(InputError, match="ActsTrack"):
-        post.track_importance(cms_events[1], _importance(cms_events[1]))
+        post.track_importance(cms_events, _importance(cms_events))
     with pytest.raises(InputError, match="cannot group by"):
         post.group_profile(post.annotate(ev, imp), "sector")
 
 
-def test_root_and_parquet_round_trip_acts(acts_events, tmp_path):
-    d, ev = acts_events
+def test_root_and_parquet_round_trip_acts(acts_raw, acts_events, tmp_path):
+    d, ev = acts_raw, acts_events
     a = post.annotate(ev, _importance(ev))
     a = ak.with_field(a, np.linspace(-1, 1, len(a)).astype(np.float32), "logit")
     with uproot.open(d / "hits.root") as f:
@@ -249,8 +232,8 @@ def test_root_and_parquet_round_trip_acts(acts_events, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_root_and_parquet_round_trip_cms(cms_events, tmp_path):
-    path, ev = cms_events
+def test_root_and_parquet_round_trip_cms(cms_ntuple, cms_events, tmp_path):
+    path, ev = cms_ntuple, cms_events
     c = post.annotate(ev, _importance(ev))
     with uproot.open(path) as f:
         counts = f["Ntuplizer/MuonTrackTree"]["n_mu_hit"].array(library="np")

@@ -16,8 +16,8 @@ import pytest
 import uproot
 
 from hepx.errors import ConfigError
-from hepx.sim import kinematics as kin
 from hepx.sim import actstrack
+from hepx.sim import kinematics as kin
 from hepx.sim.actstrack import ActsTrackTruth, simulate_actstrack
 
 # ------------------------------------------------------------------------------------------

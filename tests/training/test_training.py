@@ -6,34 +6,29 @@ import os
 import subprocess
 import sys
 
-import acts_files as af
 import pytest
 import torch
 import yaml
 
 from hepx.cli import main
-from hepx.data import convert
-from hepx.ema import ExponentialMovingAverage
+from hepx.config import resolve_run_config
 from hepx.errors import CheckpointError, ConfigError, InputError
 from hepx.models import build_model
 from hepx.models.backbones.base import Dropout
+from hepx.run import load_checkpoint, migrate_checkpoint, model_from_checkpoint
 from hepx.training import (
     check_frame_units,
-    load_checkpoint,
     lr_factor,
-    model_from_checkpoint,
     recalibrate_batch_norm,
-    resolve_run_config,
     train,
 )
+from hepx.training.ema import ExponentialMovingAverage
 
 
-@pytest.fixture(scope="module")
-def tiny_ds(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny")
-    af.write_acts(d / "raw", af.build_events(48)) if (d / "raw").mkdir() is None else None
-    convert("actstrack", [d / "raw"], d / "ds")
-    return d / "ds"
+@pytest.fixture
+def tiny_ds(acts_dataset):
+    """The session ActsTrack dataset (48 events of acts_files); runs go to tmp_path."""
+    return acts_dataset
 
 
 def _cfg(ds, **train):
@@ -118,13 +113,13 @@ def test_message_dropout_off_by_default_and_version_1_checkpoints_keep_it(backbo
     old = build_model({**cfg, "message_dropout": 0.2}, pos_dim=3, x_dim=0)
     old_cfg = {k: v for k, v in old.config.items() if k != "message_dropout"}
     state = {"version": 1, "config": {"model": old_cfg}, "model_state": old.state_dict()}
-    loaded = model_from_checkpoint(state)
+    loaded = model_from_checkpoint(migrate_checkpoint(state))
     assert _message_dropouts(loaded) == _message_dropouts(old) != []
     ref, got = old.state_dict(), loaded.state_dict()
     assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
     # the same weights under the current layout do not fit: the error says so
     with pytest.raises(CheckpointError, match="do not fit"):
-        model_from_checkpoint({**state, "version": 2})
+        model_from_checkpoint(migrate_checkpoint({**state, "version": 2}))
 
 
 def test_recalibrate_batch_norm_is_the_plain_average_of_batch_statistics():
@@ -155,14 +150,18 @@ def test_bn_recalibration_changes_the_statistics_not_the_weights(tiny_ds, tmp_pa
     assert params and all(torch.equal(on[k], off[k]) for k in params)  # same training stream
     stats = [k for k in on if k.endswith("running_mean")]
     assert stats and not all(torch.equal(on[k], off[k]) for k in stats)
-    with pytest.raises(ConfigError, match="bn_recalibration_batches' must be >= 0"):
+    with pytest.raises(
+        ConfigError, match=r"'train\.bn_recalibration_batches' must be a non-negative integer"
+    ):
         resolve_run_config(_cfg(tiny_ds, bn_recalibration_batches=-1))
 
 
 def test_config_errors(tiny_ds):
-    with pytest.raises(ConfigError, match=r"unknown key 'epoch'.*allowed: epochs"):
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.epoch'.*allowed: epochs"):
         resolve_run_config({**_cfg(tiny_ds), "train": {"epoch": 3}})
-    with pytest.raises(ConfigError, match=r"'train.batch_size' must be int"):
+    with pytest.raises(
+        ConfigError, match=r"'train\.batch_size' must be a positive integer, got 'big'"
+    ):
         resolve_run_config({**_cfg(tiny_ds), "train": {"batch_size": "big"}})
     with pytest.raises(ConfigError, match="backbone"):
         resolve_run_config({**_cfg(tiny_ds), "model": {"backbone": "resnet"}})
@@ -321,7 +320,7 @@ def test_ema_run_averages_the_live_trajectory_it_leaves_unchanged(tiny_ds, tmp_p
     assert [r.get("val_live_interp_auc") for r in rows] == [
         r.get("val_interp_auc") for r in plain_rows
     ]
-    with pytest.raises(ConfigError, match=r"train\.ema_track_live' must be bool"):
+    with pytest.raises(ConfigError, match=r"train\.ema_track_live' must be true or false"):
         resolve_run_config(_cfg(tiny_ds, ema_track_live="yes"))
     with pytest.raises(ConfigError, match=r"set train\.ema_decay as well"):
         resolve_run_config(_cfg(tiny_ds, ema_track_live=True))
@@ -390,12 +389,18 @@ def test_cosine_schedule_scales_each_step_and_keeps_the_prefix(tiny_ds, tmp_path
 def test_lr_schedule_config_errors(tiny_ds):
     with pytest.raises(ConfigError, match=r"train\.lr_schedule' must be one of constant, cosine"):
         resolve_run_config(_cfg(tiny_ds, lr_schedule="step"))
-    with pytest.raises(ConfigError, match=r"train\.lr_decay_start' must be an epoch >= 0"):
+    with pytest.raises(
+        ConfigError, match=r"train\.lr_decay_start' must be a non-negative integer, got -1"
+    ):
         resolve_run_config(_cfg(tiny_ds, lr_schedule="cosine", lr_decay_start=-1))
     for bad in (0, 1.5, -0.1):
-        with pytest.raises(ConfigError, match=r"train\.lr_final_factor' must be in \(0, 1\]"):
+        with pytest.raises(
+            ConfigError, match=r"train\.lr_final_factor' must be a number in \(0, 1\]"
+        ):
             resolve_run_config(_cfg(tiny_ds, lr_final_factor=bad))
-    with pytest.raises(ConfigError, match=r"train\.lr_decay_start' must be int"):
+    with pytest.raises(
+        ConfigError, match=r"train\.lr_decay_start' must be a non-negative integer, got 2\.5"
+    ):
         resolve_run_config(_cfg(tiny_ds, lr_decay_start=2.5))
 
 
