@@ -6,8 +6,8 @@ run :func:`predict`, so a model's scores are the same numbers wherever they are 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,6 @@ class Predictions:
     sigma: np.ndarray | None = None
     loss: float = 0.0
     info_loss: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_samples(self) -> int:
@@ -131,8 +130,3 @@ def predict(
         loss=float(sum(losses) / max(n_seen, 1)),
         info_loss=float(sum(infos) / max(n_seen, 1)) if infos else 0.0,
     )
-
-
-def as_dict(pred: Predictions) -> Mapping[str, Any]:
-    """The arrays of ``pred`` by name (for code that indexes them)."""
-    return {k: getattr(pred, k) for k in (*_SAMPLE_KEYS, *_POINT_KEYS)}

@@ -136,6 +136,7 @@ class ActsTrack(DatasetKind):
         LRI-Gaussian ``sigma [N, 3, 3]``, ``hits.axis_angle``."""
         import awkward as ak
 
+        from hepx.kinds.arrays import flat
         from hepx.post.physics import DEFAULT_TOPK, attach_importance, axis_angles, track_importance
 
         out = attach_importance(events, importance)
@@ -147,8 +148,6 @@ class ActsTrack(DatasetKind):
         out = ak.with_field(out, tracks, "tracks")
         if sigma is None:
             return out
-        from hepx.kinds.arrays import flat
-
         direction = np.stack([flat(out.hits[c], np.float64) for c in ("px", "py", "pz")], 1)
         sig = np.asarray(sigma)
         if sig.ndim != 3 or len(sig) != len(direction):
