@@ -19,11 +19,15 @@ def add_parser(sub) -> None:
         sub,
         "plot",
         help="interpretation plots (event displays, importance, profiles, track ROC)",
-        description="Plots of a `hepx score` output directory (or RUN_DIR/explain, or a "
-        "Parquet file of annotated events). Kinds: all, "
-        + ", ".join(f"{k} ({d})" for k, (_, d) in PLOT_KINDS.items()),
+        description="Plots of a `hepx score` output directory (or a Parquet file of annotated "
+        "events). Kinds: all, " + ", ".join(f"{k} ({d})" for k, (_, d) in PLOT_KINDS.items()),
     )
-    p.add_argument("run_dir", type=Path, help="hepx score --out directory (or a .parquet file)")
+    p.add_argument(
+        "source",
+        type=Path,
+        metavar="SCORED",
+        help="hepx score --out directory (or a .parquet file)",
+    )
     p.add_argument(
         "--kind",
         action="append",
@@ -52,7 +56,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> None:
     from hepx.plot import load_events, make_plots
 
-    events = load_events(args.run_dir)
+    events = load_events(args.source)
     files = make_plots(
         events, args.kind or ["all"], args.out, event=args.event, by=args.by, formats=args.format
     )

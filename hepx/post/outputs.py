@@ -14,7 +14,7 @@ ROOT file layout (all TTrees written with ``mktree`` + ``extend``):
       one entry per entry of the input ``hits`` tree, in the same order, so
       ``hits->AddFriend("hits_importance", "out.root")`` works. Hits that were not scored (tracks
       not kept by the reader) have ``importance = NaN`` and ``node_label = -1``; ``hit_index``
-      is the entry number.
+      is the entry number; ``track_importance`` is the hit's track's mean importance.
 ``mu_hit_importance`` (Tau3Mu with a friend layout only)
     One entry per entry of the input ``Ntuplizer/MuonTrackTree``: ``event_id``, ``scored``
     (bool: the event passed the reader's selection and was scored), ``logit``, ``prob``,
