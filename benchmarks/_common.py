@@ -18,6 +18,7 @@ from hepx import sim
 from hepx.config import apply_overrides, load_yaml, resolve_run_config, shipped_config_dir
 from hepx.data import convert
 from hepx.models.factory import DEFAULT_CONFIG
+from hepx.run import RunLayout
 from hepx.training import config_diff, train
 
 WORKDIR = Path(tempfile.gettempdir()) / "hepx-bench"
@@ -66,7 +67,7 @@ def bench_epochs(kind: str, method: str, override: int | None = None) -> int:
 def training_minutes(run: Path) -> float:
     """Training time of ``run`` in minutes: the sum of the per-epoch seconds of its
     ``metrics.csv`` (training, BatchNorm recalibration and validation of every epoch)."""
-    with open(run / "metrics.csv", newline="") as fh:
+    with open(RunLayout(run).metrics_csv, newline="") as fh:
         return sum(float(row["seconds"]) for row in csv.DictReader(fh)) / 60
 
 
@@ -125,10 +126,10 @@ def train_run(
     run = runs_dir / f"{kind}_{method}_{backbone}_s{seed}_e{epochs}"
     cfg = shortened_config(kind, method, backbone, epochs=epochs, seed=seed, data=data)
     cfg = apply_overrides(cfg, list(overrides))
-    if (run / "test_metrics.json").exists():
+    if RunLayout(run).test_metrics.exists():
         check_run_config(run, cfg)
     else:
-        resume = (run / "checkpoints" / "last.pt").exists()
+        resume = RunLayout(run).checkpoint("last").exists()
         train(cfg, run, device=device, progress=False, resume=resume)
     return run
 
@@ -152,7 +153,7 @@ def check_run_config(run: Path, config: dict) -> None:
     ``train.ema_track_live``, which only adds the live weights' metrics to a run's record)."""
     # resolved again: keys added since the run was trained take their defaults, which are
     # the settings it ran with
-    stored = resolve_run_config(load_yaml(run / "config.yaml"))
+    stored = resolve_run_config(load_yaml(RunLayout(run).config))
     current = resolve_run_config(config)
     recorded = ("pos_dim", "x_dim", "period", "ema_track_live")
     changed = []

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from hepx.run import RunLayout
+
 RESULTS = Path(__file__).resolve().parent / "results"
 GROUPS = ("runs", "superseded", "experiments")
 #: Per-epoch columns kept (those the results and decisions pages quote).
@@ -39,10 +41,11 @@ def _num(text: str) -> float | None:
 
 def summarise(run: Path, *, note: str = "") -> dict[str, Any]:
     """The record of one finished run directory."""
-    config = yaml.safe_load((run / "config.yaml").read_text())
+    layout = RunLayout(run)
+    config = yaml.safe_load(layout.config.read_text())
     config["dataset"] = {k: v for k, v in config["dataset"].items() if k != "path"}
-    test = json.loads((run / "test_metrics.json").read_text())
-    with open(run / "metrics.csv", newline="") as fh:
+    test = json.loads(layout.test_metrics.read_text())
+    with open(layout.metrics_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
     curves = {c: [_num(r.get(c, "")) for r in rows] for c in CURVES if c in rows[0]}
     minutes = sum(float(r["seconds"]) for r in rows) / 60

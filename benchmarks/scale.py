@@ -33,6 +33,7 @@ from _common import WORKDIR
 from hepx import sim
 from hepx.config import find_config, load_yaml
 from hepx.data import convert
+from hepx.run import RunLayout
 from hepx.scale import dask_executor, local_cluster
 from hepx.scoring import load_scored as load_explained
 from hepx.scoring import score_files as explain_files
@@ -53,7 +54,7 @@ def simulated_files(n: int, events: int, workdir: Path) -> list[Path]:
 
 def trained_run(file: Path, workdir: Path) -> Path:
     run = workdir / f"run_{file.parent.name}"
-    if (run / "checkpoints" / "best.pt").exists():
+    if RunLayout(run).checkpoint("best").exists():
         return run
     data = workdir / "data" / file.parent.name
     if not (data / "manifest.json").exists():
