@@ -8,6 +8,7 @@
     RUN_DIR/checkpoints/best_live.pt the live weights' selection (train.ema_track_live only)
     RUN_DIR/metrics.csv, .json       one row per epoch
     RUN_DIR/test_metrics.json        test metrics of the selected epoch
+    RUN_DIR/environment.json         threads, device and versions it was trained with
 
 Checkpoints are plain tensors and JSON-like values, loaded with ``torch.load(...,
 weights_only=True)`` (never unpickled), marked with a format name and a version; older
@@ -97,6 +98,11 @@ class RunLayout:
     @property
     def test_metrics(self) -> Path:
         return self.directory / "test_metrics.json"
+
+    @property
+    def environment(self) -> Path:
+        """Where and how the run was trained (threads, device, versions)."""
+        return self.directory / "environment.json"
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HelpFormatter", "add_executor_options", "executor_of", "reader_options_of"]
+__all__ = [
+    "HelpFormatter",
+    "add_executor_options",
+    "add_threads_option",
+    "executor_of",
+    "reader_options_of",
+]
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -43,6 +49,17 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
         "--scheduler", default=None, help="dask scheduler address (default: a LocalCluster)"
     )
     p.add_argument("--workers", type=int, default=2, help="workers of the default LocalCluster")
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    """``--threads``: CPU threads of torch (hepx.threads)."""
+    p.add_argument(
+        "--threads",
+        default=None,
+        metavar="N|auto",
+        help="CPU threads; auto: the cores other processes leave free (default: "
+        "$HEPX_THREADS, else $OMP_NUM_THREADS, else auto)",
+    )
 
 
 def executor_of(args: argparse.Namespace):

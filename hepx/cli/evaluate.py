@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from hepx.cli.common import add_parser as _sub
+from hepx.cli.common import add_threads_option
 from hepx.config.evaluate import EVALUATE_SCHEMA, PATH_BASELINES
 
 log = logging.getLogger("hepx")
@@ -66,10 +67,14 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of fits and draws")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
+    from hepx.threads import configure_threads
+
+    configure_threads(args.threads)
     from hepx.evaluation import evaluate
 
     methods = None

@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from hepx.cli.common import add_executor_options, executor_of, reader_options_of
+from hepx.cli.common import add_executor_options, add_threads_option, executor_of, reader_options_of
 from hepx.cli.common import add_parser as _sub
 from hepx.errors import ConfigError
 
@@ -58,6 +58,7 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_executor_options(p)
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -71,6 +72,9 @@ def _top_k(text: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> None:
+    from hepx.threads import configure_threads
+
+    configure_threads(args.threads)
     from hepx.scoring import score_files
 
     manifest = score_files(

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from hepx.cli.common import add_parser as _sub
+from hepx.cli.common import add_threads_option
 
 log = logging.getLogger("hepx")
 
@@ -39,10 +40,14 @@ def add_parser(sub) -> None:
         "--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar per epoch")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
+    from hepx.threads import configure_threads
+
+    configure_threads(args.threads)
     from hepx.config import apply_overrides, find_config, load_yaml
     from hepx.training import train
     from hepx.training.distributed import init_process_group

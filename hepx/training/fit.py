@@ -96,7 +96,49 @@ def train(
         layout.directory.mkdir(parents=True, exist_ok=True)
         with atomic_file(layout.config) as tmp:
             tmp.write_text(yaml.safe_dump(json.loads(json.dumps(cfg)), sort_keys=False))
+        _record_environment(layout, dev, world, resume)
     return loop.run()
+
+
+def environment(device: torch.device, world: int) -> dict[str, Any]:
+    """What a run's numbers depend on besides its config and data: threads, device, versions."""
+    import platform
+
+    import hepx
+    from hepx.threads import usable_cores
+
+    return {
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "processes": world,
+        "usable_cores": len(usable_cores()),
+        "hepx": hepx.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def _record_environment(layout: RunLayout, device: torch.device, world: int, resume: bool) -> None:
+    """Write ``environment.json``; a resumed run keeps the first record and warns when the
+    thread count differs (the run is reproducible for one thread count only)."""
+    import logging
+
+    now = environment(device, world)
+    if resume and layout.environment.exists():
+        before = json.loads(layout.environment.read_text())
+        if before.get("threads") != now["threads"]:
+            logging.getLogger("hepx").warning(
+                "%s was trained with %s CPU thread(s), resumed with %d: the resumed epochs "
+                "differ from an uninterrupted run's (use --threads %s to match)",
+                layout.directory,
+                before.get("threads"),
+                now["threads"],
+                before.get("threads"),
+            )
+        return
+    with atomic_file(layout.environment) as tmp:
+        tmp.write_text(json.dumps(now, indent=2) + "\n")
 
 
 def _training_data(cfg: Mapping[str, Any]):
