@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import sys
 import tempfile
 import time
@@ -15,9 +14,14 @@ import torch
 from torch import nn
 
 from hepx import sim
-from hepx.config import apply_overrides, load_yaml, resolve_run_config, shipped_config_dir
+from hepx.config import (
+    apply_overrides,
+    load_yaml,
+    resolve_run_config,
+    shipped_config_dir,
+    shorten_schedule,
+)
 from hepx.data import convert
-from hepx.models.factory import DEFAULT_CONFIG
 from hepx.run import RunLayout
 from hepx.training import config_diff, train
 
@@ -74,31 +78,17 @@ def training_minutes(run: Path) -> float:
 def shortened_config(
     kind: str, method: str, backbone: str, *, epochs: int, seed: int, data: Path
 ) -> dict:
-    """The shipped config ``<kind>/<method>_<backbone>`` shortened to ``epochs``.
+    """The shipped config ``<kind>/<method>_<backbone>`` shortened to ``epochs``
+    (:func:`hepx.config.shorten_schedule`), with ``train.seed`` and ``dataset.path`` set.
 
-    The warm-up keeps its fraction of the run but at most half of it, and LRI-Bernoulli's ``r``
-    schedule is compressed (never stretched) so that it reaches ``final_r`` by 80 % of the run:
-    a 100-300 epoch schedule applied unchanged to a 12-epoch run would leave ``r`` at its start
-    value and the extractor nearly unregularised. A learning-rate decay
-    (``train.lr_decay_start``) starts at the same fraction of the run. The warm-up cap matters
-    for ActsTrack LRI-Gaussian (200 of 300 reference epochs are warm-up): kept at two thirds, a
-    25-epoch run had 8 noised epochs, too few for the validation AUC to recover from the switch
-    to noised inputs, while the plain classifier converges in about 10.
+    The warm-up cap matters for ActsTrack LRI-Gaussian (200 of 300 reference epochs are
+    warm-up): kept at two thirds, a 25-epoch run had too few noised epochs for the validation
+    AUC to recover from the switch to noised inputs, while the plain classifier converges in
+    about 10 (docs: results).
     """
-    cfg = load_yaml(CONFIGS / kind / f"{method}_{backbone}.yaml")
-    train_cfg = cfg["train"]
-    ref_epochs, ref_warmup = train_cfg["epochs"], train_cfg.get("warmup", 0)
-    train_cfg["epochs"] = epochs
-    train_cfg["warmup"] = min(round(epochs * ref_warmup / ref_epochs), epochs // 2)
-    if "lr_decay_start" in train_cfg:  # the decay keeps its place in the run
-        train_cfg["lr_decay_start"] = round(epochs * train_cfg["lr_decay_start"] / ref_epochs)
-    train_cfg["seed"] = seed
+    cfg = shorten_schedule(load_yaml(CONFIGS / kind / f"{method}_{backbone}.yaml"), epochs)
+    cfg["train"]["seed"] = seed
     cfg["dataset"]["path"] = str(data)
-    if method == "lri_bernoulli":
-        bern = cfg["model"].setdefault("bernoulli", {})
-        ref = {**DEFAULT_CONFIG["bernoulli"], **bern}
-        steps = max(1, math.ceil((ref["init_r"] - ref["final_r"]) / ref["decay_r"] - 1e-9))
-        bern["decay_interval"] = min(ref["decay_interval"], max(1, int(0.8 * epochs / steps)))
     return cfg
 
 

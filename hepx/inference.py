@@ -86,20 +86,19 @@ def predict(
         lri: for an LRI model, predict with it (scores, ``sigma``, info loss); ``False`` runs
             its classifier alone (the warm-up epochs of training).
         explainer: take the point scores from this algorithm instead of the model's own.
-        progress: a progress bar over the batches (``None``: when stderr is a terminal).
+        progress: a progress bar over the batches (``None``: on a terminal or in a notebook).
         desc: the progress bar's label.
 
     Returns:
         :class:`Predictions`.
     """
-    from tqdm.auto import tqdm
+    from hepx.progress import progress_bar
 
     model.eval()
     use_lri = is_lri(model) and lri
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_SAMPLE_KEYS, *_POINT_KEYS, "sigma")}
     losses, infos, n_seen = [], [], 0
-    disable = None if progress is None else not progress
-    for data in tqdm(batches, desc=desc, unit="batch", disable=disable, leave=False):
+    for data in progress_bar(batches, progress=progress, desc=desc, unit="batch"):
         data = data.to(device)
         if use_lri:
             res = model(data)

@@ -225,15 +225,19 @@ def _dataset_record_from_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "kind": kind,
         "reader_options": options,
+        "fingerprint": meta.get("fingerprint"),
         **{k: meta[k] for k in ("coords", "pos_unit", "x_names") if k in meta},
     }
 
 
 def dataset_record(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """What a checkpoint records of its training data, from the dataset's manifest."""
+    """What a checkpoint records of its training data, from the dataset's manifest: kind,
+    reader options, coordinates and the content fingerprint (``None`` for datasets written
+    before hepx recorded one)."""
     return {
         "kind": meta.get("kind"),
         "reader_options": dict(meta.get("reader_options") or {}),
+        "fingerprint": meta.get("fingerprint"),
         **{k: meta[k] for k in ("coords", "pos_unit", "x_names") if k in meta},
     }
 
@@ -401,6 +405,23 @@ class TrainedRun:
         """The run's train / val / test split of its dataset (or of the one at ``path``)."""
         d = self.config["dataset"]
         return self.dataset(path).split(d["split"], seed=d["split_seed"])
+
+    def differences(self, config: Mapping[str, Any], meta: Mapping[str, Any]) -> list[str]:
+        """What differs between this run and a training of the resolved ``config`` on the
+        dataset of manifest ``meta``: config keys (``train.epochs`` included) and the data
+        (another fingerprint, or none recorded). Empty: the run is that training."""
+        from hepx.training.fit import config_diff
+
+        recorded_dims = ("pos_dim", "x_dim", "period")
+        old, new = (copy.deepcopy(dict(c)) for c in (self.config, json.loads(json.dumps(config))))
+        for c in (old, new):
+            c["dataset"].pop("path", None)
+            c["model"] = {k: v for k, v in c["model"].items() if k not in recorded_dims}
+        changed = config_diff(old, new)
+        recorded, current = self.state["dataset"].get("fingerprint"), meta.get("fingerprint")
+        if recorded is None or recorded != current:
+            changed.append("the dataset's content (fingerprint)")
+        return changed
 
     def test_metrics(self) -> dict[str, Any]:
         """``test_metrics.json`` of the run."""

@@ -67,6 +67,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of fits and draws")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_threads_option(p)
     p.set_defaults(func=run)
 
@@ -96,7 +97,10 @@ def run(args: argparse.Namespace) -> None:
         "data": args.data,
     }
     t0 = time.perf_counter()
-    rows = evaluate(args.runs, args.out, methods=methods, device=args.device, **opts)
+    progress = False if args.no_progress else None
+    rows = evaluate(
+        args.runs, args.out, methods=methods, device=args.device, progress=progress, **opts
+    )
     log.info(
         "evaluated %d rows in %.0f s -> %s/results.{md,csv}",
         len(rows),

@@ -1,7 +1,8 @@
 """Configuration: safe YAML loading, ``--set`` overrides, the shipped configs and the schema.
 
 * :func:`load_yaml`, :func:`apply_overrides`, :func:`deep_merge` (:mod:`hepx.config.loader`);
-* :func:`find_config`, :func:`shipped_configs` (:mod:`hepx.config.shipped`);
+* :func:`find_config`, :func:`shipped_configs` (:mod:`hepx.config.shipped`), and
+  :func:`shorten_schedule` (:mod:`hepx.config.shorten`);
 * :func:`resolve_run_config`, :data:`RUN_SCHEMA` (:mod:`hepx.config.run`);
 * :class:`Field`, :func:`validate` (:mod:`hepx.config.schema`), the one validator.
 """
@@ -10,6 +11,7 @@ from hepx.config.loader import apply_overrides, deep_merge, load_yaml
 from hepx.config.run import RUN_SCHEMA, resolve_model_config, resolve_run_config
 from hepx.config.schema import Field, validate
 from hepx.config.shipped import find_config, shipped_config_dir, shipped_configs
+from hepx.config.shorten import shorten_schedule
 
 __all__ = [
     "RUN_SCHEMA",
@@ -22,5 +24,6 @@ __all__ = [
     "resolve_run_config",
     "shipped_config_dir",
     "shipped_configs",
+    "shorten_schedule",
     "validate",
 ]

@@ -3,7 +3,8 @@
 On disk a dataset is a directory with
 
 - ``manifest.json``: format name and version, the kind of data, dimensions, field list,
-  source files, the readers' reports and the configuration used;
+  source files, the readers' reports, the configuration used and the arrays' content
+  fingerprint (sha256);
 - ``arrays.npz``: flat arrays (uncompressed, loaded with ``allow_pickle=False``): per point
   ``pos`` [N, D], ``x`` [N, F], ``node_label`` [N], ``hit_index`` [N] (+ ``track_ids``,
   ``node_dir`` for ActsTrack), per sample ``y``, ``event_id``, ``source_file``, and ``ptr``
@@ -118,8 +119,21 @@ def save_arrays(
     }
     with atomic_dir(out_dir) as tmp:
         np.savez(tmp / ARRAYS, ptr=arrays.ptr, **arrays.point, **arrays.sample)
+        manifest["fingerprint"] = file_fingerprint(tmp / ARRAYS)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
     return out_dir
+
+
+def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 24) -> str:
+    """``sha256:<hex>`` of a file's content, read in chunks: what a trained run records of
+    its dataset, so that a run is never taken for one trained on other data."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
 
 
 def _json_default(obj: Any) -> Any:

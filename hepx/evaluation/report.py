@@ -49,26 +49,25 @@ def write_report(out_dir: str | os.PathLike, rows: list[dict[str, Any]], curves:
             "interpretation metrics on the positive test samples.\n\n" + "\n".join(lines) + "\n"
         )
         for (kind, backbone), items in curves.items():
-            _roc_plot(tmp / f"roc_{kind}_{backbone}.png", f"{kind} / {backbone}", items)
+            _roc_plot(tmp / f"roc_{kind}_{backbone}.png", kind, backbone, items)
 
 
-def _roc_plot(path, title: str, items) -> None:
-    import matplotlib
+def _roc_plot(path, kind: str, backbone: str, items) -> None:
+    """Point-score ROC curves of the methods, in the experiment's mplhep style."""
+    from hepx.plot.style import experiment_label, figure
+    from hepx.post.physics import roc_curve
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    for label, lab, sc in items:
-        if lab.any() and not lab.all():
-            fpr, tpr, _ = roc_curve(lab > 0, sc)
-            ax.plot(fpr, tpr, label=label)
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set_xlabel("false positive rate (points)")
-    ax.set_ylabel("true positive rate (points)")
-    ax.set_title(f"{title}: point-score ROC")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with figure(kind, figsize=(8.0, 7.0)) as fig:
+        ax = fig.add_subplot()
+        for label, lab, sc in items:
+            if lab.any() and not lab.all():
+                fpr, tpr = roc_curve(sc, lab > 0)
+                ax.plot(fpr, tpr, lw=1.6, label=label)
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
+        ax.set_xlabel("background-hit efficiency")
+        ax.set_ylabel("signal-hit efficiency")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.05)
+        ax.legend(fontsize="x-small", loc="lower right", title=f"{backbone}, positive events")
+        experiment_label(ax, kind)
+        fig.savefig(path, dpi=100, bbox_inches="tight")

@@ -36,6 +36,7 @@ from hepx.config.schema import validate
 from hepx.errors import ConfigError, InputError
 from hepx.explain.registry import POST_HOC, available_methods, default_hparams, get_explainer
 from hepx.inference import Predictions, predict
+from hepx.progress import progress_bar
 from hepx.run import TrainedRun
 
 log = logging.getLogger("hepx")
@@ -87,6 +88,7 @@ def evaluate(
     *,
     methods: Sequence[str] | None = None,
     device: str = "cpu",
+    progress: bool | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Evaluate ``methods`` (default: all applicable) on the runs; write the report.
@@ -97,6 +99,8 @@ def evaluate(
         methods: method names (:func:`hepx.explain.available_methods`); default: the post-hoc
             methods for plain runs, the run's own scores for LRI runs.
         device: ``"cpu"`` or ``"cuda"``.
+        progress: progress bars per method and run and over the batches (``None``: on a
+            terminal or in a notebook).
         **options: see :data:`OPTIONS`.
 
     Returns:
@@ -115,21 +119,23 @@ def evaluate(
     runs = [open_run(r, opt["data"]) for r in run_dirs]  # validate all first
     rows: list[dict[str, Any]] = []
     curves: dict[tuple[str, str], list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    jobs = [
+        (run, m) for run in runs for m in _methods_for(run.config["model"]["method"], requested)
+    ]
     for run in runs:
-        run.model.to(device)
-        todo = _methods_for(run.config["model"]["method"], requested)
-        if not todo:
+        if not any(r is run for r, _ in jobs):
             log.warning("%s: none of the requested methods applies", run.directory)
-        test = run.test if opt["max_samples"] is None else run.test[: opt["max_samples"]]
-        checks = DataLoader(test, batch_size=max(1, opt["robustness_samples"]))
-        check_batch = next(iter(checks)).to(device)  # the samples of the checks
-        for method in todo:
-            row, pred = _evaluate_method(run, test, check_batch, method, opt, device)
-            rows.append(row)
-            keep = pred.y[pred.batch] > 0.5
-            curves.setdefault((run.kind, row["backbone"]), []).append(
-                (f"{method} ({run.directory.name})", pred.node_label[keep], pred.scores[keep])
-            )
+    checks: dict[int, tuple[Any, Any]] = {}
+    for run, method in progress_bar(jobs, progress=progress, desc="evaluate", unit="method"):
+        if id(run) not in checks:
+            checks[id(run)] = _test_and_check_batch(run, opt, device)
+        test, check_batch = checks[id(run)]
+        row, pred = _evaluate_method(run, test, check_batch, method, opt, device, progress)
+        rows.append(row)
+        keep = pred.y[pred.batch] > 0.5
+        curves.setdefault((run.kind, row["backbone"]), []).append(
+            (f"{method} ({run.directory.name})", pred.node_label[keep], pred.scores[keep])
+        )
     if not rows:
         raise ConfigError(
             f"none of the methods {', '.join(requested or [])} applies to these runs: post-hoc "
@@ -137,6 +143,15 @@ def evaluate(
         )
     write_report(out_dir, rows, curves)
     return rows
+
+
+def _test_and_check_batch(run: _Run, opt: Mapping[str, Any], device: str):
+    """The run's test samples (``max_samples``) and the batch of the robustness and sanity
+    checks (its first ``robustness_samples``)."""
+    run.model.to(device)
+    test = run.test if opt["max_samples"] is None else run.test[: opt["max_samples"]]
+    checks = DataLoader(test, batch_size=max(1, opt["robustness_samples"]))
+    return test, next(iter(checks)).to(device)  # the samples of the checks
 
 
 def _check_methods(methods: Sequence[str] | None) -> list[str] | None:
@@ -182,7 +197,13 @@ def _train_loader(run: _Run, opt: Mapping[str, Any], method: str) -> DataLoader:
 
 
 def _evaluate_method(
-    run: _Run, test, check_batch, method: str, opt: Mapping[str, Any], device: str
+    run: _Run,
+    test,
+    check_batch,
+    method: str,
+    opt: Mapping[str, Any],
+    device: str,
+    progress: bool | None = None,
 ) -> tuple[dict[str, Any], Predictions]:
     """One row of the table: fit (if needed), explain the test split, score the explanation."""
     from hepx.explain.metric.groundtruth import (
@@ -201,7 +222,9 @@ def _evaluate_method(
         explainer.fit(run.model, _train_loader(run, opt, method), **fit_kwargs)
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pred = predict(run.model, loader, device=device, explainer=explainer)
+    pred = predict(
+        run.model, loader, device=device, explainer=explainer, progress=progress, desc=method
+    )
     t_explain = time.perf_counter() - t0
     pm = prediction_metrics(pred.logits, pred.y)
     scores, labels, batch, y = pred.scores, pred.node_label, pred.batch, pred.y

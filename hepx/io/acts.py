@@ -219,9 +219,16 @@ def read_acts(
         ``t`` [mm/c], ``px, py, pz, e`` [GeV] before the hit, ``volume_id``, ``layer_id``,
         ``sensitive_id``, ``geometry_id``, ``barcode``, ``track`` (index into ``tracks``),
         ``index`` (hit number along the trajectory), ``node_label`` (int8), ``hit_index`` (entry
-        in the hits tree)) and ``tracks`` (jagged: ``barcode``, ``pdg``, ``charge``, ``px, py,
-        pz, pt, eta, phi, mass``, ``vx, vy, vz``, ``n_hits``, ``is_signal``).
+        in the hits tree)) and ``tracks`` (jagged Lorentz vectors, vector's ``Momentum4D``:
+        ``pt, eta, phi, mass`` stored, ``px, py, pz, energy, ...`` computed; ``barcode``,
+        ``pdg``, ``charge``, ``vx, vy, vz``, ``n_hits``, ``is_signal``).
         ``events.attrs["hepx_report"]`` counts what was read and dropped.
+
+    Example
+    -------
+    >>> events = read_acts("hits.root", "particles.root")               # doctest: +SKIP
+    >>> legs = events.tracks[events.tracks.is_signal]                    # doctest: +SKIP
+    >>> (legs[:, 0] + legs[:, 1]).mass                                   # doctest: +SKIP
     """
     if tracks_per_event is not None and tracks_per_event < 2:
         raise InputError(
@@ -274,7 +281,8 @@ def _assemble(h, p, p_ev, ev_ids, matched, h_prow, n_hits, is_signal, candidate,
     h_rows = h_prow[h_sel]
     h_counts = np.bincount(p_ev[h_rows], minlength=n_events)
     hit_rec = ak.zip(_hit_fields(h, h_sel, local_of_row[h_rows], is_signal[h_rows]))
-    track_rec = ak.zip(_track_fields(p, t_rows, n_hits, is_signal))
+    # tracks are Lorentz vectors (vector's Momentum4D): tracks.px, (l1 + l2).mass, ...
+    track_rec = ak.zip(_track_fields(p, t_rows, n_hits, is_signal), with_name="Momentum4D")
     ev_keep = t_counts > 0
     return ak.zip(
         {
@@ -396,9 +404,6 @@ def _track_fields(
         "barcode": p["barcode"][rows],
         "pdg": p["particle_type"][rows].astype(np.int32),
         "charge": p["q"][rows].astype(np.float32),
-        "px": px.astype(np.float32),
-        "py": py.astype(np.float32),
-        "pz": pz.astype(np.float32),
         "pt": pt.astype(np.float32),
         "eta": eta.astype(np.float32),
         "phi": np.arctan2(py, px).astype(np.float32),

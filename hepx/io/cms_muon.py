@@ -36,7 +36,7 @@ HIT_FIELDS: dict[str, str] = {
     "ring": "mu_hit_ring",
     "sector": "mu_hit_sector",
     "chamber": "mu_hit_chamber",
-    "type": "mu_hit_type",
+    "technology": "mu_hit_type",  # 0 DT, 1 CSC, 2 RPC, 3 GEM, 4 ME0 (not "type": awkward's)
     "neighbor": "mu_hit_neighbor",
 }
 HIT_COUNTER = "n_mu_hit"
@@ -91,8 +91,10 @@ def read_cms_muon(
     awkward.Array
         One record per kept event: ``event_id`` (int64), ``label`` (int8), ``n_signal_hits``,
         and ``hits``, a jagged record of ``eta``, ``phi`` (radians, in (-pi, pi]), ``theta``,
-        ``r``, ``z``, ``bend`` and the chamber fields, plus ``node_label`` (int8) and
-        ``hit_index`` (the hit's index in the event's original ``mu_hit_*`` vectors).
+        ``r``, ``z``, ``bend``, the chamber fields (``endcap``, ``station``, ``ring``,
+        ``sector``, ``chamber``, ``neighbor``, ``technology``: 0 DT, 1 CSC, 2 RPC, 3 GEM,
+        4 ME0, from ``mu_hit_type``), plus ``node_label`` (int8) and ``hit_index`` (the hit's
+        index in the event's original ``mu_hit_*`` vectors).
 
     Example
     -------

@@ -22,6 +22,18 @@ PARTICLES_FILES = (
     "particles_initial.root",
     "fatras_particles_initial.root",
 )
+#: Volume ids of the ACTS Generic detector (the built-in simulation's): system and part.
+GENERIC_DETECTOR_VOLUMES = {
+    7: ("pixel", "endcap -z"),
+    8: ("pixel", "barrel"),
+    9: ("pixel", "endcap +z"),
+    12: ("short strip", "endcap -z"),
+    13: ("short strip", "barrel"),
+    14: ("short strip", "endcap +z"),
+    16: ("long strip", "endcap -z"),
+    17: ("long strip", "barrel"),
+    18: ("long strip", "endcap +z"),
+}
 #: Branches of the hits tree that scoring and conversion need.
 HIT_BRANCHES = ("event_id", "geometry_id", "tx", "ty", "tz")
 
@@ -99,6 +111,13 @@ class ActsTrack(DatasetKind):
     def read(self, item: tuple[Path, Path], options: Mapping[str, Any]):
         return self.reader()(item[0], item[1], **options)
 
+    def simulate(self, out: Path, *, events: int, seed: int, **options: Any) -> list[Path]:
+        """:func:`hepx.sim.simulate_actstrack` (2 T unless ``bfield`` is given)."""
+        from hepx.sim import simulate_actstrack
+
+        simulate_actstrack(out, events=events, seed=seed, **options)
+        return [Path(out)]
+
     def check_input(self, item: tuple[Path, Path], options: Mapping[str, Any]) -> None:
         from hepx.io.rootfile import open_tree, require_branches
 
@@ -157,6 +176,21 @@ class ActsTrack(DatasetKind):
         angle = axis_angles(sig, direction).astype(np.float32)
         hits = ak.with_field(out.hits, ak.unflatten(angle, ak.num(out.hits, axis=1)), "axis_angle")
         return ak.with_field(out, hits, "hits")
+
+    def group_label(self, values: Mapping[str, int]) -> str:
+        """``"pixel barrel, layer 2"`` for the Generic detector's volumes (ACTS layer ids
+        count 2, 4, 6, ...: layer n is id 2n); other volumes keep their ids."""
+        rest = dict(values)
+        parts = []
+        volume = rest.pop("volume_id", None)
+        if volume is not None:
+            system = GENERIC_DETECTOR_VOLUMES.get(volume)
+            parts.append(" ".join(system) if system else f"volume {volume}")
+        layer = rest.pop("layer_id", None)
+        if layer is not None:
+            parts.append(f"layer {layer // 2}" if layer % 2 == 0 else f"layer id {layer}")
+        parts += [f"{name} {value}" for name, value in rest.items()]
+        return ", ".join(parts)
 
     def robustness_groups(self, backbone: str | None, pos_dim: int) -> list[Any]:
         from hepx.explain.metric.robustness import E3, Permutation, RotationZ

@@ -136,6 +136,11 @@ class DatasetKind:
     def check_input(self, item: Item, options: Mapping[str, Any]) -> None:
         """Raise :class:`InputError` if ``item`` is not an input of this kind."""
 
+    def simulate(self, out: Path, *, events: int, seed: int, **options: Any) -> list[Path]:
+        """Write a sample with the built-in simulation into ``out``; returns the inputs of
+        ``hepx convert`` / ``hepx score`` for it."""
+        raise InputError(f"hepx has no simulation of {self.title} data")
+
     # ------------------------------------------------------------------ arrays
 
     def to_arrays(self, events: ak.Array, *, source_file: int = 0) -> PointCloudArrays:
@@ -169,6 +174,11 @@ class DatasetKind:
         from hepx.post.physics import attach_importance
 
         return attach_importance(events, importance)
+
+    def group_label(self, values: Mapping[str, int]) -> str:
+        """How physicists name a detector group given by hit-field values (e.g. the keys of
+        :func:`hepx.post.group_profile`); the base class lists ``field value`` pairs."""
+        return ", ".join(f"{name} {value}" for name, value in values.items())
 
     # ------------------------------------------------------------------ checks
 

@@ -16,6 +16,8 @@ from hepx.kinds.base import DatasetKind, ScoringChunk
 __all__ = ["MUON_TREE", "Tau3Mu", "tau3mu_arrays"]
 
 MUON_TREE = "Ntuplizer/MuonTrackTree"
+#: The muon detector technologies of ``mu_hit_type`` (the reader's ``technology``).
+TECHNOLOGIES = {0: "DT", 1: "CSC", 2: "RPC", 3: "GEM", 4: "ME0"}
 
 #: The reader's default hit selection (``hepx.io.cms_muon.DEFAULT_FILTERS``: station 1, no
 #: neighbour-sector copies, no DT hits), repeated here so that the schema needs no ROOT import;
@@ -66,6 +68,13 @@ class Tau3Mu(DatasetKind):
 
         return read_cms_muon
 
+    def simulate(self, out: Path, *, events: int, seed: int, **options: Any) -> list[Path]:
+        """:func:`hepx.sim.simulate_tau3mu`."""
+        from hepx.sim import simulate_tau3mu
+
+        simulate_tau3mu(out, events=events, seed=seed, **options)
+        return [Path(out) / "ntuple.root"]
+
     def check_input(self, item: Path, options: Mapping[str, Any]) -> None:
         from hepx.io.cms_muon import HIT_FIELDS
         from hepx.io.rootfile import open_tree, require_branches
@@ -113,6 +122,21 @@ class Tau3Mu(DatasetKind):
         from hepx.io.rootfile import open_tree
 
         return {"entries_in_file": open_tree(item, options.get("tree", MUON_TREE)).num_entries}
+
+    def group_label(self, values: Mapping[str, int]) -> str:
+        """``"station 1/ring 2"``, ``"CSC, sector 3"``: muon-system groups as physicists name
+        them (technology from ``mu_hit_type``)."""
+        parts = []
+        for name, value in values.items():
+            if name == "technology":
+                parts.append(TECHNOLOGIES.get(value, f"technology {value}"))
+            elif name == "endcap":
+                parts.append("endcap +z" if value > 0 else "endcap -z")
+            elif name == "ring" and parts and parts[-1].startswith("station"):
+                parts[-1] += f"/ring {value}"
+            else:
+                parts.append(f"{name} {value}")
+        return ", ".join(parts)
 
     def robustness_groups(self, backbone: str | None, pos_dim: int) -> list[Any]:
         from hepx.explain.metric.robustness import Permutation, PhiShift

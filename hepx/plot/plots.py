@@ -2,7 +2,11 @@
 or read back with :func:`hepx.post.read_parquet` / :func:`hepx.scoring.load_scored`).
 
 Every function takes the events (and options), draws on ``ax`` when given, else on a new
-figure with the experiment's style and label, and returns the ``matplotlib`` Axes.
+figure with the experiment's style and label, and returns the ``matplotlib`` Axes; the
+distribution plots return ``(ax, hist.Hist)``, the histogram they drew, to re-bin, add or
+save. Signal is red and background blue in every plot (:data:`hepx.plot.style.SIGNAL`,
+:data:`~hepx.plot.style.BACKGROUND`); text that describes a display goes above the axes, never
+over the hits (the event and what is shown are in the legend's title, under the axes).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from hepx.errors import InputError
 from hepx.kinds import detect_kind as kind_of
-from hepx.plot.style import experiment_label
+from hepx.plot.style import BACKGROUND, SIGNAL, experiment_label
 from hepx.post.physics import (
     detect_kind,
     flat_importance,
@@ -89,7 +93,7 @@ def _importance_scatter(ax, u, v, imp, sig, *, cmap: str, size: float, label: st
             v[sig],
             s=4 * size + 10,
             facecolors="none",
-            edgecolors="red",
+            edgecolors=SIGNAL,
             linewidths=1.3,
             zorder=4,
             label=label,
@@ -135,13 +139,18 @@ def event_display(
             o = np.argsort(
                 np.hypot(x[m], y[m]) if view == "xy" else np.abs(z[m]) + np.hypot(x[m], y[m])
             )
-            ax.plot(u[m][o], v[m][o], color="red", lw=0.8, alpha=0.6, zorder=2)
-        ax.legend(loc="upper right", fontsize="small")
+            ax.plot(u[m][o], v[m][o], color=SIGNAL, lw=0.8, alpha=0.6, zorder=2)
     if view == "xy":
         ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
-    ax.text(0.02, 0.02, f"event {int(ev.event_id)}", transform=ax.transAxes, fontsize="small")
+    n_tracks, n_particles = len(ev.tracks), int(ev.n_particles)
+    sampled = (
+        f"{n_tracks} of {n_particles} tracks (sampled by the reader)"
+        if n_tracks < n_particles
+        else f"all {n_tracks} tracks"
+    )
+    _legend_below(ax, title=f"event {int(ev.event_id)}: {sampled}")
     return _finish(ax)
 
 
@@ -154,7 +163,7 @@ def etaphi_display(events: ak.Array, index: int | None = None, *, ax=None, cmap:
     h = ev.hits
     eta, phi, imp = (_np(h[c]).astype(float) for c in ("eta", "phi", "importance"))
     ax = _new_ax("tau3mu", ax)
-    sig = _importance_scatter(
+    _importance_scatter(
         ax,
         eta,
         phi,
@@ -164,17 +173,65 @@ def etaphi_display(events: ak.Array, index: int | None = None, *, ax=None, cmap:
         size=30,
         label=r"hits of $\tau \to 3\mu$ muons",
     )
-    if sig.any():
-        ax.legend(loc="upper right", fontsize="small")
     ax.set_xlabel(r"$\eta$")
     ax.set_ylabel(r"$\phi$ [rad]")
     ax.set_ylim(-np.pi, np.pi)
-    ax.text(0.02, 0.02, f"event {int(ev.event_id)}", transform=ax.transAxes, fontsize="small")
+    _legend_below(ax, title=f"event {int(ev.event_id)}: {len(h)} hits after the selection")
     return _finish(ax)
 
 
+def _legend_below(ax, *, title: str) -> None:
+    """The legend under the axes (outside the data), with ``title``."""
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(
+        handles,
+        labels,
+        title=title,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=max(1, len(handles)),
+        fontsize="small",
+        title_fontsize="small",
+        frameon=False,
+    )
+
+
+def _split_hist(values: np.ndarray, sig: np.ndarray, axis) -> hist.Hist:
+    """A 2-d histogram: ``hits`` (signal, background) x ``axis``, filled with ``values``."""
+    h = hist.Hist(hist.axis.StrCategory(["signal", "background"], name="hits"), axis)
+    h.fill(hits=np.where(sig, "signal", "background"), **{axis.name: values})
+    return h
+
+
+def _draw_split(h: hist.Hist, ax, counts: bool = True) -> None:
+    """Signal and background of ``h`` (from :func:`_split_hist`) as normalised step lines."""
+    parts = [(name, color) for name, color in (("signal", SIGNAL), ("background", BACKGROUND))]
+    parts = [(n, c) for n, c in parts if h[n, :].sum() > 0]
+    labels = [f"{n} hits ({int(h[n, :].sum())})" if counts else f"{n} hits" for n, _ in parts]
+    mplhep.histplot(
+        [h[n, :] for n, _ in parts],
+        ax=ax,
+        label=labels,
+        color=[c for _, c in parts],
+        density=True,
+        histtype="step",
+        linewidth=1.6,
+        yerr=False,
+    )
+
+
 def importance_distribution(events: ak.Array, *, bins: int = 40, ax=None, log: bool = True):
-    """Normalised importance distributions of signal and background hits (all events)."""
+    """Normalised importance distributions of signal and background hits (all events).
+
+    Returns:
+        ``(ax, h)``: ``h`` is a :class:`hist.Hist` with axes ``hits`` (``"signal"``,
+        ``"background"``) and ``importance``.
+
+    Example
+    -------
+    >>> ax, h = importance_distribution(out)          # doctest: +SKIP
+    >>> h["signal", :].values()                       # doctest: +SKIP
+    """
     kind = detect_kind(events)
     imp = flat_importance(events)
     sig = ak.to_numpy(ak.flatten(events.hits.node_label)) > 0
@@ -186,68 +243,62 @@ def importance_distribution(events: ak.Array, *, bins: int = 40, ax=None, log: b
     axis = hist.axis.Regular(
         bins, lo, hi + 1e-9 * (hi - lo), name="importance", label="hit importance"
     )
+    h = _split_hist(imp, sig, axis)
     ax = _new_ax(kind, ax)
-    hs, labels = [], []
-    for mask, name in ((sig, "signal hits"), (~sig, "background hits")):
-        if mask.any():
-            hs.append(hist.Hist(axis).fill(imp[mask]))
-            labels.append(f"{name} ({int(mask.sum())})")
-    mplhep.histplot(
-        hs, ax=ax, label=labels, density=True, histtype="step", linewidth=1.6, yerr=False
-    )
+    _draw_split(h, ax)
     ax.set_xlabel("hit importance")
     ax.set_ylabel("normalised entries")
     if log:
         ax.set_yscale("log")
     auc = roc_auc(imp, sig)
     ax.legend(title=f"hit ROC AUC = {auc:.3f}" if np.isfinite(auc) else None, fontsize="small")
-    return _finish(ax)
+    return _finish(ax), h
 
 
 def layer_profile(events: ak.Array, by: Any = None, *, ax=None):
-    """Mean hit importance per detector group (ActsTrack volume/layer; muon station/ring,
-    or ``by`` = any hit fields such as ``"sector"``/``"chamber"``), signal vs background."""
-    kind = detect_kind(events)
+    """Mean hit importance per detector group (ActsTrack: pixel / short strip / long strip,
+    barrel / endcap, layer n; muons: station / ring, or ``by`` = any hit fields such as
+    ``"sector"``/``"chamber"``), signal vs background, with the standard error of the mean.
+
+    Returns:
+        ``(ax, h)``: ``h`` is a :class:`hist.Hist` with axes ``group`` (the labels on the plot)
+        and ``hits`` (``"signal"``, ``"background"``) and Mean storage (count, mean, variance).
+    """
+    from hepx.kinds import detect_kind as kind_of_events
+
+    kind = kind_of_events(events)
     prof = group_profile(events, by)
     names = prof["by"]
     keys = np.stack([prof["keys"][n] for n in names], axis=1) if len(names) else np.zeros((0, 0))
-    short = {
-        "volume_id": "v",
-        "layer_id": "L",
-        "station": "ME",
-        "ring": "/",
-        "sector": "S",
-        "chamber": "C",
-        "endcap": "E",
-    }
-    ticks = [
-        "".join(f"{short.get(n, n + '=')}{k}" for n, k in zip(names, row, strict=True))
-        for row in keys
-    ]
-    width = max(8.0, 0.28 * len(ticks) + 3)
-    ax = _new_ax(kind, ax, figsize=(width, 6.5))
+    ticks = [kind.group_label(dict(zip(names, map(int, row), strict=True))) for row in keys]
+    h = hist.Hist(
+        hist.axis.StrCategory(ticks, name="group", label=" / ".join(names)),
+        hist.axis.StrCategory(["signal", "background"], name="hits"),
+        storage=hist.storage.Mean(),
+    )
+    view = h.view()
+    for j, part in enumerate(("signal", "background")):
+        st = prof[part]
+        view["count"][:, j] = st["count"]
+        view["value"][:, j] = st["mean"]
+        view["_sum_of_deltas_squared"][:, j] = st["std"] ** 2 * st["count"]
+    ax = _new_ax(kind.name, ax, figsize=(max(8.0, 0.28 * len(ticks) + 3), 6.5))
     pos = np.arange(len(ticks))
-    for part, color, shift in (("signal", "tab:red", -0.15), ("background", "tab:blue", 0.15)):
+    for part, color, shift in (("signal", SIGNAL, -0.15), ("background", BACKGROUND, 0.15)):
         st = prof[part]
         ok = st["count"] > 0
         err = np.where(ok, st["std"] / np.sqrt(np.maximum(st["count"], 1)), np.nan)
         ax.errorbar(
-            pos[ok] + shift,
-            st["mean"][ok],
-            yerr=err[ok],
-            fmt="o",
-            ms=4,
-            color=color,
+            pos[ok] + shift, st["mean"][ok], yerr=err[ok], fmt="o", ms=4, color=color,
             label=f"{part} hits",
-        )
+        )  # fmt: skip
     ax.set_xticks(pos)
     ax.set_xticklabels(ticks, rotation=90, fontsize="x-small")
     ax.set_xlim(-0.7, len(ticks) - 0.3)
     ax.tick_params(axis="x", which="minor", bottom=False, top=False)
-    ax.set_xlabel(" / ".join(names))
     ax.set_ylabel("mean hit importance")
     ax.legend(fontsize="small")
-    return _finish(ax)
+    return _finish(ax), h
 
 
 def track_roc(events: ak.Array, *, ax=None, score: str = "importance"):
@@ -263,7 +314,7 @@ def track_roc(events: ak.Array, *, ax=None, score: str = "importance"):
         raise InputError("no signal event with both signal and other tracks: no track ROC")
     fpr, tpr = roc_curve(res["score"], res["is_signal"])
     ax = _new_ax("actstrack", ax)
-    ax.plot(fpr, tpr, lw=2, label=f"track {score}: AUC = {res['auc']:.3f}")
+    ax.plot(fpr, tpr, lw=2, color=SIGNAL, label=f"track {score}: AUC = {res['auc']:.3f}")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
     ax.set_xlabel("background-track efficiency")
     ax.set_ylabel("signal-track efficiency")
@@ -279,7 +330,11 @@ def track_roc(events: ak.Array, *, ax=None, score: str = "importance"):
 
 def axis_angle_hist(events: ak.Array, *, bins: int = 18, ax=None):
     """LRI-Gaussian: angle between each hit's main noise axis and the true track direction,
-    signal vs background hits, with the expectation for a random (isotropic) axis."""
+    signal vs background hits, with the expectation for a random (isotropic) axis.
+
+    Returns:
+        ``(ax, h)``: ``h`` is a :class:`hist.Hist` with axes ``hits`` and ``angle``.
+    """
     if "axis_angle" not in events.hits.fields:
         raise InputError(
             "events carry no hits.axis_angle (only ActsTrack LRI-Gaussian runs have it)"
@@ -288,18 +343,12 @@ def axis_angle_hist(events: ak.Array, *, bins: int = 18, ax=None):
     ang = ak.to_numpy(ak.flatten(events.hits.axis_angle)).astype(float)
     sig = ak.to_numpy(ak.flatten(events.hits.node_label)) > 0
     ok = np.isfinite(ang)
-    axis = hist.axis.Regular(bins, 0.0, 90.0, name="angle", label="angle [deg]")
-    ax = _new_ax(kind, ax)
-    hs, labels = [], []
-    for mask, name in ((sig & ok, "signal hits"), (~sig & ok, "background hits")):
-        if mask.any():
-            hs.append(hist.Hist(axis).fill(ang[mask]))
-            labels.append(name)
-    if not hs:
+    if not ok.any():
         raise InputError("no finite axis angles to histogram")
-    mplhep.histplot(
-        hs, ax=ax, label=labels, density=True, histtype="step", linewidth=1.6, yerr=False
-    )
+    axis = hist.axis.Regular(bins, 0.0, 90.0, name="angle", label="angle [deg]")
+    h = _split_hist(ang[ok], sig[ok], axis)
+    ax = _new_ax(kind, ax)
+    _draw_split(h, ax, counts=False)
     t = np.linspace(0, 90, 200)
     ax.plot(t, np.sin(np.radians(t)) * np.pi / 180, ls="--", color="grey", label="isotropic axis")
     ax.set_xlabel("angle(main noise axis, true track direction) [deg]")
@@ -307,4 +356,4 @@ def axis_angle_hist(events: ak.Array, *, bins: int = 18, ax=None):
     ax.ticklabel_format(axis="y", style="plain", useOffset=False)  # no offset text on the label
     ax.set_xlim(0, 90)
     ax.legend(fontsize="small")
-    return _finish(ax)
+    return _finish(ax), h

@@ -17,9 +17,19 @@ import mplhep
 from hepx.atomic import atomic_file
 from hepx.errors import InputError
 
-__all__ = ["FORMATS", "experiment_label", "figure", "save_figure"]
+__all__ = [
+    "BACKGROUND",
+    "FORMATS",
+    "SIGNAL",
+    "experiment_label",
+    "figure",
+    "save_figure",
+]
 
 FORMATS = ("png", "pdf")
+#: The colours of signal and background in every hepx plot (hits, tracks, curves).
+SIGNAL = "tab:red"
+BACKGROUND = "tab:blue"
 
 
 def _experiment(kind: str) -> tuple[str, str, str, str]:

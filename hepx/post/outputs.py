@@ -3,8 +3,12 @@
 ROOT file layout (all TTrees written with ``mktree`` + ``extend``):
 
 ``events``
-    One entry per scored event: ``event_id`` (int64), ``label`` (int8), ``logit`` / ``prob``
-    (float32, when the events carry them), ``n_hits`` (scored hits), ``max_importance``.
+    ``event_id`` (int64), ``scored`` (bool), ``label`` (int8), ``logit`` / ``prob`` (float32,
+    when the events carry them), ``n_hits`` (scored hits), ``max_importance``. One entry per
+    scored event, or, with a per-entry friend layout (Tau3Mu), one entry per entry of the
+    input tree, friend-ready: events the reader's selection dropped have ``scored`` false,
+    ``label`` -1, NaN scores and 0 hits, so a trigger study gets a score (or NaN) for every
+    input event.
 ``hits_importance``
     Flat, one entry per hit: ``event_id``, ``hit_index``, ``importance`` (float32),
     ``node_label`` (int8), and ``axis_angle`` when present.
@@ -167,21 +171,23 @@ class RootImportanceWriter:
         hit_index = _flat(hits.hit_index, np.int64)
         node_label = _flat(hits.node_label, np.int8)
         if len(events) == 0:
+            self.add_empty_chunk(friend)
             return
         max_imp = np.full(len(events), np.nan, np.float32)
         nz = n_hits > 0
         max_imp[nz] = ak.to_numpy(ak.max(hits.importance[nz], axis=1)).astype(np.float32)
-        self._extend(
-            EVENT_TREE,
-            {
-                "event_id": ev_id,
-                "label": _event_field(events, "label", np.int8, 0),
-                "logit": _event_field(events, "logit", np.float32),
-                "prob": _event_field(events, "prob", np.float32),
-                "n_hits": n_hits,
-                "max_importance": max_imp,
-            },
-        )
+        per_event = {
+            "event_id": ev_id,
+            "scored": np.ones(len(events), bool),
+            "label": _event_field(events, "label", np.int8, 0),
+            "logit": _event_field(events, "logit", np.float32),
+            "prob": _event_field(events, "prob", np.float32),
+            "n_hits": n_hits,
+            "max_importance": max_imp,
+        }
+        if friend is not None:  # one entry per input entry, like the hit-level friend
+            per_event = _per_entry(per_event, _entries(events, friend), friend)
+        self._extend(EVENT_TREE, per_event)
         flat = {
             "event_id": hit_ev,
             "hit_index": hit_index,
@@ -239,12 +245,7 @@ class RootImportanceWriter:
     def _add_muon_friend(
         self, events: ak.Array, friend: FriendLayout, hit_index: np.ndarray, imp: np.ndarray
     ) -> None:
-        start = int(friend.entry_start)
-        entry = (
-            ak.to_numpy(events.entry).astype(np.int64)
-            if "entry" in events.fields
-            else ak.to_numpy(events.event_id).astype(np.int64)
-        ) - start
+        entry = _entries(events, friend)
         n_ev_hits = ak.to_numpy(ak.num(events.hits, axis=1)).astype(np.int64)
         self._write_muon_friend(
             friend,
@@ -262,6 +263,16 @@ class RootImportanceWriter:
             return
         none_i, none_f = np.zeros(0, np.int64), np.zeros(0, np.float32)
         self._write_muon_friend(friend, none_i, none_i, none_i, none_f, none_f, none_f)
+        empty = {
+            "event_id": none_i,
+            "scored": np.zeros(0, bool),
+            "label": np.zeros(0, np.int8),
+            "logit": none_f,
+            "prob": none_f,
+            "n_hits": np.zeros(0, np.int32),
+            "max_importance": none_f,
+        }
+        self._extend(EVENT_TREE, _per_entry(empty, none_i, friend))
 
     def _write_muon_friend(self, friend, entry, hit_entry, hit_index, imp, logit_ev, prob_ev):
         if friend.counts is None:
@@ -316,6 +327,32 @@ class RootImportanceWriter:
             self.close()
         else:
             self._file.close()
+
+
+def _entries(events: ak.Array, friend: FriendLayout) -> np.ndarray:
+    """Each event's entry in the chunk of ``friend`` (from ``entry``, else ``event_id``)."""
+    field = "entry" if "entry" in events.fields else "event_id"
+    return ak.to_numpy(events[field]).astype(np.int64) - int(friend.entry_start)
+
+
+def _per_entry(
+    per_event: dict[str, np.ndarray], entry: np.ndarray, friend: FriendLayout
+) -> dict[str, np.ndarray]:
+    """Per-event columns spread to one row per entry of the friend chunk: unscored entries get
+    ``scored`` False, ``label`` -1, NaN scores and 0 hits."""
+    n = friend.n_entries
+    start = int(friend.entry_start)
+    fill = {"scored": False, "label": -1, "n_hits": 0}
+    out = {
+        k: np.full(n, fill.get(k, np.nan), dtype=v.dtype)
+        for k, v in per_event.items()
+        if k != "event_id"
+    }
+    for k, v in per_event.items():
+        if k != "event_id":
+            out[k][entry] = v
+    ids = friend.event_id if friend.event_id is not None else np.arange(start, start + n)
+    return {"event_id": np.asarray(ids, np.int64), **out}
 
 
 def _track_dtype(name: str):

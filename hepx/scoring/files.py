@@ -96,7 +96,7 @@ def _scorer(job: ScoreJob, state: Mapping[str, Any] | None = None) -> EventScore
 
 def score_one(job: ScoreJob, task: tuple[Any, str]) -> dict[str, Any]:
     """Read, score and write one input into ``job.out_dir``: the unit of parallel work."""
-    from tqdm.auto import tqdm
+    from hepx.progress import progress_bar
 
     item, name = task
     kind = get_kind(job.kind)
@@ -104,7 +104,7 @@ def score_one(job: ScoreJob, task: tuple[Any, str]) -> dict[str, Any]:
     root_path = job.out_dir / f"{name}.importance.root"
     pq_path = job.out_dir / f"{name}.events.parquet"
     counts = {"events": 0, "hits_scored": 0, **({"tracks": 0} if kind.has_tracks else {})}
-    bar = tqdm(desc=f"score {name}", unit="entry", disable=_disable(job.progress), leave=False)
+    bar = progress_bar(progress=job.progress, desc=f"score {name}", unit="entry")
     writer = outputs.RootImportanceWriter(
         root_path, kind.name, friend=kind.file_friend(item, job.options)
     )
@@ -136,10 +136,6 @@ def _count(counts: dict[str, int], scored: ak.Array) -> None:
     counts["hits_scored"] += int(ak.sum(ak.num(scored.hits, axis=1)))
     if "tracks" in counts:
         counts["tracks"] += int(ak.sum(ak.num(scored.tracks, axis=1)))
-
-
-def _disable(progress: bool | None) -> bool | None:
-    return None if progress is None else not progress
 
 
 def score_files(

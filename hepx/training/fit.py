@@ -90,7 +90,7 @@ def train(
     )
     if resume:
         state = load_checkpoint(last)
-        _check_resumable(state, cfg, last)
+        _check_resumable(state, cfg, last, ds.meta)
         loop.restore(state)
     if rank == 0:
         layout.directory.mkdir(parents=True, exist_ok=True)
@@ -156,8 +156,17 @@ def _training_data(cfg: Mapping[str, Any]):
     return ds
 
 
-def _check_resumable(state: Mapping[str, Any], cfg: Mapping[str, Any], path: Path) -> None:
-    """Refuse to resume with a config that differs in anything but ``train.epochs``."""
+def _check_resumable(
+    state: Mapping[str, Any], cfg: Mapping[str, Any], path: Path, meta: Mapping[str, Any]
+) -> None:
+    """Refuse to resume with a config that differs in anything but ``train.epochs``, or on a
+    dataset whose content changed (when both fingerprints are known)."""
+    recorded, current = state["dataset"].get("fingerprint"), meta.get("fingerprint")
+    if recorded is not None and current is not None and recorded != current:
+        raise CheckpointError(
+            f"{path}: the dataset {cfg['dataset']['path']} changed since the run began "
+            "(another content fingerprint); train a new run on it"
+        )
     old = copy.deepcopy(dict(state["config"]))
     new = json.loads(json.dumps(cfg))
     old["dataset"] = {

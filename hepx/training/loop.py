@@ -50,7 +50,7 @@ class FitLoop:
         dataset: the checkpoints' dataset record (:func:`hepx.run.dataset_record`).
         device: where the model runs.
         rank, world: this process and the number of processes.
-        progress: show progress bars (``None``: when stderr is a terminal).
+        progress: show progress bars (``None``: on a terminal or in a notebook).
     """
 
     def __init__(
@@ -206,20 +206,15 @@ class FitLoop:
 
     def train_epoch(self, loader: DataLoader, epoch: int, phase: str) -> np.ndarray:
         """One pass over ``loader``; returns the mean total, prediction and info losses."""
-        from tqdm.auto import tqdm
+        from hepx.progress import progress_bar
 
         t = self.train_cfg
         warm = phase == "warmup"
         self.step.train()
         sums, n_seen = np.zeros(3), 0
-        # tqdm: disable=None hides the bar when stderr is not a terminal
-        hide = (
-            True
-            if self.rank != 0 or self.progress is False
-            else (None if self.progress is None else False)
-        )
         desc = f"epoch {epoch + 1}/{t['epochs']}" + (" (warm-up)" if warm else "")
-        bar = tqdm(loader, desc=desc, disable=hide, leave=False, unit="batch")
+        show = self.progress if self.rank == 0 else False
+        bar = progress_bar(loader, progress=show, desc=desc, unit="batch")
         for i, batch in enumerate(bar):
             if t["max_batches_per_epoch"] is not None and i >= t["max_batches_per_epoch"]:
                 break
@@ -243,12 +238,15 @@ class FitLoop:
     def validate(self, epoch: int, lri: bool) -> tuple[dict[str, float], dict[str, float]]:
         """Metrics of the validation split (and of the live weights when tracked)."""
         ks = self.config["eval"]["precision_k"]
+        show = {"progress": self.progress if self.rank == 0 else False, "desc": "validate"}
         self.recalibrate(self.eval_step, epoch, lri)
-        val = metrics_of(predict(self.eval_model, self.val_loader, device=self.device, lri=lri), ks)
+        pred = predict(self.eval_model, self.val_loader, device=self.device, lri=lri, **show)
+        val = metrics_of(pred, ks)
         live: dict[str, float] = {}
         if self.live is not None:  # what the run would have validated without the average
             self.recalibrate(self._inner_step, epoch, lri)
-            live = metrics_of(predict(self.model, self.val_loader, device=self.device, lri=lri), ks)
+            pred = predict(self.model, self.val_loader, device=self.device, lri=lri, **show)
+            live = metrics_of(pred, ks)
         return val, live
 
     def select_and_save(

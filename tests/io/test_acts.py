@@ -137,3 +137,45 @@ def test_foreign_and_broken_files(tmp_path, foreign_root):
         )
     with pytest.raises(InputError, match=r"missing branch\(es\) tx, ty, tz"):
         read_acts(tmp_path / "partial.root", tmp_path / "particles.root")
+
+
+def test_tracks_are_lorentz_vectors(schema_dir):
+    """Tracks carry vector's Momentum4D behaviour: the Z legs add up to the generated mass,
+    and px/py/pz come back from (pt, eta, phi)."""
+    ev = read_acts(schema_dir / "hits.root", schema_dir / "particles.root", tracks_per_event=None)
+    truth = {e["event_id"]: e for e in EVENTS}
+    signal = ev[ev.label == 1]
+    legs = signal.tracks[signal.tracks.is_signal]
+    assert ak.all(ak.num(legs) == 2)
+    mass = ak.to_numpy((legs[:, 0] + legs[:, 1]).mass)
+    generated = [91.0 if truth[i]["particles"][0][0] == 13 else 92.5 for i in signal.event_id]
+    np.testing.assert_allclose(mass, generated, rtol=1e-4)
+    first = ev[0]
+    parts = truth[int(first.event_id)]["particles"]
+
+    def key(pt, eta):
+        return round(float(pt), 3), round(float(eta), 3)
+
+    momenta = {
+        key(np.hypot(p[2][0], p[2][1]), np.arcsinh(p[2][2] / np.hypot(p[2][0], p[2][1]))): p[2]
+        for p in parts
+    }
+    for track in first.tracks:
+        want = momenta[key(track.pt, track.eta)]
+        np.testing.assert_allclose([track.px, track.py, track.pz], want, rtol=1e-5, atol=1e-5)
+
+
+def test_reader_field_names_do_not_shadow_awkward_attributes(schema_dir, cms_events):
+    """``events.hits.<field>`` must reach the field: no field may be named like an attribute
+    of awkward's Array or Record (``type``, ``layout``, ``mask``, ...)."""
+    reserved = {a for a in set(dir(ak.Array)) | set(dir(ak.Record)) if not a.startswith("_")}
+    acts = read_acts(schema_dir / "hits.root", schema_dir / "particles.root")
+    for events in (acts, cms_events):
+        for record in (
+            events,
+            events.hits,
+            *([events.tracks] if "tracks" in events.fields else []),
+        ):
+            clash = set(record.fields) & reserved
+            assert not clash, clash
+    assert ak.all(cms_events.hits.technology >= 0)  # a field, not an awkward type

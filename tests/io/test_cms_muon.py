@@ -46,6 +46,8 @@ def test_default_filters_select_station1_no_neighbor_no_dt(ntuple):
         raw = slice(starts[e], starts[e + 1])
         np.testing.assert_array_equal(rec.hits.node_label.to_numpy(), fields["truth_tau"][raw][idx])
         np.testing.assert_array_equal(rec.hits.bend.to_numpy(), fields["bend"][raw][idx])
+        tech = rec.hits.technology.to_numpy()  # mu_hit_type, under a name awkward leaves free
+        np.testing.assert_array_equal(tech, fields["type"][raw][idx])
         phi = rec.hits.phi.to_numpy()
         np.testing.assert_allclose(np.degrees(phi), fields["sim_phi"][raw][idx], atol=1e-3)
         assert np.all((phi > -np.pi) & (phi <= np.pi))

@@ -71,8 +71,80 @@ def test_functions_for_notebooks(acts, cms):
     ax = plot.etaphi_display(cms, ax=axes[2])
     assert ax is axes[2] and len(ax.collections) >= 1
     assert len(axes[0].collections) >= 1 and len(axes[1].lines) == 2
-    ax = plot.layer_profile(cms, ["sector"])  # new figure with the experiment label
+    ax, h = plot.layer_profile(cms, ["sector"])  # new figure with the experiment label
     assert {"CMS", "Phase-2 Simulation"} <= {t.get_text() for t in ax.texts}
+    assert h.axes.name == ("group", "hits")
+    plt.close("all")
+
+
+def test_distribution_plots_return_their_hist(acts, cms):
+    """The histograms drawn are returned (hist.Hist), filled with every hit."""
+    import hist
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    for events in (acts, cms):
+        _, h = plot.importance_distribution(events)
+        assert isinstance(h, hist.Hist) and h.axes.name == ("hits", "importance")
+        label = ak.to_numpy(ak.flatten(events.hits.node_label)) > 0
+        assert h["signal", :].sum(flow=True) == label.sum()
+        assert h["background", :].sum(flow=True) == (~label).sum()
+        imp = ak.to_numpy(ak.flatten(events.hits.importance))
+        edges = h.axes["importance"].edges
+        want, _ = np.histogram(imp[label], bins=edges)
+        np.testing.assert_array_equal(h["signal", :].values(), want)
+    _, h = plot.axis_angle_hist(acts)
+    assert h.axes.name == ("hits", "angle")
+    _, h = plot.layer_profile(acts)
+    profile = post.group_profile(acts)
+    np.testing.assert_allclose(h.view()["value"][:, 0][profile["signal"]["count"] > 0],
+                               profile["signal"]["mean"][profile["signal"]["count"] > 0])  # fmt: skip
+    plt.close("all")
+
+
+def test_one_style_signal_red_background_blue(acts):
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    from hepx.plot.style import BACKGROUND, SIGNAL
+
+    ax, _ = plot.importance_distribution(acts)
+    colours = [mcolors.to_hex(line.get_edgecolor()) for line in ax.patches] + [
+        mcolors.to_hex(line.get_color()) for line in ax.lines
+    ]
+    assert mcolors.to_hex(SIGNAL) in colours and mcolors.to_hex(BACKGROUND) in colours
+    ax, _ = plot.layer_profile(acts)
+    used = {mcolors.to_hex(c.get_color()) for c in ax.lines}
+    assert {mcolors.to_hex(SIGNAL), mcolors.to_hex(BACKGROUND)} <= used
+    plt.close("all")
+
+
+def test_layers_named_as_physicists_name_them(acts):
+    import matplotlib.pyplot as plt
+
+    ax, h = plot.layer_profile(acts)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert any(lab.startswith("pixel barrel, layer ") for lab in labels), labels
+    assert not any("volume" in lab for lab in labels)  # the Generic detector's volumes
+    assert list(h.axes["group"]) == labels
+    plt.close("all")
+
+
+def test_displays_keep_text_off_the_hits_and_say_when_tracks_are_sampled(acts, cms):
+    """No text inside the axes; the event and what is shown are the title of the legend, under
+    the axes; a display of sampled tracks says so."""
+    import matplotlib.pyplot as plt
+
+    for draw, events in ((plot.event_display, acts), (plot.etaphi_display, cms)):
+        ax = draw(events)
+        inside = [t for t in ax.texts if t.get_position()[1] < 1.0 and 0 < t.get_position()[0] < 1]
+        assert not [t.get_text() for t in inside if t.get_transform() == ax.transAxes]
+        legend = ax.get_legend()
+        assert legend is not None and legend.get_bbox_to_anchor().y0 < ax.bbox.y0
+        assert legend.get_title().get_text().startswith("event ")
+    sampled = ak.with_field(acts, acts.n_particles + 5, "n_particles")
+    ax = plot.event_display(sampled, 0)
+    assert "sampled" in ax.get_legend().get_title().get_text()
     plt.close("all")
 
 

@@ -88,6 +88,20 @@ def test_score_cms_chunked(tau_lri_run, cms_ntuple, tau_dataset, tmp_path):
     assert ak.all(got == ev.hits.importance)
     assert int(ak.sum(fr.scored)) == len(ev) == entry["events"]
     np.testing.assert_allclose(ak.to_numpy(fr.logit[ev.entry]), ak.to_numpy(ev.logit))
+    # the event-level tree is a friend of the input tree too: a score (or NaN) per input event
+    events = trees["events"]
+    assert len(events) == len(counts)
+    np.testing.assert_array_equal(ak.to_numpy(events.event_id), np.arange(len(counts)))
+    np.testing.assert_array_equal(ak.to_numpy(events.scored), ak.to_numpy(fr.scored))
+    scored = ak.to_numpy(events.scored)
+    assert np.all(np.isnan(ak.to_numpy(events.prob)[~scored]))
+    assert np.all(ak.to_numpy(events.label)[~scored] == -1)
+    np.testing.assert_allclose(
+        ak.to_numpy(events.logit)[ak.to_numpy(ev.entry)], ak.to_numpy(ev.logit)
+    )
+    np.testing.assert_array_equal(
+        ak.to_numpy(events.n_hits)[ak.to_numpy(ev.entry)], ak.to_numpy(ak.num(ev.hits))
+    )
 
 
 def test_score_bad_input(
