@@ -33,6 +33,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +164,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found is None:
+            raise CheckpointError(
+                f"{path}: not a readable hepx checkpoint, corrupted or foreign (not a torch "
+                "file of tensors and plain values); expected a checkpoint written by hepx train"
+            ) from None
+        raise CheckpointError(
+            f"{path}: refused: it asks to load the Python object {found.group(1)}, and hepx "
+            "never unpickles; expected a checkpoint written by hepx train"
+        ) from None
     except Exception as err:
         raise CheckpointError(
             f"{path}: not a readable hepx checkpoint, corrupted or foreign ({type(err).__name__}: "
@@ -172,6 +185,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if int(state.get("version", 0)) > CHECKPOINT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint version {state['version']} is newer than this hepx supports"
+        )
+    missing = [k for k in ("epoch", "config", "model_state") if k not in state]
+    config = state.get("config")
+    if not missing and not (isinstance(config, dict) and isinstance(config.get("model"), dict)):
+        missing.append("config.model")
+    if missing:
+        raise CheckpointError(
+            f"{path}: a damaged hepx checkpoint: missing {', '.join(missing)}; train the run "
+            "again or use another checkpoint"
         )
     return migrate_checkpoint(state)
 
@@ -247,6 +269,11 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> nn.Module:
     from hepx.models import build_model
 
     mcfg = state["config"]["model"]
+    if "pos_dim" not in mcfg or "x_dim" not in mcfg:
+        raise CheckpointError(
+            "a damaged hepx checkpoint: its model config records no data dimensions "
+            "(pos_dim, x_dim)"
+        )
     model = build_model(
         mcfg, pos_dim=mcfg["pos_dim"], x_dim=mcfg["x_dim"], period=mcfg.get("period")
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -39,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The longest error line the command prints (a hostile value must not flood the terminal).
+MAX_ERROR_CHARS = 2000
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``hepx`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
@@ -48,12 +58,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="hepx: %(message)s",
         stream=sys.stderr,
     )
+    previous = _catch_sigterm()
     try:
         args.func(args)
+    except _Terminated:
+        print("hepx: terminated (SIGTERM); nothing half-written was kept", file=sys.stderr)
+        return 143
     except HepxError as err:
-        print(f"hepx: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"hepx: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("hepx: interrupted", file=sys.stderr)
+        print("hepx: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (what batch systems send) unwinds like Ctrl-C: temporaries are removed."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+def _catch_sigterm():
+    """Turn SIGTERM into :class:`_Terminated` while a command runs (main thread only)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)

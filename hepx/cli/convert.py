@@ -27,6 +27,11 @@ def add_parser(sub) -> None:
         "--config",
         help="YAML file (or shipped config, e.g. convert/tau3mu) with a 'reader:' section",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what is at OUT (only a hepx dataset is replaced without it)",
+    )
     add_executor_options(p)
     p.set_defaults(func=run)
 
@@ -37,7 +42,12 @@ def run(args: argparse.Namespace) -> None:
     options = reader_options_of(args.config)
     t0 = time.perf_counter()
     arrays = convert(
-        args.dataset, args.inputs, args.out, reader_options=options, executor=executor_of(args)
+        args.dataset,
+        args.inputs,
+        args.out,
+        reader_options=options,
+        executor=executor_of(args),
+        overwrite=args.overwrite,
     )
     n_pos = int((arrays.sample["y"] > 0).sum())
     log.info(

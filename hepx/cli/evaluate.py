@@ -68,6 +68,11 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of fits and draws")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what is at OUT (only a hepx report is replaced without it)",
+    )
     add_threads_option(p)
     p.set_defaults(func=run)
 
@@ -99,7 +104,13 @@ def run(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     progress = False if args.no_progress else None
     rows = evaluate(
-        args.runs, args.out, methods=methods, device=args.device, progress=progress, **opts
+        args.runs,
+        args.out,
+        methods=methods,
+        device=args.device,
+        progress=progress,
+        overwrite=args.overwrite,
+        **opts,
     )
     log.info(
         "evaluated %d rows in %.0f s -> %s/results.{md,csv}",

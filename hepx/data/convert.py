@@ -26,6 +26,7 @@ def convert(
     *,
     reader_options: Mapping[str, Any] | None = None,
     executor: Executor | None = None,
+    overwrite: bool = False,
 ) -> PointCloudArrays:
     """Read ``inputs`` with the reader of ``kind`` and write a dataset directory ``out_dir``.
 
@@ -38,6 +39,8 @@ def convert(
         reader_options: keyword arguments of the kind's reader (e.g. the ``reader:`` section of
             a YAML config); unknown keys and wrong types are refused before anything is read.
         executor: runs the per-input work (:func:`convert_one`), e.g. on dask; default: here.
+        overwrite: replace whatever is at ``out_dir``; without it only a dataset directory
+            hepx wrote may be replaced (a file, a link or another directory is refused).
 
     Returns:
         The arrays that were written.
@@ -46,7 +49,11 @@ def convert(
     -------
     >>> hepx.data.convert("tau3mu", ["ntuple.root"], "data/tau3mu")  # doctest: +SKIP
     """
+    from hepx.atomic import check_output
+    from hepx.data.dataset import is_dataset_dir
+
     kind = get_kind(kind)
+    check_output(out_dir, overwrite=overwrite, is_ours=is_dataset_dir, what="output directory")
     options = kind.reader_options(reader_options)
     items = kind.input_items(inputs)
     tasks = [(kind.name, item, i, options) for i, item in enumerate(items)]

@@ -136,6 +136,15 @@ def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 24) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+def is_dataset_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a dataset directory written by hepx (its manifest says so)."""
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
@@ -158,6 +167,8 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: corrupted manifest ({err})") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{path}: a manifest is a JSON object, got {type(manifest).__name__}")
     if manifest.get("format") != FORMAT:
         raise InputError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
     if int(manifest.get("version", -1)) > FORMAT_VERSION:
@@ -165,6 +176,12 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
             f"{path}: dataset format version {manifest['version']} is newer than this hepx "
             f"supports ({FORMAT_VERSION}); upgrade hepx"
         )
+    for key in ("point_fields", "sample_fields"):
+        if not isinstance(manifest.get(key), dict):
+            raise InputError(f"{path}: a damaged manifest: no '{key}' mapping; convert again")
+    for key in ("kind", "pos_dim"):
+        if key not in manifest:
+            raise InputError(f"{path}: a damaged manifest: no '{key}'; convert again")
     return manifest
 
 

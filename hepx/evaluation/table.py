@@ -89,6 +89,7 @@ def evaluate(
     methods: Sequence[str] | None = None,
     device: str = "cpu",
     progress: bool | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Evaluate ``methods`` (default: all applicable) on the runs; write the report.
@@ -101,6 +102,8 @@ def evaluate(
         device: ``"cpu"`` or ``"cuda"``.
         progress: progress bars per method and run and over the batches (``None``: on a
             terminal or in a notebook).
+        overwrite: replace whatever is at ``out_dir``; without it only a report hepx wrote
+            may be replaced.
         **options: see :data:`OPTIONS`.
 
     Returns:
@@ -110,9 +113,16 @@ def evaluate(
     -------
     >>> rows = evaluate(["runs/plain", "runs/lri"], "report", max_samples=200)  # doctest: +SKIP
     """
+    from hepx.atomic import check_output
     from hepx.evaluation.report import write_report
 
     opt = validate(OPTIONS, options, where="evaluate options")
+    check_output(
+        out_dir,
+        overwrite=overwrite,
+        is_ours=lambda p: (p / "results.json").exists(),
+        what="report directory",
+    )
     requested = _check_methods(methods)
     if not run_dirs:
         raise InputError("no run directories given")

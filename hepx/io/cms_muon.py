@@ -60,6 +60,7 @@ def read_cms_muon(
     step_size: int | str = "100 MB",
     entry_start: int | None = None,
     entry_stop: int | None = None,
+    nonfinite: str = "error",
 ) -> ak.Array:
     """Read CMS endcap-muon hits into one awkward record per event.
 
@@ -84,7 +85,11 @@ def read_cms_muon(
         Events with fewer selected hits, and signal events with fewer selected signal hits,
         are dropped (and counted in ``events.attrs["hepx_report"]``).
     step_size, entry_start, entry_stop
-        Passed to ``uproot.TTree.iterate`` (chunked reading).
+        Passed to ``uproot.TTree.iterate`` (chunked reading; :class:`MuonChunks` yields the
+        chunks one by one, for bounded memory).
+    nonfinite
+        A NaN or infinite eta, phi or bend in a selected hit is an error (``"error"``, naming
+        the file, branch and count), or the hit is dropped and counted (``"drop"``).
 
     Returns
     -------
@@ -101,40 +106,82 @@ def read_cms_muon(
     >>> events = read_cms_muon("ntuple.root", min_signal_hits=1)     # doctest: +SKIP
     >>> events.hits.phi, events.hits.node_label                       # doctest: +SKIP
     """
-    filters = parse_filters(filters)
-    ttree = open_tree(path, tree)
-    hit_branches, per_event, label_branch = _branches(
-        ttree, filters, truth_branch, label_branch, event_id_branch
-    )
-    report = dict.fromkeys(("events_read", "dropped_no_hits", "dropped_few_hits"), 0)
-    report["dropped_few_signal_hits"] = 0
-    selection = {
-        "filters": filters,
-        "truth_branch": truth_branch,
-        "label_branch": label_branch,
-        "event_id_branch": event_id_branch,
-        "min_hits": min_hits,
-        "min_signal_hits": min_signal_hits,
-    }
-    start = 0 if entry_start is None else entry_start
-    stop = ttree.num_entries if entry_stop is None else min(entry_stop, ttree.num_entries)
-    entries = {"entry_start": start, "entry_stop": stop, "step_size": step_size}
-    chunks = _read_chunks(ttree, hit_branches + per_event, entries, path, report, selection)
-    events = ak.concatenate(chunks) if chunks else ak.Array([])
-    report["events_kept"] = len(events)
-    if len(events) == 0:
-        raise InputError(f"{path}: no events left after the hit filters and minimum-hit cuts")
-    _log_report(path, report)
-    return ak.Array(events, attrs={"hepx_report": report, "hepx_source": str(path)})
+    options = {k: v for k, v in locals().items() if k != "path"}
+    chunks = MuonChunks(path, **options)
+    parts = list(chunks)
+    events = ak.concatenate(parts) if parts else ak.Array([])
+    return chunks.finish(events)
 
 
-def _read_chunks(ttree, branches, entries, path, report, selection) -> list[ak.Array]:
-    """The selected events of every chunk of ``entries`` (uproot's iterate)."""
-    chunk_iter = ttree.iterate(branches, library="ak", report=True, **entries)
-    return [
-        _process_chunk(arrays, entry0=rep.tree_entry_start, report=report, path=path, **selection)
-        for arrays, rep in _guard(chunk_iter, path)
-    ]
+class MuonChunks:
+    """The selected events of a CMS muon ntuple, one uproot chunk at a time (bounded memory).
+
+    Takes :func:`read_cms_muon`'s arguments; iterate for the chunks' events (awkward arrays as
+    :func:`read_cms_muon` returns them). :attr:`report` counts what was read and dropped so far.
+
+    Example
+    -------
+    >>> for events in MuonChunks("ntuple.root", step_size="50 MB"):     # doctest: +SKIP
+    ...     print(len(events))
+    """
+
+    def __init__(self, path: str | os.PathLike, **options: Any) -> None:
+        from hepx.kinds import get_kind
+
+        kind = get_kind("tau3mu")
+        given = kind.reader_options(options, where="read_cms_muon")
+        o = {**{k: f.default for k, f in kind.reader_schema.items()}, **given}
+        self.path = path
+        self.filters = parse_filters(o["filters"])
+        self.tree = open_tree(path, o["tree"])
+        if self.tree.num_entries == 0:
+            raise InputError(f"{path}: the tree '{o['tree']}' has no entries (an empty file)")
+        hit_branches, per_event, label_branch = _branches(
+            self.tree, self.filters, o["truth_branch"], o["label_branch"], o["event_id_branch"]
+        )
+        self.branches = hit_branches + per_event
+        self.selection = {
+            "filters": self.filters,
+            "truth_branch": o["truth_branch"],
+            "label_branch": label_branch,
+            "event_id_branch": o["event_id_branch"],
+            "min_hits": o["min_hits"],
+            "min_signal_hits": o["min_signal_hits"],
+            "nonfinite": o["nonfinite"],
+        }
+        start = 0 if o["entry_start"] is None else o["entry_start"]
+        stop = self.tree.num_entries if o["entry_stop"] is None else o["entry_stop"]
+        self.entries = {
+            "entry_start": start,
+            "entry_stop": min(stop, self.tree.num_entries),
+            "step_size": o["step_size"],
+        }
+        self.report = dict.fromkeys(("events_read", "dropped_no_hits", "dropped_few_hits"), 0)
+        self.report.update(dropped_few_signal_hits=0, dropped_nonfinite_hits=0, events_kept=0)
+
+    def __iter__(self):
+        chunk_iter = self.tree.iterate(self.branches, library="ak", report=True, **self.entries)
+        for arrays, rep in _guard(chunk_iter, self.path):
+            events = _process_chunk(
+                arrays,
+                entry0=rep.tree_entry_start,
+                report=self.report,
+                path=self.path,
+                **self.selection,
+            )
+            self.report["events_kept"] += len(events)
+            if len(events):
+                yield events
+
+    def finish(self, events: ak.Array) -> ak.Array:
+        """``events`` (all chunks) with the report attached, or an error if none was kept."""
+        if len(events) == 0:
+            raise InputError(
+                f"{self.path}: no events left after the hit filters and minimum-hit cuts "
+                f"({self.report['events_read']} read)"
+            )
+        _log_report(self.path, self.report)
+        return ak.Array(events, attrs={"hepx_report": self.report, "hepx_source": str(self.path)})
 
 
 def _branches(ttree, filters, truth_branch, label_branch, event_id_branch):
@@ -180,6 +227,7 @@ def _process_chunk(
     event_id_branch: str | None,
     min_hits: int,
     min_signal_hits: int,
+    nonfinite: str,
     report: dict[str, int],
     path: Any,
 ) -> ak.Array:
@@ -200,6 +248,7 @@ def _process_chunk(
     mask = np.ones(int(counts.sum()), dtype=bool)
     for f in filters:
         mask &= np.asarray(f.mask(flat[f.branch]))
+    mask &= _finite_hits(flat, mask, nonfinite, report, path, entry0)
     if truth_branch is not None:
         truth = flat[truth_branch] != 0
         any_truth = np.bincount(event_of_hit, weights=truth, minlength=n_events) > 0
@@ -234,8 +283,34 @@ def _process_chunk(
     )
 
 
+#: The hit fields the Tau3Mu point clouds use (coordinates and the feature).
+USED_FIELDS = ("eta", "phi", "bend")
+
+
+def _finite_hits(flat, mask, nonfinite: str, report, path, entry0: int) -> np.ndarray:
+    """Hits whose used fields are finite; a selected non-finite hit is an error or dropped."""
+    ok = np.ones(len(mask), dtype=bool)
+    for name in USED_FIELDS:
+        bad = mask & ~np.isfinite(flat[HIT_FIELDS[name]].astype(np.float64))
+        if bad.any() and nonfinite == "error":
+            raise InputError(
+                f"{path}: branch {HIT_FIELDS[name]} has {int(bad.sum())} non-finite values "
+                f"(NaN or inf) in selected hits of entries {entry0} and on; fix the file or "
+                "read it with nonfinite: drop"
+            )
+        ok &= ~bad
+    report["dropped_nonfinite_hits"] += int((mask & ~ok).sum())
+    return ok
+
+
 def _check_lengths(arrays: ak.Array, hit_branches: list[str], entry0: int, path: Any) -> np.ndarray:
     """Hits per entry, checked equal across the jagged branches and the hit counter."""
+    for b in hit_branches:
+        if arrays[b].ndim != 2:
+            raise InputError(
+                f"{path}: branch {b} holds one value per entry; a per-hit branch holds one "
+                "value per hit (a vector branch)"
+            )
     ref = HIT_FIELDS["eta"]
     counts = ak.to_numpy(ak.num(arrays[ref], axis=1))
     for b in hit_branches:

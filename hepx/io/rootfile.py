@@ -19,7 +19,7 @@ def open_root(path: str | os.PathLike) -> uproot.ReadOnlyDirectory:
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a ROOT file")
     try:
-        return uproot.open(path)
+        directory = uproot.open(path)
     except ValueError as err:
         if "not a ROOT file" in str(err):
             raise InputError(f"{path}: not a ROOT file (expected the 'root' magic bytes)") from None
@@ -28,6 +28,13 @@ def open_root(path: str | os.PathLike) -> uproot.ReadOnlyDirectory:
         raise InputError(
             f"{path}: cannot open as ROOT, the file may be truncated or corrupted ({_short(err)})"
         ) from None
+    recorded, size = int(directory.file.fEND), path.stat().st_size
+    if size < recorded:
+        raise InputError(
+            f"{path}: truncated: the file records {recorded} bytes but has {size} "
+            f"({100 * size / recorded:.1f} %); copy it again"
+        )
+    return directory
 
 
 def _short(err: BaseException) -> str:
@@ -35,13 +42,23 @@ def _short(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[:160]}"
 
 
-def list_trees(directory: uproot.ReadOnlyDirectory) -> list[str]:
-    """Names (with sub-directory paths, no cycle numbers) of all TTrees in a file."""
+def _classes(directory: uproot.ReadOnlyDirectory) -> dict[str, str]:
     try:
-        classes = directory.classnames(recursive=True)
+        return directory.classnames(recursive=True)
     except Exception as err:
         raise InputError(f"{directory.file_path}: cannot list keys ({_short(err)})") from None
+
+
+def list_trees(directory: uproot.ReadOnlyDirectory) -> list[str]:
+    """Names (with sub-directory paths, no cycle numbers) of all TTrees in a file."""
+    classes = _classes(directory)
     return sorted({k.split(";")[0] for k, c in classes.items() if c in ("TTree", "TNtuple")})
+
+
+def list_rntuples(directory: uproot.ReadOnlyDirectory) -> list[str]:
+    """Names of the RNTuples (ROOT 7's successor of TTree) in a file."""
+    classes = _classes(directory)
+    return sorted({k.split(";")[0] for k, c in classes.items() if "RNTuple" in c})
 
 
 def open_tree(path: str | os.PathLike, tree: str) -> uproot.TTree:
@@ -49,6 +66,12 @@ def open_tree(path: str | os.PathLike, tree: str) -> uproot.TTree:
     file = open_root(path)
     trees = list_trees(file)
     if tree not in trees:
+        rntuples = list_rntuples(file)
+        if tree in rntuples or (rntuples and not trees):
+            raise InputError(
+                f"{path}: holds RNTuple {', '.join(rntuples)} (ROOT 7), which hepx does not "
+                f"read; expected a TTree '{tree}' (write the file with a TTree writer)"
+            )
         found = ", ".join(trees) if trees else "no TTree at all"
         raise InputError(f"{path}: no TTree '{tree}' (found: {found})")
     try:

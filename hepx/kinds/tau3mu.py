@@ -61,6 +61,9 @@ class Tau3Mu(DatasetKind):
         "step_size": Field("size", "100 MB", doc="uproot read chunk"),
         "entry_start": Field("nonnegint", None, nullable=True, doc="first entry read"),
         "entry_stop": Field("nonnegint", None, nullable=True, doc="entry after the last read"),
+        "nonfinite": Field(
+            "str", "error", choices=("error", "drop"), doc="NaN/inf in a selected hit's values"
+        ),
     }
 
     def reader(self):

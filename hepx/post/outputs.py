@@ -464,7 +464,14 @@ def write_parquet(path: str | os.PathLike, events: ak.Array) -> Path:
 
 
 def read_parquet(path: str | os.PathLike) -> ak.Array:
-    """Read events written by :func:`write_parquet`."""
-    if not Path(path).exists():
+    """Read events written by :func:`write_parquet` (or ``hepx score``)."""
+    path = Path(path)
+    if not path.exists():
         raise InputError(f"{path}: no such file")
-    return ak.from_parquet(path)
+    try:
+        return ak.from_parquet(path)
+    except Exception as err:  # pyarrow's ArrowInvalid, OSError, ... on damaged files
+        raise InputError(
+            f"{path}: not a readable Parquet file, damaged or foreign ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:160]})"
+        ) from None

@@ -247,12 +247,12 @@ def _score_all(
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} exists and is not a directory; choose another output directory")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(
-            f"{out} exists and is not empty; choose another output directory or overwrite it (hepx score --overwrite)"
-        )
+    """An existing output (a file, a link, a directory with content) needs ``overwrite``."""
+    from hepx.atomic import check_output
+
+    check_output(
+        out, overwrite=overwrite, is_ours=lambda p: not any(p.iterdir()), what="output directory"
+    )
 
 
 def _checked_items(kind: DatasetKind, inputs: Sequence[Any], options: Mapping[str, Any]) -> list:
@@ -313,10 +313,26 @@ def load_scored(out: str | os.PathLike) -> tuple[dict[str, Any], ak.Array]:
         raise InputError(f"{out}: no manifest.json (not written by hepx score)")
     try:
         manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not valid JSON ({err})") from None
-    if manifest.get("format") != "hepx-explain":
-        raise InputError(f"{path}: not an hepx score manifest")
-    parts = [outputs.read_parquet(out / o["parquet"]) for o in manifest["outputs"]]
+    if not isinstance(manifest, dict) or manifest.get("format") != "hepx-explain":
+        raise InputError(f"{path}: not a hepx score manifest")
+    outputs_ = manifest.get("outputs")
+    if not isinstance(outputs_, list) or not outputs_:
+        raise InputError(f"{path}: a damaged manifest: no outputs listed")
+    parts = [outputs.read_parquet(_inside(out, o.get("parquet"), path)) for o in outputs_]
     events = ak.concatenate(parts) if len(parts) > 1 else parts[0]
     return manifest, events
+
+
+def _inside(directory: Path, name: object, manifest: Path) -> Path:
+    """``directory / name`` for a file name the manifest lists; never a path outside it."""
+    if not isinstance(name, str) or not name:
+        raise InputError(f"{manifest}: a damaged manifest: an output without its file name")
+    target = (directory / name).resolve()
+    if target.parent != directory.resolve():
+        raise InputError(
+            f"{manifest}: lists {name!r}, which is not a file of {directory}; hepx reads only "
+            "the files of a score output's own directory"
+        )
+    return target

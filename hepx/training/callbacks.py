@@ -108,7 +108,7 @@ class WeightAverage:
         return self.ema.state_dict(), {"ema_updates": self.ema.num_updates}
 
     def restore(self, checkpoint: Mapping[str, Any], path: Any) -> None:
-        if "ema_state" not in checkpoint:
+        if "ema_state" not in checkpoint or "ema_updates" not in checkpoint.get("extra", {}):
             raise CheckpointError(f"{path}: holds no weight average (train.ema_decay)")
         self.ema.load_state_dict(checkpoint["ema_state"], checkpoint["extra"]["ema_updates"])
 

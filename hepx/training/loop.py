@@ -120,6 +120,18 @@ class FitLoop:
 
     def restore(self, checkpoint: Mapping[str, Any]) -> None:
         """Continue from a ``last.pt`` checkpoint (weights, optimiser, history, selection)."""
+        from hepx.errors import CheckpointError
+
+        extra = checkpoint.get("extra")
+        if (
+            not isinstance(extra, dict)
+            or not {"history", "best"} <= set(extra)
+            or not checkpoint.get("optimizer_state")
+        ):
+            raise CheckpointError(
+                f"{self.layout.checkpoint('last')}: cannot resume from it: it lacks the optimiser "
+                "state or the training history (a damaged or best-only checkpoint)"
+            )
         self.model.load_state_dict(checkpoint["model_state"])
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])
         self.start_epoch = checkpoint["epoch"] + 1
@@ -129,6 +141,11 @@ class FitLoop:
         if self.average is not None:
             self.average.restore(checkpoint, self.layout.checkpoint("last"))
         if self.live is not None:
+            if "best_live" not in extra:
+                raise CheckpointError(
+                    f"{self.layout.checkpoint('last')}: holds no live-weight selection "
+                    "(train.ema_track_live was off when it was written)"
+                )
             self.live = LiveTracking(extra["best_live"])
 
     # ------------------------------------------------------------------ the loop
