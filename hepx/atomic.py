@@ -26,7 +26,14 @@ from hepx.errors import InputError
 
 log = logging.getLogger("hepx")
 
-__all__ = ["atomic_dir", "atomic_file", "check_output", "make_dir", "remove_stale_temporaries"]
+__all__ = [
+    "atomic_dir",
+    "atomic_file",
+    "check_creatable",
+    "check_output",
+    "make_dir",
+    "remove_stale_temporaries",
+]
 
 _TMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
 
@@ -85,6 +92,22 @@ def make_dir(path: str | os.PathLike) -> Path:
         ) from None
     except PermissionError:
         raise InputError(f"cannot create the directory {path}: permission denied") from None
+    return path
+
+
+def check_creatable(path: str | os.PathLike, *, what: str = "output directory") -> Path:
+    """Check, before any work, that the directory ``path`` exists or can be created: it is no
+    file and no file stands where one of its parents should be (one-line :class:`InputError`)."""
+    path = Path(path)
+    if path.is_symlink() and not path.is_dir():
+        raise InputError(f"{path}: a link to nothing; expected the {what}")
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path} is a file; expected the {what} (choose another path)")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise InputError(
+            f"cannot create the {what} {path}: {blocker} is a file; choose another path"
+        )
     return path
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import pickle
 import re
@@ -42,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 from hepx.atomic import atomic_file
 from hepx.errors import CheckpointError, InputError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
@@ -425,8 +428,24 @@ class TrainedRun:
         check_compatible(
             self.config["model"], ds.meta, what=f"run {self.directory} and data {dpath}"
         )
+        if path is None:
+            self._say_recorded_dataset(dpath, ds.meta)
         ds.meta["path"] = str(dpath)
         return ds
+
+    def _say_recorded_dataset(self, dpath: Path, meta: Mapping[str, Any]) -> None:
+        """Say that the run's recorded dataset path is followed, and whether its content is
+        still what the run was trained on (a checkpoint's path is never followed silently)."""
+        recorded, current = self.state["dataset"].get("fingerprint"), meta.get("fingerprint")
+        if recorded is not None and recorded != current:
+            log.warning(
+                "run %s: the dataset at its recorded path %s is not the one it was trained on "
+                "(other content); its splits are not the run's",
+                self.directory,
+                dpath,
+            )
+        else:
+            log.info("run %s: using its recorded dataset %s", self.directory, dpath)
 
     def splits(self, path: str | os.PathLike | None = None) -> dict[str, PointCloudDataset]:
         """The run's train / val / test split of its dataset (or of the one at ``path``)."""

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
 
     options = reader_options_of(args.config)
     t0 = time.perf_counter()
-    arrays = convert(
+    manifest = convert(
         args.dataset,
         args.inputs,
         args.out,
@@ -49,12 +49,11 @@ def run(args: argparse.Namespace) -> None:
         executor=executor_of(args),
         overwrite=args.overwrite,
     )
-    n_pos = int((arrays.sample["y"] > 0).sum())
     log.info(
         "wrote %s: %d samples (%d positive), %d points, in %.1f s",
         args.out,
-        arrays.num_samples,
-        n_pos,
-        arrays.num_points,
+        manifest["num_samples"],
+        manifest["num_positive"],
+        manifest["num_points"],
         time.perf_counter() - t0,
     )

@@ -83,6 +83,7 @@ def run_tau3mu(args: argparse.Namespace) -> None:
         seed=args.seed,
         signal_fraction=args.signal_fraction,
         pileup=args.pileup,
+        truth=False,
     )
     _done(args, time.perf_counter() - t0, "ntuple.root")
 

@@ -15,6 +15,7 @@ No pickle anywhere, and no split frozen into the cache: splits are drawn at load
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -81,24 +82,6 @@ class PointCloudArrays:
         return int(self.ptr[-1])
 
 
-def concat_arrays(parts: Sequence[PointCloudArrays]) -> PointCloudArrays:
-    """Concatenate datasets of the same kind (e.g. one per input file)."""
-    if not parts:
-        raise InputError("nothing to concatenate: no input produced any sample")
-    meta = dict(parts[0].meta)
-    for p in parts[1:]:
-        for key in ("kind", "pos_dim", "x_dim"):
-            if p.meta.get(key) != meta.get(key):
-                raise InputError(
-                    f"cannot combine inputs with different {key}: {meta.get(key)} and {p.meta.get(key)}"
-                )
-    offsets = np.cumsum([0] + [p.num_points for p in parts[:-1]])
-    ptr = np.concatenate([[0]] + [p.ptr[1:] + o for p, o in zip(parts, offsets, strict=True)])
-    point = {k: np.concatenate([p.point[k] for p in parts]) for k in parts[0].point}
-    sample = {k: np.concatenate([p.sample[k] for p in parts]) for k in parts[0].sample}
-    return PointCloudArrays(ptr.astype(np.int64), point, sample, meta)
-
-
 def save_arrays(
     arrays: PointCloudArrays,
     out_dir: str | os.PathLike,
@@ -106,22 +89,47 @@ def save_arrays(
     extra_manifest: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``arrays`` as a dataset directory, atomically (temporary name, renamed at the end)."""
+    from hepx.data.writer import DatasetPart
+
     out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        part = DatasetPart(tmp / ".parts" / "00000")
+        part.append(arrays)
+        part.close(arrays.meta.get("report"))
+        write_dataset(tmp, [part.directory], extra_manifest=extra_manifest)
+    return out_dir
+
+
+def write_dataset(
+    directory: Path, parts: Sequence[Path], *, extra_manifest: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Assemble dataset parts (:mod:`hepx.data.writer`) into ``directory``'s ``arrays.npz`` and
+    ``manifest.json``, then remove the parts; returns the manifest."""
+    import shutil
+
+    from hepx.data.writer import write_npz
+
+    summary = write_npz(parts, directory / ARRAYS)
+    for part in parts:
+        shutil.rmtree(part)
+    with contextlib.suppress(OSError):  # the parts' folder, when now empty
+        Path(parts[0]).parent.rmdir()
     manifest = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        **arrays.meta,
-        "num_samples": arrays.num_samples,
-        "num_points": arrays.num_points,
-        "point_fields": {k: [str(v.dtype), list(v.shape[1:])] for k, v in arrays.point.items()},
-        "sample_fields": {k: [str(v.dtype), list(v.shape[1:])] for k, v in arrays.sample.items()},
+        **summary["meta"],
+        "num_samples": summary["num_samples"],
+        "num_points": summary["num_points"],
+        "num_positive": summary["num_positive"],
+        "point_fields": summary["point_fields"],
+        "sample_fields": summary["sample_fields"],
+        "reports": summary["reports"],
         **(dict(extra_manifest) if extra_manifest else {}),
+        "fingerprint": file_fingerprint(directory / ARRAYS),
     }
-    with atomic_dir(out_dir) as tmp:
-        np.savez(tmp / ARRAYS, ptr=arrays.ptr, **arrays.point, **arrays.sample)
-        manifest["fingerprint"] = file_fingerprint(tmp / ARRAYS)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
-    return out_dir
+    text = json.dumps(manifest, indent=2, default=_json_default) + "\n"
+    (directory / MANIFEST).write_text(text)
+    return manifest
 
 
 def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 24) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import awkward as ak
@@ -197,6 +197,7 @@ def read_acts(
     mass_window: float = 2.0,
     seed: int = 0,
     step_size: int | str = "100 MB",
+    nonfinite: str = "error",
 ) -> ak.Array:
     """Read ACTS hits and particles into one awkward record per event, with Z -> ll truth.
 
@@ -206,6 +207,11 @@ def read_acts(
     Tracks are particles with at least ``min_track_hits`` hits; ``tracks_per_event`` of them are
     kept per event (the signal pair always, the rest sampled without replacement with ``seed``;
     ``None`` keeps all). Only the kept tracks' hits are returned.
+
+    A NaN or infinite hit position or momentum (``tx, ty, tz, tpx, tpy, tpz``) or particle
+    momentum or mass is an error naming the file, branch and count (``nonfinite="error"``), or
+    the hit / particle is dropped and counted in the report (``nonfinite="drop"``; a dropped
+    particle's hits then have no particle).
 
     The hits schema is detected from the branch names (<= v43 packed ``particle_id``,
     v44.0 ``barcode`` vector, v44.3 ``barcode_*``), as is the particles layout (one entry per
@@ -234,13 +240,8 @@ def read_acts(
         raise InputError(
             f"tracks_per_event must be >= 2 (the signal pair) or None, got {tracks_per_event}"
         )
-    h, schema = _read_hits(hits, hits_tree, step_size)
-    p = _read_particles(particles, particles_tree, step_size)
-    report: dict[str, Any] = {"hits_read": len(h["event_id"]), "particles_read": len(p["event_id"])}
-    if len(h["event_id"]) == 0:
-        raise InputError(f"{hits}: the hits tree is empty")
-    if len(p["event_id"]) == 0:
-        raise InputError(f"{particles}: the particles tree holds no particle")
+    trees = (hits_tree, particles_tree)
+    h, p, schema, report = _read_checked(hits, particles, trees, step_size, nonfinite)
     p, matched, h_prow, n_hits = _match_hits(h, p, particles)
     report["hits_without_particle"] = int((~matched).sum())
     # Events are those of the particles table (sorted by event_id through the key order).
@@ -259,6 +260,54 @@ def read_acts(
         raise InputError(f"{hits}: no event has a track with >= {min_track_hits} hits")
     _log_report(hits, report)
     return ak.Array(events, attrs={"hepx_report": report, "hepx_source": str(hits)})
+
+
+def _read_checked(hits: Any, particles: Any, trees: tuple[str, str], step_size, nonfinite: str):
+    """The hits and particles tables, checked non-empty and finite; their schema; the report."""
+    if nonfinite not in ("error", "drop"):
+        raise InputError(f"nonfinite must be 'error' or 'drop', got {nonfinite!r}")
+    h, schema = _read_hits(hits, trees[0], step_size)
+    p = _read_particles(particles, trees[1], step_size)
+    report: dict[str, Any] = {"hits_read": len(h["event_id"]), "particles_read": len(p["event_id"])}
+    if len(h["event_id"]) == 0:
+        raise InputError(f"{hits}: the hits tree '{trees[0]}' has no entries (an empty file)")
+    if len(p["event_id"]) == 0:
+        raise InputError(f"{particles}: the particles tree '{trees[1]}' holds no particle")
+    h = _finite_rows(h, HIT_USED, nonfinite, hits, "hits", report)
+    p = _finite_rows(p, PARTICLE_USED, nonfinite, particles, "particles", report)
+    return h, p, schema, report
+
+
+#: Branches whose values the point clouds and the truth use: checked to be finite.
+HIT_USED = ("tx", "ty", "tz", "tpx", "tpy", "tpz")
+PARTICLE_USED = ("px", "py", "pz", "m")
+
+
+def _finite_rows(
+    rows: dict[str, np.ndarray],
+    names: Sequence[str],
+    nonfinite: str,
+    path: Any,
+    what: str,
+    report: dict[str, Any],
+) -> dict[str, np.ndarray]:
+    """``rows`` without entries whose ``names`` values are NaN or infinite (``"drop"``, counted
+    as ``dropped_nonfinite_<what>``), or an error naming the branch and count (``"error"``)."""
+    bad = np.zeros(len(rows[names[0]]), dtype=bool)
+    for name in names:
+        bad_here = ~np.isfinite(rows[name])
+        if bad_here.any() and nonfinite == "error":
+            raise InputError(
+                f"{path}: branch {name} has {int(bad_here.sum())} non-finite values (NaN or "
+                f"inf) in {what}; fix the file or read it with nonfinite: drop"
+            )
+        bad |= bad_here
+    report[f"dropped_nonfinite_{what}"] = int(bad.sum())
+    if not bad.any():
+        return rows
+    kept = {k: v[~bad] for k, v in rows.items()}
+    kept.setdefault("entry", np.flatnonzero(~bad))  # the tree entries of the kept rows
+    return kept
 
 
 def _assemble(h, p, p_ev, ev_ids, matched, h_prow, n_hits, is_signal, candidate, keep):
@@ -370,7 +419,8 @@ def _sample_tracks(
 def _hit_fields(
     h: Mapping[str, np.ndarray], sel: np.ndarray, track: np.ndarray, signal: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The per-hit fields of the kept hits ``sel`` (entries of the hits tree)."""
+    """The per-hit fields of the kept hits ``sel`` (rows of ``h``; ``h["entry"]``, when there,
+    maps them to entries of the hits tree)."""
     geo = decode_geometry_id(h["geometry_id"][sel])
     return {
         "x": h["tx"][sel],
@@ -389,7 +439,7 @@ def _hit_fields(
         "track": track.astype(np.int32),
         "index": h["index"][sel].astype(np.int32),
         "node_label": signal.astype(np.int8),
-        "hit_index": sel.astype(np.int64),
+        "hit_index": (h["entry"][sel] if "entry" in h else sel).astype(np.int64),
     }
 
 

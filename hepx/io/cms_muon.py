@@ -173,14 +173,19 @@ class MuonChunks:
             if len(events):
                 yield events
 
-    def finish(self, events: ak.Array) -> ak.Array:
-        """``events`` (all chunks) with the report attached, or an error if none was kept."""
-        if len(events) == 0:
+    def check_kept(self) -> None:
+        """Raise :class:`InputError` if no event was kept (call after iterating); log the
+        report otherwise."""
+        if self.report["events_kept"] == 0:
             raise InputError(
                 f"{self.path}: no events left after the hit filters and minimum-hit cuts "
                 f"({self.report['events_read']} read)"
             )
         _log_report(self.path, self.report)
+
+    def finish(self, events: ak.Array) -> ak.Array:
+        """``events`` (all chunks) with the report attached, or an error if none was kept."""
+        self.check_kept()
         return ak.Array(events, attrs={"hepx_report": self.report, "hepx_source": str(self.path)})
 
 

@@ -38,6 +38,7 @@ def read_generic(
     tree: str = "samples",
     period: Sequence[float | None] | None = None,
     step_size: int | str = "100 MB",
+    nonfinite: str = "error",
 ) -> ak.Array:
     """Read generic point clouds from Parquet (``.parquet``) or ROOT (``.root``).
 
@@ -55,7 +56,14 @@ def read_generic(
     -------
     awkward.Array
         One record per sample: ``sample_id`` (int64), ``y``, and ``points``, a jagged record of
-        ``pos_0..pos_{D-1}``, ``x_0..x_{F-1}`` and ``node_label`` when present.
+        ``pos_0..pos_{D-1}``, ``x_0..x_{F-1}``, ``node_label`` when present and ``index`` (the
+        point's position in the file's row).
+
+    Example
+    -------
+    >>> samples = read_generic("synmol.parquet", nonfinite="drop")     # doctest: +SKIP
+    >>> samples.attrs["hepx_report"]["dropped_nonfinite_points"]       # doctest: +SKIP
+    0
     """
     path = Path(path)
     table, columns = _read_table(path, tree, step_size)
@@ -64,21 +72,24 @@ def read_generic(
         raise InputError(
             f"period has {len(period)} entries but the data has {len(pos_cols)} coordinates"
         )
-    counts = ak.to_numpy(ak.num(table[pos_cols[0]], axis=1))
-    for c in point_cols[1:]:
-        other = ak.to_numpy(ak.num(table[c], axis=1))
-        if not np.array_equal(other, counts):
-            bad = int(np.flatnonzero(other != counts)[0])
-            raise InputError(
-                f"{path}: jagged columns of mismatched length: {c} has {other[bad]} entries but "
-                f"{pos_cols[0]} has {counts[bad]} in sample {bad}"
-            )
+    if len(table) == 0:
+        raise InputError(f"{path}: holds no sample (0 rows); expected one row per point cloud")
+    counts = _point_counts(table, point_cols, path)
+    if nonfinite not in ("error", "drop"):
+        raise InputError(f"nonfinite must be 'error' or 'drop', got {nonfinite!r}")
     n = len(table)
     sample_id = (
         ak.to_numpy(table["sample_id"]).astype(np.int64) if "sample_id" in columns else np.arange(n)
     )
-    empty = counts == 0
     points = ak.zip({c: table[c] for c in point_cols})
+    points = ak.with_field(points, ak.local_index(table[pos_cols[0]], axis=1), "index")
+    value_cols = [c for c in point_cols if c != "node_label"]
+    finite = _finite_points(table, value_cols, nonfinite, path)
+    n_nonfinite = int(len(finite) - finite.sum())
+    if n_nonfinite:
+        points = points[ak.unflatten(finite, counts)]
+        counts = ak.to_numpy(ak.num(points, axis=1))
+    empty = counts == 0
     out = ak.zip(
         {
             "sample_id": sample_id[~empty],
@@ -87,7 +98,8 @@ def read_generic(
         },
         depth_limit=1,
     )
-    report = {"events_read": n, "dropped_no_hits": int(empty.sum())}
+    report = {"events_read": n, "dropped_nonfinite_points": n_nonfinite}
+    report["dropped_no_hits"] = int(empty.sum())
     report["events_kept"] = int((~empty).sum())
     if report["events_kept"] == 0:
         raise InputError(f"{path}: no sample has any point")
@@ -95,6 +107,35 @@ def read_generic(
     if period is not None:
         attrs["hepx_period"] = [None if p is None else float(p) for p in period]
     return ak.Array(out, attrs=attrs)
+
+
+def _point_counts(table: ak.Array, point_cols: Sequence[str], path: Path) -> np.ndarray:
+    """Points per sample, checked equal across the jagged columns."""
+    counts = ak.to_numpy(ak.num(table[point_cols[0]], axis=1))
+    for c in point_cols[1:]:
+        other = ak.to_numpy(ak.num(table[c], axis=1))
+        if not np.array_equal(other, counts):
+            bad = int(np.flatnonzero(other != counts)[0])
+            raise InputError(
+                f"{path}: jagged columns of mismatched length: {c} has {other[bad]} entries but "
+                f"{point_cols[0]} has {counts[bad]} in sample {bad}"
+            )
+    return counts
+
+
+def _finite_points(table: ak.Array, columns: Sequence[str], nonfinite: str, path: Path):
+    """Flat boolean per point: all of ``columns`` finite; a non-finite value is an error
+    unless ``nonfinite == "drop"``."""
+    finite = None
+    for c in columns:
+        ok = np.isfinite(ak.to_numpy(ak.flatten(table[c], axis=1)).astype(np.float64))
+        if not ok.all() and nonfinite == "error":
+            raise InputError(
+                f"{path}: column {c} has {int((~ok).sum())} non-finite values (NaN or inf); "
+                "fix the file or read it with nonfinite: drop"
+            )
+        finite = ok if finite is None else finite & ok
+    return finite
 
 
 def _read_table(path: Path, tree: str, step_size: int | str) -> tuple[ak.Array, list[str]]:

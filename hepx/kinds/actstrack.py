@@ -64,6 +64,9 @@ class ActsTrack(DatasetKind):
         "mass_window": Field("posnumber", 2.0, doc="|m_ll - m_Z| of a signal pair, GeV"),
         "seed": Field("int", 0, doc="seed of the track sampling"),
         "step_size": Field("size", "100 MB", doc="uproot read chunk"),
+        "nonfinite": Field(
+            "str", "error", choices=("error", "drop"), doc="NaN/inf in a hit's or particle's values"
+        ),
     }
 
     def reader(self):

@@ -133,6 +133,16 @@ class DatasetKind:
         """Reader events of one item."""
         return self.reader()(item, **options)
 
+    def read_chunks(
+        self, item: Item, options: Mapping[str, Any], report: dict[str, Any]
+    ) -> Iterator[ak.Array]:
+        """Reader events of one item, one chunk at a time (what ``hepx convert`` streams);
+        ``report`` receives the reader's counts when the item is done. The base class reads
+        the item whole (one chunk)."""
+        events = self.read(item, options)
+        report.update(events.attrs.get("hepx_report", {}) if events.attrs else {})
+        yield events
+
     def check_input(self, item: Item, options: Mapping[str, Any]) -> None:
         """Raise :class:`InputError` if ``item`` is not an input of this kind."""
 

@@ -23,6 +23,9 @@ class Generic(DatasetKind):
         "tree": Field("str", "samples", doc="TTree name of ROOT input"),
         "period": Field("period", None, nullable=True, doc="period per coordinate"),
         "step_size": Field("size", "100 MB", doc="uproot read chunk"),
+        "nonfinite": Field(
+            "str", "error", choices=("error", "drop"), doc="NaN/inf in a point's values"
+        ),
     }
 
     def reader(self):
@@ -48,7 +51,9 @@ def generic_arrays(samples: ak.Array, *, source_file: int = 0):
 
     pts = samples.points
     pos_names = sorted((f for f in pts.fields if f.startswith("pos_")), key=lambda f: int(f[4:]))
-    x_names = sorted((f for f in pts.fields if f.startswith("x_")), key=lambda f: int(f[2:]))
+    x_names = sorted(
+        (f for f in pts.fields if f.startswith("x_") and f[2:].isdigit()), key=lambda f: int(f[2:])
+    )
     pos = np.stack([flat(pts[f], np.float32) for f in pos_names], axis=1)
     n_pts = len(pos)
     x = (
@@ -67,7 +72,7 @@ def generic_arrays(samples: ak.Array, *, source_file: int = 0):
             "pos": pos,
             "x": x,
             "node_label": node_label,
-            "hit_index": flat(ak.local_index(pts.pos_0, axis=1), np.int64),
+            "hit_index": flat(pts["index"], np.int64),
         },
         sample={
             "y": ak.to_numpy(samples.y).astype(np.int8),

@@ -75,8 +75,19 @@ class Tau3Mu(DatasetKind):
         """:func:`hepx.sim.simulate_tau3mu`."""
         from hepx.sim import simulate_tau3mu
 
-        simulate_tau3mu(out, events=events, seed=seed, **options)
+        simulate_tau3mu(out, events=events, seed=seed, truth=False, **options)
         return [Path(out) / "ntuple.root"]
+
+    def read_chunks(
+        self, item: Path, options: Mapping[str, Any], report: dict[str, Any]
+    ) -> Iterator[ak.Array]:
+        """The ntuple ``step_size`` at a time (:class:`hepx.io.cms_muon.MuonChunks`)."""
+        from hepx.io.cms_muon import MuonChunks
+
+        chunks = MuonChunks(item, **options)
+        yield from chunks
+        chunks.check_kept()
+        report.update(chunks.report)
 
     def check_input(self, item: Path, options: Mapping[str, Any]) -> None:
         from hepx.io.cms_muon import HIT_FIELDS

@@ -63,7 +63,7 @@ import numba
 import numpy as np
 import uproot
 
-from hepx.atomic import atomic_file
+from hepx.atomic import atomic_file, check_creatable, make_dir
 from hepx.errors import ConfigError
 from hepx.sim.detector_acts import (
     CYLINDER,
@@ -1239,9 +1239,8 @@ def simulate_actstrack(
         muon_fraction=muon_fraction,
         hit_efficiency=hit_efficiency,
     )
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out_dir {str(out)!r} is a file; expected a directory")
+    out = check_creatable(out_dir)
+    make_dir(out)
     return _write(cfg, out)
 
 

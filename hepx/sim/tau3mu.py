@@ -60,7 +60,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from hepx.atomic import atomic_file
+from hepx.atomic import atomic_file, check_creatable, make_dir
 from hepx.errors import ConfigError
 from hepx.sim.detector_cms import (
     CSC,
@@ -228,7 +228,8 @@ def simulate_tau3mu(
     pileup: float = 200,
     chunk_size: int = 10000,
     compression: Any = ...,
-) -> Tau3MuTruth:
+    truth: bool = True,
+) -> Tau3MuTruth | None:
     """Simulate Tau3Mu events in the CMS endcap muon system and write ``out_dir/ntuple.root``.
 
     Parameters
@@ -251,11 +252,15 @@ def simulate_tau3mu(
         ``...`` (default: ZLIB level 1), ``None``/``"none"``, an ``uproot`` compression object,
         or a string ``"zlib"``, ``"lzma"``, ``"lz4"``, ``"zstd"`` with an optional level
         (``"zlib:6"``).
+    truth
+        Keep and return the per-event generator truth (a few bytes per event); ``False``
+        returns ``None`` and keeps memory independent of ``events``.
 
     Returns
     -------
-    Tau3MuTruth
-        Per-event generator truth (entry order) and the output path.
+    Tau3MuTruth or None
+        Per-event generator truth (entry order) and the output path (``None`` when not
+        ``truth``).
 
     Raises
     ------
@@ -269,9 +274,8 @@ def simulate_tau3mu(
     pileup = _check_float("pileup", pileup, lo=0.0, hi=1000.0)
     comp = _parse_compression(compression)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"out_dir {str(out_dir)!r} is a file; expected a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_creatable(out_dir)
+    make_dir(out_dir)
     final = out_dir / FILE_NAME
 
     truths: list[dict[str, np.ndarray]] = []
@@ -288,7 +292,10 @@ def simulate_tau3mu(
                         field_name=lambda outer, inner: f"{outer}_{inner}",
                     )
                 tree.extend(arrays)
-                truths.append(chunk["truth"])
+                if truth:
+                    truths.append(chunk["truth"])
+    if not truth:
+        return None
     return Tau3MuTruth(
         path=final, **{k: np.concatenate([t[k] for t in truths]) for k in _TRUTH_FIELDS}
     )

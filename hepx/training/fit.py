@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import os
-from collections.abc import Mapping
+import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
-from hepx.atomic import atomic_file
+from hepx.atomic import atomic_file, make_dir
 from hepx.config.run import resolve_run_config
 from hepx.errors import CheckpointError, ConfigError, InputError
 from hepx.run import RunLayout, dataset_record, load_checkpoint, resolve_dataset_path
@@ -52,8 +54,6 @@ def train(
     >>> cfg["dataset"]["path"] = "data/tau3mu"                                           # doctest: +SKIP
     >>> hepx.training.train(cfg, "runs/tau3mu")["test_pred_auc"]                          # doctest: +SKIP
     """
-    from hepx.models import build_model
-
     cfg = resolve_run_config(config)
     cfg["dataset"]["path"] = str(resolve_dataset_path(cfg["dataset"]["path"]))
     rank, world = rank_and_world()
@@ -65,6 +65,45 @@ def train(
             f"{layout.directory} already holds a run: resume it (hepx train --resume) or train "
             "into another directory"
         )
+    created = _check_run_directory(layout)
+    with _discarded_on_failure(layout, created and rank == 0):
+        return _fit(cfg, layout, dev, rank, world, resume, progress)
+
+
+def _check_run_directory(layout: RunLayout) -> bool:
+    """Refuse a run directory that is a file, lies below one, or is someone else's non-empty
+    directory; returns whether it does not exist yet (and is created by this run)."""
+    from hepx.atomic import check_creatable
+
+    directory = layout.directory
+    check_creatable(directory, what="run directory")
+    if not directory.exists():
+        return True
+    if any(directory.iterdir()) and not layout.config.exists():
+        raise InputError(
+            f"{directory}: a non-empty directory that is not a hepx run; train into a new or "
+            "empty directory"
+        )
+    return False
+
+
+@contextlib.contextmanager
+def _discarded_on_failure(layout: RunLayout, created: bool) -> Iterator[None]:
+    """A run directory this run created is removed again if the run fails (or is stopped)
+    before its first checkpoint: nothing half-written is left behind."""
+    try:
+        yield
+    except BaseException:
+        if created and not layout.checkpoint("last").exists():
+            shutil.rmtree(layout.directory, ignore_errors=True)
+        raise
+
+
+def _fit(cfg, layout: RunLayout, dev, rank: int, world: int, resume: bool, progress) -> dict:
+    """Build the data, the model and the loop of a checked config; run the loop."""
+    from hepx.models import build_model
+
+    last = layout.checkpoint("last")
     ds = _training_data(cfg)
     splits = ds.split(cfg["dataset"]["split"], seed=cfg["dataset"]["split_seed"])
     torch.manual_seed(cfg["train"]["seed"])  # weight initialisation
@@ -93,7 +132,7 @@ def train(
         _check_resumable(state, cfg, last, ds.meta)
         loop.restore(state)
     if rank == 0:
-        layout.directory.mkdir(parents=True, exist_ok=True)
+        make_dir(layout.directory)
         with atomic_file(layout.config) as tmp:
             tmp.write_text(yaml.safe_dump(json.loads(json.dumps(cfg)), sort_keys=False))
         _record_environment(layout, dev, world, resume)

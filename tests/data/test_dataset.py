@@ -66,10 +66,10 @@ def test_tau3mu_dataset(tmp_path):
     counts, fields, is_sig = cf.random_hits(rng, 40)
     cf.write_cms(tmp_path / "a.root", counts, fields, is_sig.astype(int))
     cf.write_cms(tmp_path / "b.root", counts, fields, is_sig.astype(int))
-    arrays = convert("tau3mu", [tmp_path / "a.root", tmp_path / "b.root"], tmp_path / "ds")
+    manifest = convert("tau3mu", [tmp_path / "a.root", tmp_path / "b.root"], tmp_path / "ds")
     ds = load_dataset(tmp_path / "ds")
     assert ds.meta["period"] == [None, pytest.approx(2 * np.pi)] and ds.num_point_features == 1
-    assert len(ds) == arrays.num_samples and len(ds) % 2 == 0
+    assert len(ds) == manifest["num_samples"] and len(ds) % 2 == 0
     half = len(ds) // 2
     assert ds[0].source_file.item() == 0 and ds[half].source_file.item() == 1
     assert torch.equal(ds[0].pos, ds[half].pos)
@@ -84,7 +84,7 @@ def test_generic_roundtrip(tmp_path):
     y = rng.integers(0, 2, 20)
     write_generic(tmp_path / "g.parquet", pos=pos, y=y, x=x, node_label=lab)
     s = read_generic(tmp_path / "g.parquet")
-    assert s.points.fields == ["pos_0", "pos_1", "pos_2", "x_0", "x_1", "node_label"]
+    assert s.points.fields == ["pos_0", "pos_1", "pos_2", "x_0", "x_1", "node_label", "index"]
     convert("generic", [tmp_path / "g.parquet"], tmp_path / "ds")
     ds = load_dataset(tmp_path / "ds")
     assert ds.meta["pos_dim"] == 3 and ds.meta["x_dim"] == 2

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import uproot
 
-from hepx.errors import ConfigError
+from hepx.errors import ConfigError, InputError
 from hepx.sim import actstrack
 from hepx.sim import kinematics as kin
 from hepx.sim.actstrack import ActsTrackTruth, simulate_actstrack
@@ -615,7 +615,7 @@ def test_bad_arguments_raise_config_error(tmp_path, kwargs, words):
 def test_out_dir_that_is_a_file(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    with pytest.raises(ConfigError, match="directory"):
+    with pytest.raises(InputError, match="is a file; expected the output directory"):
         simulate_actstrack(f, events=2)
 
 

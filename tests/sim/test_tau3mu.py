@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import uproot
 
-from hepx.errors import ConfigError
+from hepx.errors import ConfigError, InputError
 from hepx.sim.tau3mu import BLOCK_EVENTS, simulate_tau3mu
 
 TREE = "Ntuplizer/MuonTrackTree"
@@ -423,7 +423,7 @@ def test_bad_arguments(tmp_path, kwargs, word):
 def test_out_dir_that_is_a_file(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    with pytest.raises(ConfigError, match="out_dir"):
+    with pytest.raises(InputError, match="is a file; expected the output directory"):
         simulate_tau3mu(f, events=10)
 
 
