@@ -25,11 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seeded_equivalence import checkout
 
-#: A small plain DGCNN: the run that scores the files (its quality is not the point here).
+#: A small LRI-Bernoulli DGCNN: the run that scores the files (its quality is not the point here).
 RUN_CONFIG = """dataset: {path: DATA, kind: tau3mu}
-model: {backbone: dgcnn, method: plain, hidden_channels: 16, num_layers: 2,
+model: {backbone: dgcnn, method: lri_bernoulli, hidden_channels: 16, num_layers: 2,
         graph: {kind: radius, r: 1.0}}
-train: {epochs: 1, batch_size: 128, seed: 1}
+train: {epochs: 1, warmup: 0, batch_size: 128, seed: 1}
 eval: {precision_k: [3]}
 """
 TRAIN_ENTRIES = 20000
