@@ -252,3 +252,27 @@ def test_check_compatible_refuses_other_dimensions(
     # the generic example has a point feature the ActsTrack model does not know
     with pytest.raises(CheckpointError, match=r"pos_dim=3, x_dim=0, .* pos_dim=3, x_dim=1"):
         check_compatible(acts, read_manifest(generic_dataset), what="x")
+
+
+def test_a_recorded_dataset_path_is_never_followed_silently(
+    tau_lri_run, tau_dataset, tmp_path, caplog
+):
+    run = TrainedRun.open(tau_lri_run)
+    with caplog.at_level("INFO", logger="hepx.run"):
+        run.dataset()
+    assert f"using its recorded dataset {tau_dataset.resolve()}" in caplog.text
+    # the checkpoint points at another dataset of the same kind: used, with a warning
+    other = tmp_path / "other"
+    shutil.copytree(tau_dataset, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["fingerprint"] = "sha256:" + "0" * 64
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    run.config["dataset"]["path"] = str(other)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="hepx.run"):
+        run.dataset()
+    assert "is not the one it was trained on" in caplog.text
+    with caplog.at_level("INFO", logger="hepx.run"):
+        caplog.clear()
+        run.dataset(tau_dataset)  # a path the user gave: nothing to say
+    assert caplog.text == ""
