@@ -9,6 +9,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+import uproot
 
 from hepx.errors import InputError
 from hepx.io.filters import HitFilter, parse_filters
@@ -197,6 +198,9 @@ def _branches(ttree, filters, truth_branch, label_branch, event_id_branch):
     if truth_branch is not None:
         require_branches(ttree, [truth_branch], what="the per-hit truth (truth_branch)")
         hit_branches.append(truth_branch)
+    for b in hit_branches:  # from the branch types, before anything is read
+        if isinstance(ttree[b].interpretation, uproot.AsDtype):
+            raise InputError(_per_event_message(ttree.file.file_path, b))
     per_event = []
     if label_branch is not None and label_branch in ttree.keys():
         per_event.append(label_branch)
@@ -312,10 +316,7 @@ def _check_lengths(arrays: ak.Array, hit_branches: list[str], entry0: int, path:
     """Hits per entry, checked equal across the jagged branches and the hit counter."""
     for b in hit_branches:
         if arrays[b].ndim != 2:
-            raise InputError(
-                f"{path}: branch {b} holds one value per entry; a per-hit branch holds one "
-                "value per hit (a vector branch)"
-            )
+            raise InputError(_per_event_message(path, b))
     ref = HIT_FIELDS["eta"]
     counts = ak.to_numpy(ak.num(arrays[ref], axis=1))
     for b in hit_branches:
@@ -335,6 +336,13 @@ def _check_lengths(arrays: ak.Array, hit_branches: list[str], entry0: int, path:
                 f"{counts[bad]} hits in entry {entry0 + bad}"
             )
     return counts
+
+
+def _per_event_message(path: Any, branch: str) -> str:
+    return (
+        f"{path}: branch {branch} holds one value per entry; a per-hit branch holds one value "
+        "per hit (a vector branch)"
+    )
 
 
 def _log_report(path: Any, report: Mapping[str, int]) -> None:

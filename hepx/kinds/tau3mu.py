@@ -109,9 +109,11 @@ class Tau3Mu(DatasetKind):
     ) -> Iterator[ScoringChunk]:
         """``chunk_entries`` tree entries at a time (bounded memory); the friend layout of each
         chunk has one entry per tree entry, scored or not."""
+        from hepx.io.cms_muon import MuonChunks
         from hepx.io.rootfile import open_tree
         from hepx.post.outputs import FriendLayout
 
+        MuonChunks(item, **options)  # checks the options and the branches before any work
         tree = open_tree(item, options.get("tree", MUON_TREE))
         id_branch = options.get("event_id_branch")
         opts = {k: v for k, v in options.items() if k not in ("entry_start", "entry_stop")}

@@ -13,6 +13,8 @@ import torch
 import uproot
 
 from hepx.cli import main
+from hepx.errors import InputError
+from hepx.io import read_cms_muon
 from hepx.run import RunLayout
 
 
@@ -216,7 +218,7 @@ def test_a_pickle_payload_is_named_not_run(tmp_path, capsys, cms_ntuple):
 # --------------------------------------------------------------------------- data files
 
 
-def test_per_hit_branch_written_per_event(tmp_path, capsys):
+def test_per_hit_branch_written_per_event(tau_lri_run, tmp_path, capsys):
     import cms_files as cf
 
     rng = np.random.default_rng(1)
@@ -235,6 +237,13 @@ def test_per_hit_branch_written_per_event(tmp_path, capsys):
         capsys,
         contains=("mu_hit_bend holds one value per entry",),
     )
+    _fails(
+        ["score", tau_lri_run, path, "--out", tmp_path / "scored"],
+        capsys,
+        contains=("mu_hit_bend holds one value per entry",),
+    )
+    with pytest.raises(InputError, match="mu_hit_bend holds one value per entry"):
+        read_cms_muon(path)
     assert _listing(tmp_path) == ["flat.root"]
 
 
