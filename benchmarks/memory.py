@@ -33,6 +33,8 @@ train: {epochs: 1, warmup: 0, batch_size: 128, seed: 1}
 eval: {precision_k: [3]}
 """
 TRAIN_ENTRIES = 20000
+#: Events per model batch when scoring (larger than the default 64: fewer, cheaper steps).
+SCORE_BATCH = 512
 
 
 def peak_rss(src: Path, args: list[str], cwd: Path) -> tuple[float, float]:
@@ -72,7 +74,8 @@ def measure(src: Path, events: int, work: Path, run: Path | None) -> dict[str, t
     out["convert"] = peak_rss(src, ["convert", "tau3mu", ntuple, "--out", str(data)], work)
     if run is None:
         run = trained_run(src, sim / "ntuple.root", work)
-    out["score"] = peak_rss(src, ["explain", str(run), ntuple, "--out", str(scored)], work)
+    score = ["explain", str(run), ntuple, "--out", str(scored), "--batch-size", str(SCORE_BATCH)]
+    out["score"] = peak_rss(src, score, work)
     for path in (data, scored):
         subprocess.run(["rm", "-rf", str(path)], check=True)
     return out
