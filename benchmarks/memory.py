@@ -9,12 +9,14 @@ peak resident memory (the process's ``ru_maxrss``) of hepx and of hepx at ``--ba
 worktree, the baseline) side by side. hepx streams: its peaks should not grow with the
 number of events, only with the reader's chunk (``step_size``, default 100 MB) and the
 scoring chunk. Single-threaded on both sides; the times printed are for orientation only
-(the machine may be shared).
+(the machine may be shared). Each finished measurement is kept in ``WORK/records.json``, so a
+run that is stopped resumes where it stopped when given the same ``--work``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -94,20 +96,24 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="hepx-memory-"))
     sides = {"hepx": checkout(args.head, work), f"base {args.base}": checkout(args.base, work)}
-    results: dict[str, dict[int, dict[str, tuple]]] = {}
+    records = work / "records.json"
+    results = json.loads(records.read_text()) if records.exists() else {}
     for name, src in sides.items():
         side = work / name.replace(" ", "_")
         side.mkdir(parents=True, exist_ok=True)
-        results[name] = {}
+        done = results.setdefault(name, {})
         for events in sorted(args.events):
-            results[name][events] = measure(src, events, side, None)
+            if str(events) in done:
+                continue
+            done[str(events)] = measure(src, events, side, None)
             subprocess.run(["rm", "-rf", str(side / f"sim_{events}")], check=True)
+            records.write_text(json.dumps(results, indent=1))
             print(f"{name}: {events} events done", file=sys.stderr, flush=True)
     print(f"{'step':9} {'events':>9} " + " ".join(f"{n:>24}" for n in sides))
     print(f"{'':9} {'':>9} " + " ".join(f"{'peak MB':>12}{'s':>12}" for _ in sides))
     for step in ("simulate", "convert", "score"):
         for events in sorted(args.events):
-            cells = [results[n][events][step] for n in sides]
+            cells = [results[n][str(events)][step] for n in sides]
             line = " ".join(f"{mb:12.0f}{sec:12.1f}" for mb, sec in cells)
             print(f"{step:9} {events:9d} {line}")
 
