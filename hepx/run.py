@@ -71,7 +71,7 @@ CHECKPOINT_FORMAT = "hepx-checkpoint"
 # 1: the first format.
 # 2: model.message_dropout recorded (version-1 models had message dropout = model.dropout).
 # 3: the dataset record (kind, reader options, dimensions) stored with the weights.
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -208,6 +208,8 @@ def migrate_checkpoint(state: Mapping[str, Any]) -> dict[str, Any]:
       message dropout equal to ``model.dropout``.
     * version 2 -> 3: no dataset record; it is rebuilt from the dataset's manifest when that is
       still readable, else from the recorded dimensions.
+    * version 3 -> 4: LRI-Bernoulli weighted the pool by the mask (``model.bernoulli.mask_pool``
+      true); the default became the reference's unweighted pool.
     * train keys added to hepx after a run began take their defaults, which it trained with.
     """
     from hepx.config.run import TRAIN_SCHEMA
@@ -219,6 +221,8 @@ def migrate_checkpoint(state: Mapping[str, Any]) -> dict[str, Any]:
     model = dict(config.get("model", {}))
     if version < 2 and "message_dropout" not in model:
         model["message_dropout"] = model.get("dropout", 0.2)
+    if version < 4 and model.get("method") == "lri_bernoulli":
+        model["bernoulli"] = {"mask_pool": True, **dict(model.get("bernoulli") or {})}
     config["model"] = model
     config["train"] = {**defaults(TRAIN_SCHEMA), **dict(config.get("train", {}))}
     out["config"] = config

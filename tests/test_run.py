@@ -1,5 +1,6 @@
 """hepx.run: a trained run directory, its checkpoints (and their migration), its dataset."""
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -121,7 +122,7 @@ def test_save_and_load_a_checkpoint(tmp_path):
     path = tmp_path / "c.pt"
     save_checkpoint(path, model, config=config, epoch=4, dataset=record, extra={"a": [1, 2]})
     state = load_checkpoint(path)
-    assert state["format"] == CHECKPOINT_FORMAT and state["version"] == CHECKPOINT_VERSION == 3
+    assert state["format"] == CHECKPOINT_FORMAT and state["version"] == CHECKPOINT_VERSION == 4
     assert state["epoch"] == 4 and state["dataset"] == record and state["extra"] == {"a": [1, 2]}
     assert state["optimizer_state"] is None and "ema_state" not in state
     assert state["config"]["train"]["epochs"] == 100  # train defaults filled in on load
@@ -191,6 +192,24 @@ def test_version_1_checkpoint_has_message_dropout_equal_to_dropout(tmp_path):
     assert _message_dropouts(model) == _message_dropouts(old) and 0.3 in _message_dropouts(model)
     ref = old.state_dict()
     assert all(torch.equal(ref[k], v) for k, v in model.state_dict().items())
+
+
+def test_version_3_lri_bernoulli_keeps_the_mask_weighted_pool_it_was_trained_with(tmp_path):
+    """Before version 4, LRI-Bernoulli also weighted the pool by the mask; the default is now
+    the reference's unweighted pool, so an old run must keep its own."""
+    torch.manual_seed(0)
+    cfg = {"backbone": "dgcnn", "method": "lri_bernoulli", "hidden_channels": 8, "num_layers": 2}
+    model = build_model(cfg, pos_dim=3, x_dim=0)
+    assert model.mask_pool is False  # the reference's default
+    model_cfg = copy.deepcopy(model.config)
+    del model_cfg["bernoulli"]["mask_pool"]
+    layout = RunLayout(tmp_path / "v3")
+    config = {"model": model_cfg, "dataset": {"path": str(tmp_path / "no_ds")}, "train": {}}
+    save_checkpoint(layout.checkpoint("best"), model, config=config, epoch=2, dataset={})
+    _edit_checkpoint(layout.checkpoint("best"), lambda s: s.update(version=3))
+    run = TrainedRun.open(layout.directory)
+    assert run.config["model"]["bernoulli"]["mask_pool"] is True
+    assert run.model().mask_pool is True
 
 
 # --------------------------------------------------------------------------- the dataset

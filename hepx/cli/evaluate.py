@@ -55,7 +55,7 @@ def add_parser(sub) -> None:
         "--fit-epochs",
         type=int,
         default=None,
-        help="BernMask-P / PointMask epochs (default: the reference's)",
+        help="BernMask-P / post-hoc PointMask epochs (default: the reference's)",
     )
     p.add_argument("--fit-max-batches", type=int, default=None, help="batches per fit epoch")
     p.add_argument("--ig-steps", type=int, default=d["ig_steps"], help="IG path steps")

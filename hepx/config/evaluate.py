@@ -18,7 +18,10 @@ EVALUATE_SCHEMA: Schema = {
     "robustness": Field("bool", True, doc="run the invariance checks"),
     "bernmask_iterations": Field("posint", None, nullable=True, doc="BernMask steps (null: 500)"),
     "fit_epochs": Field(
-        "posint", None, nullable=True, doc="BernMask-P / PointMask epochs (null: reference)"
+        "posint",
+        None,
+        nullable=True,
+        doc="BernMask-P / post-hoc PointMask epochs (null: reference)",
     ),
     "fit_max_batches": Field("posint", None, nullable=True, doc="batches per fit epoch"),
     "ig_steps": Field("posint", 50, doc="IG path steps"),

@@ -78,6 +78,9 @@ MODEL_SCHEMA: Schema = {
         "decay_r": Field("nonnegnumber", 0.1, doc="r step"),
         "decay_interval": Field("posint", 10, doc="epochs between r steps"),
         "final_r": Field("prob", 0.5, doc="last r"),
+        "mask_pool": Field(
+            "bool", False, doc="also weight the pool by the mask (the reference: edges only)"
+        ),
     },
     "gaussian": {
         "pos_coef": Field("posnumber", 1.0, doc="noise frame over the backbone frame"),

@@ -57,6 +57,7 @@ class _Run:
     test: Any
     train: Any
     meta: Mapping[str, Any]
+    valid: Any = None
 
     @property
     def kind(self) -> str:
@@ -65,21 +66,21 @@ class _Run:
 
 def open_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = None) -> _Run:
     """A run with its test split, or all of ``data`` (another dataset: distribution shift),
-    and its training split when available (for explainers that are fit).
+    and its training and validation splits when available (for explainers that are fit).
 
     Raises:
         CheckpointError: no run / checkpoint there, or a model that does not fit the data.
         InputError: the dataset is missing or of another kind than the run's.
     """
     run = TrainedRun.open(run_dir)
+    splits = run.splits() if data is None or run.dataset_path.exists() else {}
     if data is None:
-        splits = run.splits()
-        test, train, meta = splits["test"], splits["train"], splits["test"].meta
+        test, meta = splits["test"], splits["test"].meta
     else:
         test = run.dataset(data)  # a foreign (e.g. shifted) dataset: all of it is test data
-        train = run.splits()["train"] if run.dataset_path.exists() else None
         meta = test.meta
-    return _Run(run.directory, run.model(), run.config, test, train, meta)
+    train, valid = splits.get("train"), splits.get("val")
+    return _Run(run.directory, run.model(), run.config, test, train, meta, valid)
 
 
 def evaluate(
@@ -190,13 +191,16 @@ def _explainer(method: str, run: _Run, opt: Mapping[str, Any]):
         hp["n_steps"] = opt["ig_steps"]
     if method in ("ig", "ggig"):
         hp["baseline"] = opt["ig_baseline"]
-    if method in ("bernmask_p", "pointmask"):
+    if method in ("bernmask", "bernmask_p", "pointmask_posthoc"):
         hp["seed"] = opt["seed"]
     explainer = get_explainer(method, **hp)
     if not explainer.requires_fit:
         return explainer, None
     epochs = opt["fit_epochs"] if opt["fit_epochs"] is not None else fit_epochs
-    return explainer, {"epochs": epochs, "max_batches": opt["fit_max_batches"]}
+    fit = {"epochs": epochs, "max_batches": opt["fit_max_batches"]}
+    if method == "bernmask_p" and run.valid is not None:  # the reference's epoch selection
+        fit["valid_loader"] = DataLoader(run.valid, batch_size=opt["batch_size"])
+    return explainer, fit
 
 
 def _train_loader(run: _Run, opt: Mapping[str, Any], method: str) -> DataLoader:

@@ -23,7 +23,7 @@ from hepx.explain.algorithm import (
     IntegratedGradients,
     LRIBernoulliScores,
     LRIGaussianScores,
-    PointMask,
+    PointMaskPostHoc,
     Symmetrised,
 )
 from hepx.explain.explanation import PointExplanation
@@ -50,7 +50,7 @@ __all__ = [
     "LRIBernoulliScores",
     "LRIGaussianScores",
     "PointExplanation",
-    "PointMask",
+    "PointMaskPostHoc",
     "Symmetrised",
     "available_methods",
     "default_hparams",

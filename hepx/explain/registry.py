@@ -21,7 +21,7 @@ from hepx.errors import ConfigError
 from hepx.explain.algorithm.base import ExplainerAlgorithm, PointInputs
 from hepx.explain.algorithm.gradients import GGIG, GradCAM, GradGeo, IntegratedGradients
 from hepx.explain.algorithm.lri import LRIBernoulliScores, LRIGaussianScores
-from hepx.explain.algorithm.masks import BernMask, BernMaskP, PointMask
+from hepx.explain.algorithm.masks import BernMask, BernMaskP, PointMaskPostHoc
 
 __all__ = [
     "METHODS",
@@ -42,13 +42,13 @@ METHODS: dict[str, type[ExplainerAlgorithm]] = {
     "gradcam": GradCAM,
     "gradgeo": GradGeo,
     "ig": IntegratedGradients,
-    "pointmask": PointMask,
+    "pointmask_posthoc": PointMaskPostHoc,
     "lri_bernoulli": LRIBernoulliScores,
     "lri_gaussian": LRIGaussianScores,
 }
 
 #: Methods that explain a frozen plain classifier (the others are LRI models' own scores).
-POST_HOC = ("gradcam", "gradgeo", "bernmask", "bernmask_p", "pointmask", "ig", "ggig")
+POST_HOC = ("gradcam", "gradgeo", "bernmask", "bernmask_p", "pointmask_posthoc", "ig", "ggig")
 
 
 class FunctionExplainer(ExplainerAlgorithm):
@@ -132,19 +132,25 @@ _HPARAMS: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
     "bernmask": {
         ("actstrack", "dgcnn"): {"size_coef": 0.1, "ent_coef": 0.01},
         ("actstrack", "egnn"): {"size_coef": 0.01, "ent_coef": 0.1},
+        ("actstrack", "point_transformer"): {"size_coef": 0.1, "ent_coef": 0.01},
         ("tau3mu", "dgcnn"): {"size_coef": 0.1, "ent_coef": 0.01},
         ("tau3mu", "egnn"): {"size_coef": 0.1, "ent_coef": 0.01},
+        ("tau3mu", "point_transformer"): {"size_coef": 0.01, "ent_coef": 0.1},
     },
     "bernmask_p": {
         ("actstrack", "dgcnn"): {"size_coef": 0.01, "ent_coef": 0.1, "epochs": 100},
         ("actstrack", "egnn"): {"size_coef": 0.01, "ent_coef": 0.1, "epochs": 100},
+        ("actstrack", "point_transformer"): {"size_coef": 0.01, "ent_coef": 1.0, "epochs": 100},
         ("tau3mu", "dgcnn"): {"size_coef": 0.01, "ent_coef": 1.0, "epochs": 50},
         ("tau3mu", "egnn"): {"size_coef": 0.01, "ent_coef": 0.01, "epochs": 50},
+        ("tau3mu", "point_transformer"): {"size_coef": 0.01, "ent_coef": 0.1, "epochs": 50},
     },
-    "pointmask": {
+    "pointmask_posthoc": {
         ("actstrack", "dgcnn"): {"kl_coef": 0.01, "epochs": 100},
         ("actstrack", "egnn"): {"kl_coef": 1.0, "epochs": 100},
+        ("actstrack", "point_transformer"): {"kl_coef": 1.0, "epochs": 100},
         ("tau3mu", "dgcnn"): {"kl_coef": 0.01, "epochs": 50},
+        ("tau3mu", "point_transformer"): {"kl_coef": 0.01, "epochs": 50},
         ("tau3mu", "egnn"): {"kl_coef": 0.01, "epochs": 50},
     },
 }
@@ -153,7 +159,7 @@ _HPARAMS: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
 def default_hparams(method: str, dataset: str | None, backbone: str | None) -> dict[str, Any]:
     """Reference options of ``method`` for a dataset kind and backbone (``{}`` if it has none).
 
-    ``epochs`` (for ``bernmask_p``/``pointmask``) is an argument of
+    ``epochs`` (for ``bernmask_p``/``pointmask_posthoc``) is an argument of
     :meth:`~hepx.explain.algorithm.base.ExplainerAlgorithm.fit`, the other keys are
     constructor arguments.
     """

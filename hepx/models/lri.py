@@ -188,7 +188,9 @@ class LRIBernoulli(_LRIBase):
     """LRI-Bernoulli (existence importance).
 
     Extractor: ``h_i -> a_i`` (logit). Training: ``m_i = sigmoid((a_i + log u - log(1-u)) / T)``,
-    ``u ~ U(0, 1)``; edges weighted ``m_i m_j`` and the pool ``sum_i m_i h_i``. Info loss:
+    ``u ~ U(0, 1)``; messages weighted ``m_i m_j`` and the pool unweighted, as in the
+    reference; ``mask_pool=True`` (hepx's variant) also weights the pool ``sum_i m_i h_i``, so
+    that a point with ``m = 0`` has no influence at all. Info loss:
     ``mean_i KL(Bern(p_i) || Bern(r))``, ``p_i = sigmoid(a_i)``, ``r`` from :func:`r_schedule`
     (call :meth:`set_epoch` each epoch) unless passed to :meth:`forward`.
 
@@ -196,6 +198,7 @@ class LRIBernoulli(_LRIBase):
         classifier: the wrapped classifier.
         temperature: relaxation temperature ``T``.
         init_r, decay_r, decay_interval, final_r: the ``r`` schedule.
+        mask_pool: weight the global pool by the mask too.
         dropout: extractor dropout.
     """
 
@@ -208,6 +211,7 @@ class LRIBernoulli(_LRIBase):
         decay_r: float = 0.1,
         decay_interval: int = 10,
         final_r: float = 0.5,
+        mask_pool: bool = False,
         dropout: float = 0.2,
     ) -> None:
         super().__init__(classifier, 1, dropout)
@@ -217,6 +221,7 @@ class LRIBernoulli(_LRIBase):
         if not temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
+        self.mask_pool = bool(mask_pool)
         self.schedule = {
             "init_r": float(init_r),
             "decay_r": float(decay_r),
@@ -251,7 +256,8 @@ class LRIBernoulli(_LRIBase):
             m = p
         edge_weight = m[edge_index[0]] * m[edge_index[1]]
         h_masked = self.classifier.embed(x, pos_frame, batch, edge_index, edge_weight)
-        logits = self.classifier.readout(h_masked, batch, num_graphs, m)
+        pool_weight = m if self.mask_pool else None
+        logits = self.classifier.readout(h_masked, batch, num_graphs, pool_weight)
         info = bernoulli_kl(p, self.r if r is None else r).mean()
         return LRIOutput(logits=logits, info_loss=info, node_scores=p, node_mask=m, embeddings=h)
 

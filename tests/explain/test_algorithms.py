@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from explain_toys import ToyClassifier, random_batch, toy_batch
 from torch_geometric.utils import scatter
 
@@ -22,7 +23,7 @@ from hepx.explain.metric.sanity import model_perturbation, model_randomisation
 from hepx.models import build_model
 
 FAST = {"bernmask": {"iterations": 30}, "ig": {"n_steps": 16}, "ggig": {"m": 6, "steps": 3}}
-POST_HOC = ["gradcam", "gradgeo", "bernmask", "bernmask_p", "pointmask", "ig", "ggig"]
+POST_HOC = ["gradcam", "gradgeo", "bernmask", "bernmask_p", "pointmask_posthoc", "ig", "ggig"]
 
 
 def tiny(backbone="dgcnn", pos_dim=3, x_dim=0, period=None, method="plain", seed=0, **cfg):
@@ -142,6 +143,114 @@ def test_methods_find_the_points_the_logit_depends_on(name):
     for g in range(b.num_graphs):
         m = b.batch == g
         assert s[m & flag].min() > s[m & ~flag].max(), name
+
+
+@pytest.mark.parametrize("backbone", ["dgcnn", "egnn"])
+def test_gradcam_is_taken_at_the_last_convolution_as_in_the_reference(backbone):
+    model = tiny(backbone, pos_scale=0.01)
+    b = random_batch()
+    ei = model.build_graph(model.scale_pos(b.pos), b.batch)
+    # the reference hooks the last convolution's rectified output a, before the residual add:
+    # its gradient through the whole model times a, summed over channels
+    seen = []
+    hook = model.backbone.norms[-1].register_forward_hook(
+        lambda m, i, out: seen.append(out) or out.retain_grad()
+    )
+    with torch.enable_grad():
+        logits, h = model(b.x, b.pos, b.batch, edge_index=ei, return_embeddings=True)
+        h.retain_grad()
+        logits.sum().backward()
+    hook.remove()
+    expected = (seen[-1].grad * torch.relu(seen[-1])).sum(-1)
+    got = get_explainer("gradcam")(model, b).scores
+    assert torch.allclose(got, expected.detach(), atol=1e-6)
+    # not the summed embedding h_L = h_(L-1) + a
+    assert not torch.allclose(got, (h.grad * h).sum(-1).detach(), atol=1e-3)
+
+
+def test_bernmask_starts_from_the_reference_initialisation():
+    # Adam with lr 0 leaves the logits where they start: N(1, std^2), std = sqrt(2) sqrt(1 / N)
+    model = tiny("dgcnn", pos_scale=0.01)
+    b = random_batch()
+    n = b.num_nodes
+    got = get_explainer("bernmask", iterations=1, lr=0.0, seed=5)(model, b).scores
+    z = torch.randn(n, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(got, torch.sigmoid(1.0 + math.sqrt(2.0) * math.sqrt(2.0 / (2 * n)) * z))
+
+
+@pytest.mark.parametrize("mask_pool", [False, True])
+def test_bernmask_optimises_the_reference_objective(mask_pool):
+    """Three Adam steps on the reference loss, written out here: soft target sigmoid(f(x)),
+    messages weighted m_i m_j (and the pool by m only in the variant), means over the batch."""
+    model = tiny("dgcnn", pos_scale=0.01)
+    b = random_batch()
+    ei = model.build_graph(model.scale_pos(b.pos), b.batch)
+    size_coef, ent_coef = 0.1, 0.01
+    algo = get_explainer(
+        "bernmask",
+        iterations=3,
+        size_coef=size_coef,
+        ent_coef=ent_coef,
+        seed=2,
+        mask_pool=mask_pool,
+    )
+    logit = algo.initial_logits(b.num_nodes).requires_grad_(True)
+    opt = torch.optim.Adam([logit], lr=0.1)
+    with torch.no_grad():
+        target = torch.sigmoid(model(b.x, b.pos, b.batch, edge_index=ei))
+    for _ in range(3):
+        m = torch.sigmoid(logit)
+        pool = {"node_weight": m} if mask_pool else {"edge_weight": m[ei[0]] * m[ei[1]]}
+        out = model(b.x, b.pos, b.batch, edge_index=ei, **pool)
+        ent = -m * torch.log(m + 1e-10) - (1 - m) * torch.log(1 - m + 1e-10)
+        loss = F.binary_cross_entropy_with_logits(out, target) + size_coef * m.mean()
+        loss = loss + ent_coef * ent.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    got = algo(model, b).scores
+    assert torch.allclose(got, torch.sigmoid(logit.detach()), atol=1e-5)
+
+
+def test_bernmask_p_has_the_reference_extractor_and_loss():
+    algo = get_explainer("bernmask_p", size_coef=0.5, ent_coef=2.0)
+    net = algo._make_net(8)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(8, 16), (16, 8), (8, 1)]
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in net) == 2
+    assert [m.p for m in net if hasattr(m, "p")] == [0.2, 0.2]
+    # loss by hand: p = sigmoid(a) = (1/2, 1/2, 1/2 | 3/4); the size term is the mean of p (not
+    # of the sampled mask), the entropy a mean per sample, then over samples
+    a = torch.tensor([[0.0], [0.0], [0.0], [math.log(3.0)]])
+    batch = torch.tensor([0, 0, 0, 1])
+    out, target = torch.tensor([[0.0], [2.0]]), torch.tensor([[0.5], [0.9]])
+    sampled = torch.tensor([0.9, 0.1, 0.2, 0.3])  # must not enter the loss
+    bce = -(0.5 * math.log(0.5) + 0.5 * math.log(0.5))
+    s2 = 1 / (1 + math.exp(-2.0))
+    bce = (bce - (0.9 * math.log(s2) + 0.1 * math.log(1 - s2))) / 2
+    h_half, h_3q = math.log(2.0), -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    expected = bce + 0.5 * (1.5 + 0.75) / 4 + 2.0 * (h_half + h_3q) / 2
+    got = algo._loss(out, target, a, sampled, batch)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_bernmask_p_keeps_the_epoch_of_best_validation_auc(monkeypatch):
+    model = tiny("dgcnn", pos_scale=0.01)
+    b = random_batch()
+    algo = get_explainer("bernmask_p")
+    scores = iter([(0.6, -1.0), (0.8, -2.0), (0.8, -1.5), (0.7, 0.0)])  # ties: lower loss wins
+    states = []
+
+    def scripted(self, *args):
+        states.append({k: v.clone() for k, v in self.net.state_dict().items()})
+        return next(scores)
+
+    monkeypatch.setattr(type(algo), "_validate", scripted)
+    algo.fit(model, [b], epochs=4, valid_loader=[b])
+    assert algo.selected_epoch == 2
+    kept = algo.net.state_dict()
+    assert all(torch.equal(kept[k], v) for k, v in states[2].items())
+    assert not all(torch.equal(kept[k], v) for k, v in states[3].items())
 
 
 def test_ig_completeness_egnn_and_periodic():

@@ -60,9 +60,10 @@ class ToyClassifier(nn.Module):
         x, pos, batch, b = unpack_inputs(data_or_x, pos, batch)
         if edge_index is None:
             edge_index = self.build_graph(pos, batch)
-        ew = None
+        ew = edge_weight
         if node_weight is not None:
-            ew = node_weight[edge_index[0]] * node_weight[edge_index[1]]
+            w = node_weight[edge_index[0]] * node_weight[edge_index[1]]
+            ew = w if ew is None else ew * w
         h = self.embed(x, pos, batch, edge_index, ew)
         # node weight already applied through the self-loop edge weight
         logits = self.readout(h, batch, b)

@@ -197,6 +197,26 @@ def test_bernoulli_model_outputs():
     assert bool(((a.node_mask > 0) & (a.node_mask < 1)).all())
 
 
+@pytest.mark.parametrize("backbone", ["dgcnn", "egnn"])
+def test_bernoulli_masks_messages_only_as_the_reference_and_the_pool_as_an_option(backbone):
+    batch = make_batch("acts", n_clouds=4)
+    ref = make_model(backbone, "lri_bernoulli", "acts").eval()
+    clf = ref.classifier
+    with torch.no_grad():
+        out = ref(batch)
+        p = out.node_scores
+        ei = clf.build_graph(clf.scale_pos(batch.pos), batch.batch)
+        # the reference: messages j -> i weighted p_i p_j, global add pool unweighted
+        expected = clf(batch, edge_index=ei, edge_weight=p[ei[0]] * p[ei[1]])
+        assert torch.allclose(out.logits, expected, atol=1e-5)
+        variant = make_model(backbone, "lri_bernoulli", "acts", bernoulli={"mask_pool": True})
+        variant.load_state_dict(ref.state_dict())
+        got = variant.eval()(batch).logits
+        # hepx's variant: the pool sum_i p_i h_i too
+        assert torch.allclose(got, clf(batch, edge_index=ei, node_weight=p), atol=1e-5)
+        assert not torch.allclose(got, expected, atol=1e-3)
+
+
 @pytest.mark.parametrize("method", ["lri_bernoulli", "lri_gaussian"])
 def test_running_statistics_come_from_the_prediction_pass(method):
     """The classifier runs twice per LRI training step (clean cloud for the extractor, then the

@@ -14,7 +14,7 @@ from hepx.explain.algorithm.gradients import (
     point_score,
 )
 from hepx.explain.algorithm.lri import LRIBernoulliScores, LRIGaussianScores
-from hepx.explain.algorithm.masks import BernMask, BernMaskP, PointMask
+from hepx.explain.algorithm.masks import BernMask, BernMaskP, PointMaskPostHoc
 from hepx.explain.algorithm.symmetrised import Symmetrised
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
     "LRIBernoulliScores",
     "LRIGaussianScores",
     "PointInputs",
-    "PointMask",
+    "PointMaskPostHoc",
     "Symmetrised",
     "integrated_gradients",
     "path_baseline",

@@ -7,7 +7,7 @@ An explainer algorithm is called as ``algorithm(model, batch) ->``
 LRI model is explained through its ``.classifier``) or an LRI model (``lri_*`` methods).
 Algorithms never change the model's weights and put it in eval mode while they run.
 
-Algorithms that learn a parametric mask over a data set (``bernmask_p``, ``pointmask``) have
+Algorithms that learn a parametric mask over a data set (``bernmask_p``, ``pointmask_posthoc``) have
 ``requires_fit = True`` and must be :meth:`ExplainerAlgorithm.fit` on a loader first.
 """
 

@@ -166,10 +166,16 @@ def point_score(grad: Tensor, disp: Tensor, pos_dim: int, how: str = "magnitude"
 
 
 class GradCAM(ExplainerAlgorithm):
-    """GradCAM on the last message-passing layer: ``score_i = sum_c (d logit / d h_ic) h_ic``.
+    """GradCAM on the output of the last convolution, as in the LRI reference.
 
-    (Captum's ``LayerGradCam`` on a node-level layer: no spatial dimension to average the
-    gradients over.) ``relu=True`` clips negative scores as in the image GradCAM.
+    The last layer adds ``a = relu(norm(conv(h)))`` ``[N, C]`` to its input (a residual
+    block); GradCAM takes that block output ``a``, the rectified activation of the last
+    convolution, not the summed embedding ``h + a``: ``score_i = sum_c (d S / d a_ic) a_ic``
+    with ``S`` the sum of the batch's signal logits (the reference's binary target). On a
+    node-level layer there is no spatial dimension to average the gradients over, so, as in
+    the reference, gradient and activation multiply per point and channel. ``relu=True``
+    clips negative scores as the image GradCAM does (off in the reference). A classifier
+    without hepx's residual blocks (no ``backbone.norms``) is taken at its embedding.
     """
 
     name = "gradcam"
@@ -183,13 +189,26 @@ class GradCAM(ExplainerAlgorithm):
     def explain(self, model, data: BaseData, inp: PointInputs) -> Tensor:
         clf = classifier_of(model)
         ei = fixed_graph(clf, inp)
-        with frozen(clf), torch.enable_grad():
-            # embed / readout are exactly the two halves of clf.forward
-            h = clf.embed(inp.x, clf.scale_pos(inp.pos), inp.batch, ei).detach()
-            h.requires_grad_(True)
-            logits = clf.readout(h, inp.batch, inp.num_graphs)
-            (g,) = torch.autograd.grad(logits.sum(), h)
-        s = (g * h).sum(-1)
+        captured: list[Tensor] = []
+        norms = getattr(getattr(clf, "backbone", None), "norms", None)
+        hook = (
+            norms[-1].register_forward_hook(lambda m, i, out: captured.append(out))
+            if norms
+            else None
+        )
+        try:
+            with frozen(clf), torch.enable_grad():
+                # embed / readout are exactly the two halves of clf.forward
+                h = clf.embed(inp.x, clf.scale_pos(inp.pos), inp.batch, ei).detach()
+                h.requires_grad_(True)
+                logits = clf.readout(h, inp.batch, inp.num_graphs)
+                # d S / d a = d S / d h: the last block's output is added to h unscaled (eval)
+                (g,) = torch.autograd.grad(logits.sum(), h)
+        finally:
+            if hook is not None:
+                hook.remove()
+        a = torch.relu(captured[-1].detach()) if captured else h.detach()
+        s = (g * a).sum(-1)
         return s.clamp_min(0) if self.relu else s
 
 

@@ -8,6 +8,7 @@
 
 from hepx.explain.metric.fidelity import fidelity, topk_mask
 from hepx.explain.metric.groundtruth import (
+    capped_precision_at_k,
     interpretation_roc_auc,
     per_sample_interpretation_auc,
     precision_at_k,
@@ -35,6 +36,7 @@ __all__ = [
     "Permutation",
     "PhiShift",
     "RotationZ",
+    "capped_precision_at_k",
     "cosine_per_sample",
     "explanation_robustness",
     "fidelity",

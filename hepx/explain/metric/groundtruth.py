@@ -32,6 +32,10 @@ def prediction_metrics(logits, y) -> dict[str, float]:
 def interpretation_roc_auc(scores, node_label, batch, y) -> float:
     """One ROC AUC over all points of the positive samples pooled (the paper's metric).
 
+    As in the LRI reference: the scores of every point of every positive sample enter one
+    ROC curve, so scores are compared across samples too (not the mean of per-sample AUCs,
+    which is :func:`per_sample_interpretation_auc`).
+
     Parameters
     ----------
     scores : array [N], importance per point (higher = more important)
@@ -47,15 +51,10 @@ def interpretation_roc_auc(scores, node_label, batch, y) -> float:
     return float(roc_auc_score(lab, scores[keep]))
 
 
-def precision_at_k(scores, node_label, batch, y, ks: Sequence[int]) -> dict[int, float]:
-    """Mean over positive samples of the fraction of ground-truth points among the top-k scores.
-
-    Samples whose labels are all 0 or all 1 are skipped; a sample with fewer than ``k`` points
-    uses all of them (denominator ``min(k, n)``). Ties are broken by point order.
-    """
+def _top_k_hits(scores, node_label, batch, y, ks: Sequence[int], capped: bool) -> dict[int, float]:
     scores, node_label, batch, y = (_np(a).reshape(-1) for a in (scores, node_label, batch, y))
     n_samples = len(y)
-    # rank of each point inside its sample, by decreasing score
+    # rank of each point inside its sample, by decreasing score (ties: point order)
     order = np.lexsort((-scores.astype(np.float64), batch))
     counts = np.bincount(batch, minlength=n_samples)
     start = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -65,10 +64,54 @@ def precision_at_k(scores, node_label, batch, y, ks: Sequence[int]) -> dict[int,
     valid = (y > 0.5) & (n_true > 0) & (n_true < counts)
     out = {}
     for k in ks:
+        if int(k) < 1:
+            raise ValueError(f"precision@k needs k >= 1, got {k}")
         hits = np.bincount(batch, weights=(node_label > 0) & (rank < k), minlength=n_samples)
-        prec = hits / np.maximum(np.minimum(k, counts), 1)
-        out[int(k)] = float(prec[valid].mean()) if valid.any() else float("nan")
+        denominator = np.maximum(np.minimum(k, counts), 1) if capped else k
+        out[int(k)] = float((hits / denominator)[valid].mean()) if valid.any() else float("nan")
     return out
+
+
+def precision_at_k(scores, node_label, batch, y, ks: Sequence[int]) -> dict[int, float]:
+    """Precision@k as published: mean over positive samples of ``(ground-truth points among the
+    k highest scores) / k``.
+
+    This is the LRI paper's definition (and xgdl's): the denominator is ``k`` even when a
+    sample has fewer than ``k`` points, so such a sample cannot reach 1. Samples whose points
+    are all ground truth or all not are skipped, as in the reference. Ties are broken by point
+    order. :func:`capped_precision_at_k` is the variant that divides by ``min(k, n)``.
+
+    Parameters
+    ----------
+    scores : array [N], importance per point (higher = more important)
+    node_label : array [N], ground-truth 0/1 per point
+    batch : array [N], sample index of each point (sorted)
+    y : array [S], sample labels; only samples with ``y == 1`` count
+    ks : the values of k
+
+    Returns
+    -------
+    ``{k: precision}`` (NaN when no sample counts).
+
+    Example
+    -------
+    >>> precision_at_k([0.9, 0.8, 0.1], [1, 0, 0], [0, 0, 0], [1], ks=[2, 5])
+    {2: 0.5, 5: 0.2}
+    """
+    return _top_k_hits(scores, node_label, batch, y, ks, capped=False)
+
+
+def capped_precision_at_k(scores, node_label, batch, y, ks: Sequence[int]) -> dict[int, float]:
+    """A variant of :func:`precision_at_k` (not the published metric): a sample with
+    ``n < k`` points divides by ``n``, so its precision is the fraction of its points that are
+    ground truth. Arguments as :func:`precision_at_k`.
+
+    Example
+    -------
+    >>> capped_precision_at_k([0.9, 0.8, 0.1], [1, 0, 0], [0, 0, 0], [1], ks=[2, 5])
+    {2: 0.5, 5: 0.3333333333333333}
+    """
+    return _top_k_hits(scores, node_label, batch, y, ks, capped=True)
 
 
 def per_sample_interpretation_auc(scores, node_label, batch, y) -> float:
