@@ -372,8 +372,10 @@ def test_cosine_schedule_scales_each_step_and_keeps_the_prefix(tiny_ds, tmp_path
     plain_rows = json.loads((tmp_path / "plain" / "metrics.json").read_text())
     assert [r["lr_factor"] for r in rows] == pytest.approx([1, 1, (1 + 0.01) / 2, 0.01])
     assert [r["train_loss"] for r in rows[:2]] == [r["train_loss"] for r in plain_rows[:2]]
-    assert rows[2]["train_loss"] != plain_rows[2]["train_loss"]
-    assert full != plain
+    assert all(r["train_loss"] != q["train_loss"] for r, q in zip(rows[2:], plain_rows[2:]))
+    # the last weights differ (the selected epoch's test metrics may agree: both can pick 1)
+    last, last_plain = _weights(tmp_path / "decay"), _weights(tmp_path / "plain")
+    assert any(not torch.equal(v, last_plain[k]) for k, v in last.items())
     # a run stopped at the decay start and resumed with more epochs is the uninterrupted run
     train(_cfg(tiny_ds, **{**decay, "epochs": 2}), tmp_path / "res", progress=False)
     resumed = train(_cfg(tiny_ds, **decay), tmp_path / "res", resume=True, progress=False)
