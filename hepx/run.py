@@ -209,7 +209,8 @@ def migrate_checkpoint(state: Mapping[str, Any]) -> dict[str, Any]:
     * version 2 -> 3: no dataset record; it is rebuilt from the dataset's manifest when that is
       still readable, else from the recorded dimensions.
     * version 3 -> 4: LRI-Bernoulli weighted the pool by the mask (``model.bernoulli.mask_pool``
-      true); the default became the reference's unweighted pool.
+      true); the default became the reference's unweighted pool (other methods get the
+      default, which they do not use).
     * train keys added to hepx after a run began take their defaults, which it trained with.
     """
     from hepx.config.run import TRAIN_SCHEMA
@@ -221,8 +222,9 @@ def migrate_checkpoint(state: Mapping[str, Any]) -> dict[str, Any]:
     model = dict(config.get("model", {}))
     if version < 2 and "message_dropout" not in model:
         model["message_dropout"] = model.get("dropout", 0.2)
-    if version < 4 and model.get("method") == "lri_bernoulli":
-        model["bernoulli"] = {"mask_pool": True, **dict(model.get("bernoulli") or {})}
+    if version < 4 and "bernoulli" in model:  # (other methods ignore the key)
+        pooled = model.get("method") == "lri_bernoulli"
+        model["bernoulli"] = {"mask_pool": pooled, **dict(model["bernoulli"] or {})}
     config["model"] = model
     config["train"] = {**defaults(TRAIN_SCHEMA), **dict(config.get("train", {}))}
     out["config"] = config

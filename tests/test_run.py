@@ -210,6 +210,15 @@ def test_version_3_lri_bernoulli_keeps_the_mask_weighted_pool_it_was_trained_wit
     run = TrainedRun.open(layout.directory)
     assert run.config["model"]["bernoulli"]["mask_pool"] is True
     assert run.model().mask_pool is True
+    # a plain run of version 3 gets the default, so that it still matches today's config
+    plain = build_model({**cfg, "method": "plain"}, pos_dim=3, x_dim=0)
+    plain_cfg = copy.deepcopy(plain.config)
+    del plain_cfg["bernoulli"]["mask_pool"]
+    layout = RunLayout(tmp_path / "v3plain")
+    config = {"model": plain_cfg, "dataset": {"path": str(tmp_path / "no_ds")}, "train": {}}
+    save_checkpoint(layout.checkpoint("best"), plain, config=config, epoch=2, dataset={})
+    _edit_checkpoint(layout.checkpoint("best"), lambda s: s.update(version=3))
+    assert TrainedRun.open(layout.directory).config["model"] == plain.config
 
 
 # --------------------------------------------------------------------------- the dataset

@@ -9,8 +9,10 @@ One row per (method, backbone, dataset, run): prediction ROC AUC / accuracy on t
 interpretation ROC AUC (pooled over the points of the positive samples, and the per-sample
 mean), precision@k, fidelity (fid+ / fid- of the top-k points, k = first precision k),
 explanation robustness (per group: median over samples of the cosine and Spearman
-similarities, with the model's own invariance), sanity checks (model randomisation and model
-perturbation Spearman) and wall times (fit, explain per sample).
+similarities, with the model's own invariance per sample), sanity checks (the cascading model
+randomisation curve, one Spearman per re-initialised block, and the model perturbation
+Spearman with a flag when its accuracy tolerance was not met) and wall times (fit, explain per
+sample).
 
 The report (:mod:`hepx.evaluation.report`): ``results.csv``, ``results.md``, ``results.json``
 and ``roc_<dataset>_<backbone>.png``, written atomically.
@@ -299,13 +301,20 @@ def _fidelity(model, loader, scores: np.ndarray, k: int, device) -> tuple[float,
 
 
 def _robustness(explainer, run: _Run, data, opt: Mapping[str, Any]) -> dict[str, float]:
+    """Per group of the run's kind that the model is built to respect
+    (:meth:`~hepx.kinds.base.DatasetKind.robustness_groups`: ``E(3)`` only for an
+    ``E(3)``-invariant EGNN, not for beam-frame models): the medians over samples of the
+    explanation's cosine and Spearman scores (``inv_<group>_*`` / ``equiv_permutation_*``),
+    and the model's own invariance per sample on the same draws: ``model_inv_<group>_absdiff``
+    (median of the mean ``|f(g x) - f(x)|``) and ``model_inv_<group>_agree`` (mean over samples
+    of the fraction of draws with the predicted class unchanged)."""
     from hepx.explain.metric.robustness import explanation_robustness
     from hepx.kinds import KINDS
 
     kind = KINDS.get(run.kind, KINDS["generic"])
     pos_dim = int(run.meta.get("pos_dim", data.pos.shape[1]))
     out: dict[str, float] = {}
-    for group in kind.robustness_groups(run.config["model"]["backbone"], pos_dim):
+    for group in kind.robustness_groups(run.model, pos_dim):
         r = explanation_robustness(
             explainer, run.model, data, group, n_draws=opt["robustness_draws"], seed=opt["seed"]
         )
@@ -313,11 +322,21 @@ def _robustness(explainer, run: _Run, data, opt: Mapping[str, Any]) -> dict[str,
         pre = f"{'equiv' if group.equivariant else 'inv'}_{group.name}"
         out[f"{pre}_cos"] = float(r[f"{score}_cos"].median())
         out[f"{pre}_spearman"] = float(r[f"{score}_spearman"].median())
-        out[f"model_inv_{group.name}_cos"] = r["model_cos"]
+        m = r["model_summary"]
+        out[f"model_inv_{group.name}_absdiff"] = m["abs_diff"]["median"]
+        out[f"model_inv_{group.name}_agree"] = m["class_agreement"]["mean"]
     return out
 
 
-def _sanity(explainer, run: _Run, data, opt, fit_kwargs) -> dict[str, float]:
+def _sanity(explainer, run: _Run, data, opt, fit_kwargs) -> dict[str, Any]:
+    """Model randomisation (cascading, Adebayo et al.) and model perturbation (Rahman et al.).
+
+    Columns: ``sanity_random_spearman`` (all blocks re-initialised), the cascading curve
+    ``sanity_cascade_<block>_spearman`` for ``head``, ``conv<L>``, ..., ``conv1``, ``encoder``
+    (cumulative: the last equals ``sanity_random_spearman``), ``sanity_perturb_spearman``,
+    ``sanity_perturb_noise`` (mean noise scale over the draws), ``sanity_perturb_tol_met``
+    (every draw kept the accuracy within the tolerance) and ``sanity_perturb_missed`` (draws
+    that did not; their similarities are still in ``sanity_perturb_spearman``)."""
     from hepx.explain.metric.sanity import model_perturbation, model_randomisation
 
     refit = None
@@ -327,14 +346,25 @@ def _sanity(explainer, run: _Run, data, opt, fit_kwargs) -> dict[str, float]:
         copy.deepcopy(explainer),
         run.model,
         data,
-        mode="full",
+        mode="cascading",
         seed=opt["seed"],
         fit_loader=refit,
         fit_kwargs=fit_kwargs or {},
     )
     per = model_perturbation(explainer, run.model, data, seed=opt["seed"])
+    if not per["tolerance_met"]:
+        log.warning(
+            "%s %s: model perturbation missed the accuracy tolerance in %d of %d draws",
+            run.directory.name,
+            explainer.name,
+            per["n_missed"],
+            len(per["draws"]),
+        )
     return {
         "sanity_random_spearman": rnd["spearman"],
+        **{f"sanity_cascade_{b}_spearman": v for b, v in rnd["curve"].items()},
         "sanity_perturb_spearman": per["spearman"],
         "sanity_perturb_noise": per["noise"],
+        "sanity_perturb_tol_met": per["tolerance_met"],
+        "sanity_perturb_missed": per["n_missed"],
     }

@@ -195,10 +195,10 @@ class ActsTrack(DatasetKind):
         parts += [f"{name} {value}" for name, value in rest.items()]
         return ", ".join(parts)
 
-    def robustness_groups(self, backbone: str | None, pos_dim: int) -> list[Any]:
-        from hepx.explain.metric.robustness import E3, Permutation, RotationZ
+    def robustness_groups(self, model: Any, pos_dim: int) -> list[Any]:
+        from hepx.explain.metric.robustness import E3, Permutation, RotationZ, is_e3_invariant
 
-        return [Permutation(), RotationZ(), *([E3()] if backbone == "egnn" else [])]
+        return [Permutation(), RotationZ(), *([E3()] if is_e3_invariant(model) else [])]
 
 
 def actstrack_arrays(events, *, source_file: int = 0):

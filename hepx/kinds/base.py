@@ -192,15 +192,24 @@ class DatasetKind:
 
     # ------------------------------------------------------------------ checks
 
-    def robustness_groups(self, backbone: str | None, pos_dim: int) -> list[Any]:
-        """Symmetry groups to test explanations under (:mod:`hepx.explain.metric.robustness`)."""
-        from hepx.explain.metric.robustness import E3, Permutation, PhiShift, RotationZ
+    def robustness_groups(self, model: Any, pos_dim: int) -> list[Any]:
+        """Symmetry groups to test ``model``'s explanations under
+        (:mod:`hepx.explain.metric.robustness`): permutations always; phi shifts on 2-D
+        ``(eta, phi)`` data; rotations about the beam axis on 3-D data, and ``E(3)`` only for a
+        model built to be ``E(3)`` invariant (:func:`~hepx.explain.metric.robustness.is_e3_invariant`)."""
+        from hepx.explain.metric.robustness import (
+            E3,
+            Permutation,
+            PhiShift,
+            RotationZ,
+            is_e3_invariant,
+        )
 
         groups: list[Any] = [Permutation()]
         if pos_dim == 2:
             groups.append(PhiShift(axis=1))
         elif pos_dim == 3:
             groups.append(RotationZ())
-            if backbone == "egnn":
+            if is_e3_invariant(model):
                 groups.append(E3())
         return groups

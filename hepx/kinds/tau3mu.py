@@ -154,7 +154,7 @@ class Tau3Mu(DatasetKind):
                 parts.append(f"{name} {value}")
         return ", ".join(parts)
 
-    def robustness_groups(self, backbone: str | None, pos_dim: int) -> list[Any]:
+    def robustness_groups(self, model: Any, pos_dim: int) -> list[Any]:
         from hepx.explain.metric.robustness import Permutation, PhiShift
 
         return [Permutation(), PhiShift(axis=1)]

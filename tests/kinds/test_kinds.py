@@ -13,6 +13,7 @@ from hepx.config.schema import defaults
 from hepx.errors import ConfigError, InputError
 from hepx.io import read_generic
 from hepx.kinds import KINDS, ActsTrack, DatasetKind, Generic, Tau3Mu, detect_kind, get_kind
+from hepx.models import build_model
 
 ACTS = get_kind("actstrack")
 
@@ -183,14 +184,23 @@ def test_kind_properties_used_downstream():
     assert ACTS.profile_groups == ("volume_id", "layer_id")
     assert get_kind("tau3mu").profile_groups == ("station", "ring")
     assert ACTS.experiment[0] == "ACTS" and get_kind("tau3mu").experiment[0] == "CMS"
-    names = {g.name for g in ACTS.robustness_groups("egnn", 3)}
+    # E(3) only for a model built to be E(3) invariant: an EGNN on positions in the global frame
+    egnn = build_model({"backbone": "egnn", "method": "plain"}, pos_dim=3, x_dim=0)
+    beam = build_model({"backbone": "egnn", "method": "plain", "frame": "beam"}, pos_dim=3, x_dim=0)
+    dgcnn = build_model({"backbone": "dgcnn", "method": "plain"}, pos_dim=3, x_dim=0)
+    names = {g.name for g in ACTS.robustness_groups(egnn, 3)}
     assert names == {"permutation", "rotation_z", "e3"}
-    assert {g.name for g in ACTS.robustness_groups("dgcnn", 3)} == {"permutation", "rotation_z"}
-    assert {g.name for g in get_kind("tau3mu").robustness_groups("egnn", 2)} == {
+    for model in (beam, dgcnn):
+        assert {g.name for g in ACTS.robustness_groups(model, 3)} == {"permutation", "rotation_z"}
+    assert {g.name for g in DatasetKind().robustness_groups(beam, 3)} == {
+        "permutation",
+        "rotation_z",
+    }
+    assert {g.name for g in get_kind("tau3mu").robustness_groups(egnn, 2)} == {
         "permutation",
         "phi_shift",
     }
-    assert {g.name for g in DatasetKind().robustness_groups("egnn", 2)} == {
+    assert {g.name for g in DatasetKind().robustness_groups(egnn, 2)} == {
         "permutation",
         "phi_shift",
     }

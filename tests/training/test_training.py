@@ -365,14 +365,16 @@ def test_cosine_schedule_scales_each_step_and_keeps_the_prefix(tiny_ds, tmp_path
     assert sorted(g["lr"] for g in groups["param_groups"]) == pytest.approx([1e-4, 2e-4])
     # epochs before lr_decay_start train exactly as with the constant rate; resume keeps it
     base = {"epochs": 4, "warmup": 1, "max_batches_per_epoch": 2}
-    plain = train(_cfg(tiny_ds, **base), tmp_path / "plain", progress=False)
+    train(_cfg(tiny_ds, **base), tmp_path / "plain", progress=False)
     decay = {**base, "lr_schedule": "cosine", "lr_decay_start": 2}
     full = train(_cfg(tiny_ds, **decay), tmp_path / "decay", progress=False)
     rows = json.loads((tmp_path / "decay" / "metrics.json").read_text())
     plain_rows = json.loads((tmp_path / "plain" / "metrics.json").read_text())
     assert [r["lr_factor"] for r in rows] == pytest.approx([1, 1, (1 + 0.01) / 2, 0.01])
     assert [r["train_loss"] for r in rows[:2]] == [r["train_loss"] for r in plain_rows[:2]]
-    assert all(r["train_loss"] != q["train_loss"] for r, q in zip(rows[2:], plain_rows[2:]))
+    assert all(
+        r["train_loss"] != q["train_loss"] for r, q in zip(rows[2:], plain_rows[2:], strict=True)
+    )
     # the last weights differ (the selected epoch's test metrics may agree: both can pick 1)
     last, last_plain = _weights(tmp_path / "decay"), _weights(tmp_path / "plain")
     assert any(not torch.equal(v, last_plain[k]) for k, v in last.items())

@@ -13,6 +13,22 @@ element per sample:
 For the geometric groups point scores should be *invariant*: ``rho'(g)`` is the identity.
 Scores: per sample, cosine similarity with a ``1e-4`` offset on both vectors and the Spearman
 rank correlation, averaged over ``n_draws`` Monte Carlo group elements (default 50).
+
+The offset makes the cosine *scale dependent*: for scores of magnitude ~``1e-4`` or less the
+offset dominates both vectors and the cosine is pulled towards 1 whatever the scores are.
+``normalise="per_sample"`` divides each sample's score vector by its largest ``|score|``
+before the cosine (:func:`normalise_per_sample`), so that the offset is ``1e-4`` of the
+sample's largest score. The Spearman correlation is scale free either way.
+
+Which group a model should be invariant under depends on the model (:func:`default_group`):
+an EGNN on Cartesian positions in the global frame is ``E(3)`` invariant; every other model on
+``(x, y, z)`` (a beam-frame EGNN included) only under rotations about ``z``; a model with a
+periodic axis (Tau3Mu ``phi``) under shifts of it.
+
+The model's own invariance (:func:`model_invariance`) is measured per sample: the absolute
+logit change ``|f(g x) - f(x)|`` and whether the predicted class is unchanged (for models with
+one logit per sample, where a per-sample cosine of two scalars is only their sign agreement),
+and the offset cosine of the logit vectors when a sample has several logits.
 """
 
 from __future__ import annotations
@@ -28,7 +44,12 @@ from torch_geometric.data.data import BaseData
 from torch_geometric.utils import scatter
 
 from hepx.errors import ConfigError
-from hepx.explain.algorithm.base import ExplainerAlgorithm, frozen, point_inputs
+from hepx.explain.algorithm.base import (
+    ExplainerAlgorithm,
+    classifier_of,
+    frozen,
+    point_inputs,
+)
 
 __all__ = [
     "E3",
@@ -37,13 +58,20 @@ __all__ = [
     "Permutation",
     "PhiShift",
     "RotationZ",
+    "applicable_groups",
     "cosine_per_sample",
+    "default_group",
     "explanation_robustness",
     "get_group",
+    "is_e3_invariant",
     "model_invariance",
+    "normalise_per_sample",
     "spearman_per_sample",
     "summarise",
 ]
+
+#: The values of the ``normalise`` option of the cosine scores.
+NORMALISATIONS = (None, "per_sample")
 
 _SAMPLE_KEYS = {"y", "event_id", "source_file", "ptr", "batch"}
 
@@ -215,11 +243,81 @@ def get_group(name: str, **kwargs: Any) -> Group:
     return GROUPS[name](**kwargs)
 
 
+def _periodic_axes(model: nn.Module) -> list[int]:
+    period = getattr(classifier_of(model), "period", None)
+    return [d for d, p in enumerate(period or ()) if p is not None]
+
+
+def is_e3_invariant(model: nn.Module) -> bool:
+    """Whether ``model`` (a classifier or an LRI model) is invariant under ``E(3)``: an EGNN
+    backbone on 3-D Cartesian positions in the global frame, without ``unit_direction``, with a
+    graph built on the positions (not their directions) and no periodic axis. A beam-frame
+    EGNN is only invariant under rotations about ``z``; the other backbones see edge vectors in
+    the data's axes."""
+    from hepx.models.backbones.egnn import EGNN
+
+    clf = classifier_of(model)
+    bb = getattr(clf, "backbone", None)
+    if not isinstance(bb, EGNN) or bb.pos_dim != 3 or bb.frame != "global":
+        return False
+    if getattr(clf, "unit_direction", False) or _periodic_axes(model):
+        return False
+    graph = getattr(clf, "graph", None)
+    return getattr(graph, "space", "position") == "position"
+
+
+def default_group(model: nn.Module, pos_dim: int | None = None) -> Group:
+    """The geometric group ``model`` should be invariant under, the default of
+    :func:`explanation_robustness` and :func:`model_invariance`.
+
+    * a periodic axis (Tau3Mu ``(eta, phi)``): :class:`PhiShift` on it;
+    * 3-D positions: :class:`E3` for an ``E(3)``-invariant model (:func:`is_e3_invariant`),
+      else :class:`RotationZ` (rotations about the beam axis; beam-frame models included);
+    * otherwise :class:`Permutation`.
+
+    ``pos_dim``: coordinates per point (default: the backbone's ``pos_dim``).
+    """
+    periodic = _periodic_axes(model)
+    if periodic:
+        return PhiShift(axis=periodic[-1])
+    if pos_dim is None:
+        pos_dim = getattr(getattr(classifier_of(model), "backbone", None), "pos_dim", None)
+    if pos_dim == 3:
+        return E3() if is_e3_invariant(model) else RotationZ()
+    return Permutation()
+
+
+def applicable_groups(model: nn.Module, groups: list[Group]) -> list[Group]:
+    """``groups`` without those ``model`` is not built to be invariant under: :class:`E3` is
+    kept only for an ``E(3)``-invariant model (:func:`is_e3_invariant`)."""
+    return [g for g in groups if not isinstance(g, E3) or is_e3_invariant(model)]
+
+
 # --------------------------------------------------------------------------- similarity
 
 
-def cosine_per_sample(a: Tensor, b: Tensor, batch: Tensor, eps: float = 1e-4) -> Tensor:
-    """Per-sample cosine similarity of ``a + eps`` and ``b + eps`` (``[B]``)."""
+def normalise_per_sample(scores: Tensor, batch: Tensor) -> Tensor:
+    """``scores`` divided by their sample's largest ``|score|`` (samples of zeros unchanged)."""
+    s = scores.double()
+    nb = int(batch.max()) + 1 if batch.numel() else 0
+    top = scatter(s.abs(), batch, dim=0, dim_size=nb, reduce="max")
+    return (s / torch.where(top > 0, top, torch.ones_like(top))[batch]).to(scores.dtype)
+
+
+def cosine_per_sample(
+    a: Tensor, b: Tensor, batch: Tensor, eps: float = 1e-4, *, normalise: str | None = None
+) -> Tensor:
+    """Per-sample cosine similarity of ``a + eps`` and ``b + eps`` (``[B]``).
+
+    The offset keeps all-zero vectors defined but makes the score scale dependent: vectors of
+    magnitude ~``eps`` or below score near 1 whatever their direction. ``normalise=
+    "per_sample"`` first divides each sample's ``a`` and ``b`` by their largest ``|value|``
+    (:func:`normalise_per_sample`).
+    """
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"normalise must be None or 'per_sample', got {normalise!r}")
+    if normalise == "per_sample":
+        a, b = normalise_per_sample(a.double(), batch), normalise_per_sample(b.double(), batch)
     a, b = a.double() + eps, b.double() + eps
     nb = int(batch.max()) + 1 if batch.numel() else 0
     dot = scatter(a * b, batch, dim=0, dim_size=nb, reduce="sum")
@@ -283,80 +381,180 @@ def summarise(values: Tensor | np.ndarray) -> dict[str, float]:
 
 
 def _logits(model: nn.Module, data: BaseData) -> Tensor:
+    """``[B, C]`` logits (``C = 1`` for the binary classifiers)."""
     with frozen(model), torch.no_grad():
         out = model(data)
-    return getattr(out, "logits", out).view(-1)
+    out = getattr(out, "logits", out)
+    b = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
+    return out.reshape(b, -1)
+
+
+class _ModelInvariance:
+    """Per-sample accumulators of the model's invariance over group draws."""
+
+    def __init__(self, f_x: Tensor) -> None:
+        self.f_x = f_x.double()
+        self.n_logits = f_x.shape[1]
+        b = f_x.shape[0]
+        self.cls_x = self._cls(self.f_x)
+        self.abs_sum = torch.zeros(b, dtype=torch.float64)
+        self.abs_max = torch.zeros(b, dtype=torch.float64)
+        self.agree = torch.zeros(b, dtype=torch.float64)
+        self.cos = torch.zeros(b, dtype=torch.float64)
+        self.n = 0
+
+    def _cls(self, f: Tensor) -> Tensor:
+        return (f[:, 0] > 0).long() if self.n_logits == 1 else f.argmax(dim=1)
+
+    def add(self, f_g: Tensor) -> None:
+        f_g = f_g.double()
+        diff = (f_g - self.f_x).abs().amax(dim=1).cpu()
+        self.abs_sum += diff
+        self.abs_max = torch.maximum(self.abs_max, diff)
+        self.agree += (self._cls(f_g) == self.cls_x).double().cpu()
+        if self.n_logits > 1:
+            rows = torch.arange(f_g.shape[0], device=f_g.device).repeat_interleave(self.n_logits)
+            self.cos += cosine_per_sample(f_g.reshape(-1), self.f_x.reshape(-1), rows).cpu()
+        self.n += 1
+
+    def result(self) -> dict[str, Any]:
+        n = max(self.n, 1)
+        abs_diff = (self.abs_sum / n).float()
+        agree = (self.agree / n).float()
+        cos = (self.cos / n).float() if self.n_logits > 1 else None
+        abs_tail = float(np.percentile(abs_diff.numpy(), 95)) if len(abs_diff) else float("nan")
+        summary = {
+            "abs_diff": {**summarise(abs_diff), "p95": abs_tail},
+            "class_agreement": summarise(agree),
+        }
+        if cos is not None:
+            summary["cos"] = summarise(cos)
+        return {
+            "n_logits": self.n_logits,
+            "abs_diff": abs_diff,
+            "max_abs_diff": self.abs_max.float(),
+            "class_agreement": agree,
+            "cos": cos,
+            "summary": summary,
+            "model_max_abs_diff": float(self.abs_max.max()) if len(self.abs_max) else 0.0,
+        }
 
 
 def explanation_robustness(
     explainer: ExplainerAlgorithm,
     model: nn.Module,
     data: BaseData,
-    group: Group | str,
+    group: Group | str | None = None,
     *,
     n_draws: int = 50,
     seed: int = 0,
+    normalise: str | None = None,
 ) -> dict[str, Any]:
     """Monte Carlo invariance / equivariance of ``explainer`` under ``group`` on ``data``.
 
-    Returns a dict with per-sample tensors ``[B]`` (averages over the draws):
+    Per sample and group draw ``g`` (one element per sample, ``n_draws`` draws): the cosine
+    with the ``1e-4`` offset (:func:`cosine_per_sample`) and the Spearman rank correlation of
+    ``e(g x)`` with ``e(x)`` (invariance) and with ``rho'(g) e(x)`` (equivariance), averaged
+    over the draws.
 
-    * ``invariance_cos``, ``invariance_spearman``: ``s(e(g x), e(x))``;
-    * ``equivariance_cos``, ``equivariance_spearman``: ``s(e(g x), rho'(g) e(x))`` (equal to the
-      invariance scores for the geometric groups, whose ``rho'`` is the identity);
-    * ``model_cos``: per draw the cosine (offset ``1e-4``) of the batch's logit vectors
-      ``f(g x)`` and ``f(x)``, averaged (a scalar); ``model_max_abs_diff``: the largest
-      ``|f(g x) - f(x)|`` seen;
+    Args:
+        group: a group or its name (:data:`GROUPS`); default: :func:`default_group` of the
+            model (``E(3)`` only for an ``E(3)``-invariant EGNN, rotations about ``z`` for
+            other 3-D models, ``phi`` shifts for models with a periodic axis).
+        normalise: ``None`` (the published score) or ``"per_sample"``: each sample's scores
+            are divided by their largest ``|score|`` before the cosine, which removes the
+            scale dependence the offset brings (scores of magnitude ~``1e-4`` would otherwise
+            be pulled towards a cosine of 1). The Spearman scores are unaffected.
 
-    and ``group`` (its name) and ``n_draws``.
+    Returns:
+        A dict with per-sample tensors ``[B]`` (averages over the draws):
+
+        * ``invariance_cos``, ``invariance_spearman``: ``s(e(g x), e(x))``;
+        * ``equivariance_cos``, ``equivariance_spearman``: ``s(e(g x), rho'(g) e(x))`` (equal
+          to the invariance scores for the geometric groups, whose ``rho'`` is the identity);
+        * the model's invariance on the same draws (see :func:`model_invariance`):
+          ``model_abs_diff`` (mean ``|f(g x) - f(x)|``), ``model_class_agreement`` (fraction of
+          draws with the predicted class unchanged), ``model_cos`` (offset cosine of the logit
+          vectors; ``None`` for one logit per sample);
+
+        and ``model_max_abs_diff`` (the largest ``|f(g x) - f(x)|`` seen), ``model_summary``
+        (mean, median, 5th percentile over samples of the model scores), ``group`` (its
+        name), ``n_draws`` and ``normalise``.
     """
     if isinstance(group, str):
         group = get_group(group)
+    if group is None:
+        group = default_group(model, int(data.pos.shape[1]))
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"normalise must be None or 'per_sample', got {normalise!r}")
     gen = torch.Generator().manual_seed(seed)
     inp = point_inputs(data)
     batch = inp.batch
     e_x = explainer(model, data).scores
-    f_x = _logits(model, data)
+    inv = _ModelInvariance(_logits(model, data))
     z = torch.zeros(inp.num_graphs)
     acc = {k: z.clone() for k in ("inv_cos", "inv_sp", "eq_cos", "eq_sp")}
-    mcos, mdiff = 0.0, 0.0
     for _ in range(n_draws):
         act = group.sample(data, gen)
         e_g = explainer(model, act.data).scores
-        acc["inv_cos"] += cosine_per_sample(e_g, e_x, batch).cpu()
+        acc["inv_cos"] += cosine_per_sample(e_g, e_x, batch, normalise=normalise).cpu()
         acc["inv_sp"] += spearman_per_sample(e_g, e_x, batch)
         ref = act.act(e_x)
-        acc["eq_cos"] += cosine_per_sample(e_g, ref, batch).cpu()
+        acc["eq_cos"] += cosine_per_sample(e_g, ref, batch, normalise=normalise).cpu()
         acc["eq_sp"] += spearman_per_sample(e_g, ref, batch)
-        f_g = _logits(model, act.data)
-        zero = torch.zeros(1, device=f_x.device)
-        mcos += float(cosine_per_sample(f_g, f_x, zero.long().expand_as(f_x))[0])
-        mdiff = max(mdiff, float((f_g - f_x).abs().max()))
+        inv.add(_logits(model, act.data))
+    m = inv.result()
     return {
         "group": group.name,
         "n_draws": n_draws,
+        "normalise": normalise,
         "invariance_cos": acc["inv_cos"] / n_draws,
         "invariance_spearman": acc["inv_sp"] / n_draws,
         "equivariance_cos": acc["eq_cos"] / n_draws,
         "equivariance_spearman": acc["eq_sp"] / n_draws,
-        "model_cos": mcos / n_draws,
-        "model_max_abs_diff": mdiff,
+        "model_abs_diff": m["abs_diff"],
+        "model_class_agreement": m["class_agreement"],
+        "model_cos": m["cos"],
+        "model_max_abs_diff": m["model_max_abs_diff"],
+        "model_summary": m["summary"],
     }
 
 
 def model_invariance(
-    model: nn.Module, data: BaseData, group: Group | str, *, n_draws: int = 50, seed: int = 0
-) -> dict[str, float]:
-    """Cosine (offset ``1e-4``) of the batch logit vectors ``f(g x)``, ``f(x)`` averaged over
-    draws, and the largest absolute logit change."""
+    model: nn.Module,
+    data: BaseData,
+    group: Group | str | None = None,
+    *,
+    n_draws: int = 50,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The model's own invariance under ``group``, per sample (Crabbe & van der Schaar: an
+    explanation cannot be more invariant than the model it explains).
+
+    For each sample ``x`` and Monte Carlo draw ``g`` (one element per sample): the absolute
+    logit change ``|f(g x) - f(x)|`` (the largest over the logits when a sample has several)
+    and whether the predicted class is unchanged (``logit > 0`` for one logit, else the
+    argmax). With one logit per sample (the hepx classifiers) a per-sample cosine of two
+    scalars is only their sign agreement (+-1), so no cosine is computed; with several logits
+    also the cosine of the logit vectors with the ``1e-4`` offset.
+
+    Args:
+        group: a group or its name; default :func:`default_group` of the model.
+
+    Returns:
+        ``abs_diff`` (mean over draws), ``max_abs_diff`` (max over draws),
+        ``class_agreement`` (fraction of draws with the class unchanged) and ``cos``
+        (``None`` for one logit per sample), all per-sample tensors ``[B]``; ``summary``:
+        per measure the mean, median and 5th percentile over samples (and, for
+        ``abs_diff``, the 95th: its bad tail); ``model_max_abs_diff``: the largest change
+        seen; ``n_logits``, ``group``, ``n_draws``.
+    """
     if isinstance(group, str):
         group = get_group(group)
+    if group is None:
+        group = default_group(model, int(data.pos.shape[1]))
     gen = torch.Generator().manual_seed(seed)
-    f_x = _logits(model, data)
-    zeros = torch.zeros_like(f_x, dtype=torch.long)
-    cos, diff = 0.0, 0.0
+    inv = _ModelInvariance(_logits(model, data))
     for _ in range(n_draws):
-        f_g = _logits(model, group.sample(data, gen).data)
-        cos += float(cosine_per_sample(f_g, f_x, zeros)[0])
-        diff = max(diff, float((f_g - f_x).abs().max()))
-    return {"model_cos": cos / n_draws, "model_max_abs_diff": diff}
+        inv.add(_logits(model, group.sample(data, gen).data))
+    return {"group": group.name, "n_draws": n_draws, **inv.result()}
