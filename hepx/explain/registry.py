@@ -20,6 +20,14 @@ from torch_geometric.data.data import BaseData
 from hepx.errors import ConfigError
 from hepx.explain.algorithm.base import ExplainerAlgorithm, PointInputs
 from hepx.explain.algorithm.gradients import GGIG, GradCAM, GradGeo, IntegratedGradients
+from hepx.explain.algorithm.library import (
+    CaptumGuidedBackprop,
+    CaptumIG,
+    CaptumInputXGradient,
+    CaptumSaliency,
+    PyGGNNExplainer,
+    PyGPGExplainer,
+)
 from hepx.explain.algorithm.lri import LRIBernoulliScores, LRIGaussianScores
 from hepx.explain.algorithm.masks import BernMask, BernMaskP, PointMaskPostHoc
 
@@ -43,12 +51,32 @@ METHODS: dict[str, type[ExplainerAlgorithm]] = {
     "gradgeo": GradGeo,
     "ig": IntegratedGradients,
     "pointmask_posthoc": PointMaskPostHoc,
+    "gnnexplainer": PyGGNNExplainer,
+    "pgexplainer": PyGPGExplainer,
+    "captum_saliency": CaptumSaliency,
+    "captum_input_x_gradient": CaptumInputXGradient,
+    "captum_ig": CaptumIG,
+    "captum_guided_backprop": CaptumGuidedBackprop,
     "lri_bernoulli": LRIBernoulliScores,
     "lri_gaussian": LRIGaussianScores,
 }
 
 #: Methods that explain a frozen plain classifier (the others are LRI models' own scores).
-POST_HOC = ("gradcam", "gradgeo", "bernmask", "bernmask_p", "pointmask_posthoc", "ig", "ggig")
+POST_HOC = (
+    "gradcam",
+    "gradgeo",
+    "bernmask",
+    "bernmask_p",
+    "pointmask_posthoc",
+    "ig",
+    "ggig",
+    "gnnexplainer",
+    "pgexplainer",
+    "captum_saliency",
+    "captum_input_x_gradient",
+    "captum_ig",
+    "captum_guided_backprop",
+)
 
 
 class FunctionExplainer(ExplainerAlgorithm):

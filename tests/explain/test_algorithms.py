@@ -22,8 +22,29 @@ from hepx.explain.algorithm.gradients import integrated_gradients, path_baseline
 from hepx.explain.metric.sanity import model_perturbation, model_randomisation
 from hepx.models import build_model
 
-FAST = {"bernmask": {"iterations": 30}, "ig": {"n_steps": 16}, "ggig": {"m": 6, "steps": 3}}
-POST_HOC = ["gradcam", "gradgeo", "bernmask", "bernmask_p", "pointmask_posthoc", "ig", "ggig"]
+FAST = {
+    "bernmask": {"iterations": 30},
+    "ig": {"n_steps": 16},
+    "ggig": {"m": 6, "steps": 3},
+    "gnnexplainer": {"epochs": 10},
+    "pgexplainer": {"epochs": 2},
+    "captum_ig": {"n_steps": 8},
+}
+POST_HOC = [
+    "gradcam",
+    "gradgeo",
+    "bernmask",
+    "bernmask_p",
+    "pointmask_posthoc",
+    "ig",
+    "ggig",
+    "gnnexplainer",
+    "pgexplainer",
+    "captum_saliency",
+    "captum_input_x_gradient",
+    "captum_ig",
+    "captum_guided_backprop",
+]
 
 
 def tiny(backbone="dgcnn", pos_dim=3, x_dim=0, period=None, method="plain", seed=0, **cfg):
