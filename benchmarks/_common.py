@@ -55,8 +55,22 @@ EVENTS = {"actstrack": 3000, "tau3mu": 20000}
 # noised hits in every step and keeps 25. Why not shorter: 25 / 20 epochs left LRI
 # under-trained (README, "Training quality").
 BENCH_EPOCHS = {
-    "actstrack": {"plain": 100, "lri_bernoulli": 100, "lri_gaussian": 25},
-    "tau3mu": {"plain": 100, "lri_bernoulli": 100, "lri_gaussian": 100},
+    "actstrack": {
+        "plain": 100,
+        "lri_bernoulli": 100,
+        "lri_gaussian": 25,
+        "gmt_lin": 100,
+        "gmt_sam": 100,
+        "pointmask": 100,
+    },
+    "tau3mu": {
+        "plain": 100,
+        "lri_bernoulli": 100,
+        "lri_gaussian": 100,
+        "gmt_lin": 100,
+        "gmt_sam": 100,
+        "pointmask": 100,
+    },
 }
 
 
@@ -103,17 +117,20 @@ def train_run(
     data: Path | None = None,
     overrides: Sequence[str] = (),
     device: str = "cpu",
+    label: str | None = None,
 ) -> Path:
     """Train (or reuse, or resume) one shortened reference run; returns its run directory.
 
     Runs are named ``<kind>_<method>_<backbone>_s<seed>_e<epochs>`` so that the quality
-    benchmark, the paper table and the distribution-shift study share them. A finished run is
-    reused only if it was trained with the same model and train settings as the current config
-    (with ``overrides``); otherwise :class:`StaleRunError` names the differences, since a run
-    trained under an older config would silently stand in for the current one.
+    benchmark, the paper table and the distribution-shift study share them; ``label`` stands
+    for ``<method>`` in the name of a variant of the method's config (``overrides``), e.g.
+    ``lri_bernoulli_maskpool``. A finished run is reused only if it was trained with the same
+    model and train settings as the current config (with ``overrides``); otherwise
+    :class:`StaleRunError` names the differences, since a run trained under an older config
+    would silently stand in for the current one.
     """
     data = simulated_dataset(kind, EVENTS[kind]) if data is None else data
-    run = runs_dir / f"{kind}_{method}_{backbone}_s{seed}_e{epochs}"
+    run = runs_dir / f"{kind}_{label or method}_{backbone}_s{seed}_e{epochs}"
     cfg = shortened_config(kind, method, backbone, epochs=epochs, seed=seed, data=data)
     cfg = apply_overrides(cfg, list(overrides))
     if RunLayout(run).test_metrics.exists():

@@ -66,6 +66,15 @@ def add_parser(sub) -> None:
         help="IG / GGIG path baseline: the origin (beam spot, eta = 0) or each sample's centroid",
     )
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of fits and draws")
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also add one row per post-hoc method for the ensemble of the first N plain runs "
+        "(by directory name) of each dataset and backbone: the mean of their rank-normalised "
+        "explanations, and their mean logit",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
@@ -100,6 +109,7 @@ def run(args: argparse.Namespace) -> None:
         "ig_baseline": args.ig_baseline,
         "seed": args.seed,
         "data": args.data,
+        "ensemble": args.ensemble,
     }
     t0 = time.perf_counter()
     progress = False if args.no_progress else None

@@ -28,4 +28,10 @@ EVALUATE_SCHEMA: Schema = {
     "ig_baseline": Field("str", "origin", choices=PATH_BASELINES, doc="IG / GGIG path baseline"),
     "seed": Field("int", 0, doc="seed of fits, draws and perturbations"),
     "data": Field("path", None, nullable=True, doc="evaluate on this dataset instead"),
+    "ensemble": Field(
+        "posint",
+        None,
+        nullable=True,
+        doc="also explain ensembles of this many plain runs per dataset and backbone (null: no)",
+    ),
 }

@@ -25,13 +25,15 @@ __all__ = [
     "METHODS",
     "MODEL_SCHEMA",
     "RUN_SCHEMA",
+    "SELECTION_METRICS",
     "TRAIN_SCHEMA",
     "resolve_model_config",
     "resolve_run_config",
 ]
 
 BACKBONE_NAMES = ("dgcnn", "point_transformer", "egnn")
-METHODS = ("plain", "lri_bernoulli", "lri_gaussian")
+METHODS = ("plain", "lri_bernoulli", "lri_gaussian", "gmt_lin", "gmt_sam", "pointmask")
+SELECTION_METRICS = ("pred_auc", "pred_acc")
 FRAMES = ("global", "beam")
 GRAPH_SPACES = ("position", "direction")
 LR_SCHEDULES = ("constant", "cosine")
@@ -74,7 +76,7 @@ MODEL_SCHEMA: Schema = {
     },
     "bernoulli": {
         "temperature": Field("posnumber", 1.0, doc="relaxed-Bernoulli temperature"),
-        "init_r": Field("prob", 0.9, doc="first prior keep probability r"),
+        "init_r": Field("unit", 0.9, doc="first prior keep probability r"),
         "decay_r": Field("nonnegnumber", 0.1, doc="r step"),
         "decay_interval": Field("posint", 10, doc="epochs between r steps"),
         "final_r": Field("prob", 0.5, doc="last r"),
@@ -82,6 +84,13 @@ MODEL_SCHEMA: Schema = {
             "bool", False, doc="also weight the pool by the mask (the reference: edges only)"
         ),
     },
+    "gmt": {
+        "sampling_trials": Field("posint", 1, doc="GMT-sam: hard mask draws per step"),
+        "early_info_factor": Field(
+            "posnumber", 1.0, doc="GMT-sam: info loss factor before the first r step"
+        ),
+    },
+    "pointmask": {"t": Field("prob", 0.2, doc="PointMask: the mask's threshold")},
     "gaussian": {
         "pos_coef": Field("posnumber", 1.0, doc="noise frame over the backbone frame"),
         "min_var": Field("posnumber", 1e-6, doc="floor of the isotropic variance"),
@@ -111,6 +120,9 @@ TRAIN_SCHEMA: Schema = {
     "ema_decay": Field("open_unit", None, nullable=True, doc="weight average (null: off)"),
     "ema_track_live": Field("bool", False, doc="validate the live weights too"),
     "lr_schedule": Field("str", "constant", choices=LR_SCHEDULES, doc="learning-rate schedule"),
+    "selection_metric": Field(
+        "str", "pred_auc", choices=SELECTION_METRICS, doc="validation metric choosing best.pt"
+    ),
     "lr_decay_start": Field("nonnegint", 0, doc="first epoch of the cosine decay"),
     "lr_final_factor": Field("unit", 0.01, doc="last epoch's rate over the initial one"),
 }

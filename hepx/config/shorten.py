@@ -41,7 +41,7 @@ def shorten_schedule(config: Mapping[str, Any], epochs: int) -> dict[str, Any]:
     if "lr_decay_start" in train:  # the decay keeps its place in the run
         train["lr_decay_start"] = round(epochs * train["lr_decay_start"] / ref_epochs)
     model = cfg.setdefault("model", {})
-    if model.get("method") == "lri_bernoulli":
+    if model.get("method") in ("lri_bernoulli", "gmt_lin", "gmt_sam"):
         bern = model.setdefault("bernoulli", {})
         ref = {**defaults(MODEL_SCHEMA)["bernoulli"], **bern}
         steps = max(1, math.ceil((ref["init_r"] - ref["final_r"]) / ref["decay_r"] - 1e-9))

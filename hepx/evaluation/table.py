@@ -14,6 +14,10 @@ randomisation curve, one Spearman per re-initialised block, and the model pertur
 Spearman with a flag when its accuracy tolerance was not met) and wall times (fit, explain per
 sample).
 
+With ``ensemble=N`` (``hepx evaluate --ensemble N``) the first ``N`` plain runs (by directory
+name) of each dataset kind and backbone also form an ensemble, and every post-hoc method gets
+one more row, ``<method>+ens<N>`` (:func:`_evaluate_ensemble`).
+
 The report (:mod:`hepx.evaluation.report`): ``results.csv``, ``results.md``, ``results.json``
 and ``roc_<dataset>_<backbone>.png``, written atomically.
 """
@@ -107,10 +111,16 @@ def evaluate(
             terminal or in a notebook).
         overwrite: replace whatever is at ``out_dir``; without it only a report hepx wrote
             may be replaced.
-        **options: see :data:`OPTIONS`.
+        **options: see :data:`OPTIONS`. ``ensemble=N`` adds the ensemble rows
+            (:func:`_evaluate_ensemble`); it needs at least ``N`` plain runs of every dataset
+            kind and backbone among the plain runs, all with the same test data.
 
     Returns:
         The rows of the table.
+
+    Raises:
+        ConfigError: unknown methods, none that applies, or runs that cannot form the
+            requested ensembles (too few, or evaluated on different test data).
 
     Example
     -------
@@ -130,6 +140,7 @@ def evaluate(
     if not run_dirs:
         raise InputError("no run directories given")
     runs = [open_run(r, opt["data"]) for r in run_dirs]  # validate all first
+    ensembles = _ensembles(runs, opt) if opt["ensemble"] is not None else []
     rows: list[dict[str, Any]] = []
     curves: dict[tuple[str, str], list[tuple[str, np.ndarray, np.ndarray]]] = {}
     jobs = [
@@ -140,15 +151,13 @@ def evaluate(
             log.warning("%s: none of the requested methods applies", run.directory)
     checks: dict[int, tuple[Any, Any]] = {}
     for run, method in progress_bar(jobs, progress=progress, desc="evaluate", unit="method"):
-        if id(run) not in checks:
-            checks[id(run)] = _test_and_check_batch(run, opt, device)
-        test, check_batch = checks[id(run)]
+        test, check_batch = _cached_test(checks, run, opt, device)
         row, pred = _evaluate_method(run, test, check_batch, method, opt, device, progress)
-        rows.append(row)
-        keep = pred.y[pred.batch] > 0.5
-        curves.setdefault((run.kind, row["backbone"]), []).append(
-            (f"{method} ({run.directory.name})", pred.node_label[keep], pred.scores[keep])
-        )
+        _add_row(rows, curves, run, row, pred)
+    for members, method in [(e, m) for e in ensembles for m in _methods_for("plain", requested)]:
+        test, check_batch = _cached_test(checks, members[0], opt, device)
+        row, pred = _evaluate_ensemble(members, test, check_batch, method, opt, device, progress)
+        _add_row(rows, curves, members[0], row, pred)
     if not rows:
         raise ConfigError(
             f"none of the methods {', '.join(requested or [])} applies to these runs: post-hoc "
@@ -156,6 +165,22 @@ def evaluate(
         )
     write_report(out_dir, rows, curves)
     return rows
+
+
+def _add_row(rows: list, curves: dict, run: _Run, row: dict[str, Any], pred: Predictions) -> None:
+    """Append a row, and the point scores of its positive samples to its ROC plot."""
+    rows.append(row)
+    keep = pred.y[pred.batch] > 0.5
+    curves.setdefault((run.kind, row["backbone"]), []).append(
+        (f"{row['method']} ({row['run']})", pred.node_label[keep], pred.scores[keep])
+    )
+
+
+def _cached_test(checks: dict, run: _Run, opt: Mapping[str, Any], device: str):
+    """:func:`_test_and_check_batch` of ``run``, computed once (``checks``: by run id)."""
+    if id(run) not in checks:
+        checks[id(run)] = _test_and_check_batch(run, opt, device)
+    return checks[id(run)]
 
 
 def _test_and_check_batch(run: _Run, opt: Mapping[str, Any], device: str):
@@ -222,13 +247,6 @@ def _evaluate_method(
     progress: bool | None = None,
 ) -> tuple[dict[str, Any], Predictions]:
     """One row of the table: fit (if needed), explain the test split, score the explanation."""
-    from hepx.explain.metric.groundtruth import (
-        interpretation_roc_auc,
-        per_sample_interpretation_auc,
-        precision_at_k,
-        prediction_metrics,
-    )
-
     explainer, fit_kwargs = _explainer(method, run, opt)
     ks = list(run.config["eval"]["precision_k"])
     loader = DataLoader(test, batch_size=opt["batch_size"])
@@ -242,41 +260,173 @@ def _evaluate_method(
         run.model, loader, device=device, explainer=explainer, progress=progress, desc=method
     )
     t_explain = time.perf_counter() - t0
-    pm = prediction_metrics(pred.logits, pred.y)
-    scores, labels, batch, y = pred.scores, pred.node_label, pred.batch, pred.y
-    row: dict[str, Any] = {
-        "method": method,
-        "backbone": run.config["model"]["backbone"],
-        "dataset": run.kind,
-        "data": Path(run.meta["path"]).name,
-        "run": run.directory.name,
-        "options": ";".join(f"{k}={v}" for k, v in sorted(explainer.options().items())),
-        "n_test": len(test),
-        "pred_auc": pm["auc"],
-        "pred_acc": pm["acc"],
-        "interp_auc": interpretation_roc_auc(scores, labels, batch, y),
-        "interp_auc_per_sample": per_sample_interpretation_auc(scores, labels, batch, y),
-    }
-    for k, v in precision_at_k(scores, labels, batch, y, ks).items():
-        row[f"prec@{k}"] = v
-    row["fid_plus"], row["fid_minus"] = _fidelity(run.model, loader, scores, ks[0], device)
+    row = _row_head(method, run, run.directory.name, explainer, len(test))
+    row.update(_scores(run.model, loader, pred, pred.logits, ks, device))
     if opt["robustness"]:
         row.update(_robustness(explainer, run, check_batch, opt))
     if opt["sanity"]:
         row.update(_sanity(explainer, run, check_batch, opt, fit_kwargs))
     row["fit_s"] = t_fit
     row["explain_ms_per_sample"] = 1000 * t_explain / max(len(test), 1)
+    _log_row(row, ks[0], t_fit + t_explain)
+    return row, pred
+
+
+def _row_head(method: str, run: _Run, name: str, explainer, n_test: int) -> dict[str, Any]:
+    """The identifying columns of a row (``name``: the run column)."""
+    return {
+        "method": method,
+        "backbone": run.config["model"]["backbone"],
+        "dataset": run.kind,
+        "data": Path(run.meta["path"]).name,
+        "run": name,
+        "options": ";".join(f"{k}={v}" for k, v in sorted(explainer.options().items())),
+        "n_test": n_test,
+    }
+
+
+def _scores(model, loader, pred: Predictions, logits, ks, device) -> dict[str, Any]:
+    """Prediction metrics of ``logits`` ``[S]``; interpretation metrics and fidelity (of
+    ``model``) of the explanation ``pred.scores``."""
+    from hepx.explain.metric.groundtruth import (
+        interpretation_roc_auc,
+        per_sample_interpretation_auc,
+        precision_at_k,
+        prediction_metrics,
+    )
+
+    pm = prediction_metrics(logits, pred.y)
+    scores, labels, batch, y = pred.scores, pred.node_label, pred.batch, pred.y
+    out: dict[str, Any] = {
+        "pred_auc": pm["auc"],
+        "pred_acc": pm["acc"],
+        "interp_auc": interpretation_roc_auc(scores, labels, batch, y),
+        "interp_auc_per_sample": per_sample_interpretation_auc(scores, labels, batch, y),
+    }
+    for k, v in precision_at_k(scores, labels, batch, y, ks).items():
+        out[f"prec@{k}"] = v
+    out["fid_plus"], out["fid_minus"] = _fidelity(model, loader, scores, ks[0], device)
+    return out
+
+
+def _log_row(row: Mapping[str, Any], k: int, seconds: float) -> None:
     log.info(
         "%s %s/%s: interp AUC %.3f, prec@%d %.3f (%.1f s)",
-        run.directory.name,
-        method,
+        row["run"],
+        row["method"],
         row["backbone"],
         row["interp_auc"],
-        ks[0],
-        row[f"prec@{ks[0]}"],
-        t_fit + t_explain,
+        k,
+        row[f"prec@{k}"],
+        seconds,
     )
+
+
+# --------------------------------------------------------------------------- ensembles
+
+
+def _test_key(run: _Run, opt: Mapping[str, Any]) -> tuple:
+    """What fixes a run's test samples: the dataset's content (fingerprint, else its path) and
+    the split (fractions, seed); with ``data`` all of that one dataset."""
+    if opt["data"] is not None:
+        return (str(Path(opt["data"]).resolve()),)
+    d = run.config["dataset"]
+    content = run.meta.get("fingerprint") or str(Path(run.meta["path"]).resolve())
+    return (content, tuple(d.get("split") or ()), d.get("split_seed"))
+
+
+def _ensembles(runs: Sequence[_Run], opt: Mapping[str, Any]) -> list[list[_Run]]:
+    """The ensembles of ``ensemble=N``: per (dataset kind, backbone) of the plain runs, the
+    first ``N`` by directory name.
+
+    Raises:
+        ConfigError: a group of fewer than ``N`` plain runs (or no plain run), or a group whose
+            runs are not evaluated on the same test data.
+    """
+    n = opt["ensemble"]
+    groups: dict[tuple[str, str], list[_Run]] = {}
+    for run in runs:
+        if run.config["model"]["method"] == "plain":
+            groups.setdefault((run.kind, run.config["model"]["backbone"]), []).append(run)
+    if not groups:
+        raise ConfigError(f"ensemble={n}: an ensemble is made of plain runs; none was given")
+    out = []
+    for (kind, backbone), group in groups.items():
+        group.sort(key=lambda r: (r.directory.name, str(r.directory)))
+        names = ", ".join(str(r.directory) for r in group)
+        if len({_test_key(r, opt) for r in group}) > 1:
+            raise ConfigError(
+                f"ensemble={n}: the plain {kind}/{backbone} runs {names} are not evaluated on the "
+                "same test data (another dataset fingerprint, split or split seed); an ensemble "
+                "needs runs of one dataset and split"
+            )
+        if len(group) < n:
+            raise ConfigError(
+                f"ensemble={n}: only {len(group)} plain {kind}/{backbone} run(s) ({names}); "
+                f"an ensemble of {n} needs at least {n}"
+            )
+        out.append(group[:n])
+    return out
+
+
+def _evaluate_ensemble(
+    members: Sequence[_Run],
+    test,
+    check_batch,
+    method: str,
+    opt: Mapping[str, Any],
+    device: str,
+    progress: bool | None = None,
+) -> tuple[dict[str, Any], Predictions]:
+    """The row ``<method>+ens<N>`` of an ensemble of plain runs (same test data).
+
+    The explanation is :class:`~hepx.explain.algorithm.ensemble.EnsembleExplainer` (the mean of
+    the members' within-sample rank-normalised scores; fitted methods fit once per member, each
+    on a freshly seeded loader of its training split, as its own row's fit). Prediction
+    metrics are those of the members' mean logit; interpretation ROC AUC, per-sample AUC and
+    precision@k score the ensemble's explanation; fidelity masks the first member (the
+    ensemble has no single model to mask). The robustness columns are the ensemble
+    explanation's (the model-invariance columns the first member's); the sanity checks are
+    skipped (they would have to randomise every member), so those columns stay empty.
+    """
+    from hepx.explain.algorithm.ensemble import EnsembleExplainer
+
+    first = members[0]
+    for m in members:
+        m.model.to(device)
+    base, fit_kwargs = _explainer(method, first, opt)
+    ens = EnsembleExplainer(base, [m.model for m in members])
+    ks = list(first.config["eval"]["precision_k"])
+    loader = DataLoader(test, batch_size=opt["batch_size"])
+    torch.manual_seed(opt["seed"])
+    t0 = time.perf_counter()
+    if fit_kwargs is not None:
+        ens.fit(first.model, [_train_loader(m, opt, method) for m in members], **fit_kwargs)
+    t_fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred = predict(
+        first.model, loader, device=device, explainer=ens, progress=progress, desc=ens.name
+    )
+    t_explain = time.perf_counter() - t0
+    logits = _mean_logits(members, loader, pred, device)
+    name = "+".join(m.directory.name for m in members)
+    row = _row_head(ens.name, first, name, ens, len(test))
+    row.update(_scores(first.model, loader, pred, logits, ks, device))
+    if opt["robustness"]:
+        row.update(_robustness(ens, first, check_batch, opt))
+    row["fit_s"] = t_fit
+    row["explain_ms_per_sample"] = 1000 * t_explain / max(len(test), 1)
+    _log_row(row, ks[0], t_fit + t_explain)
     return row, pred
+
+
+def _mean_logits(members: Sequence[_Run], loader, pred: Predictions, device: str) -> np.ndarray:
+    """The members' mean logit ``[S]`` on ``loader`` (``pred``: the first member's
+    predictions on it)."""
+    total = pred.logits.astype(np.float64)
+    for m in members[1:]:
+        total = total + predict(m.model, loader, device=device).logits
+    return (total / len(members)).astype(np.float32)
 
 
 def _fidelity(model, loader, scores: np.ndarray, k: int, device) -> tuple[float, float]:

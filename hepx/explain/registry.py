@@ -28,12 +28,19 @@ from hepx.explain.algorithm.library import (
     PyGGNNExplainer,
     PyGPGExplainer,
 )
-from hepx.explain.algorithm.lri import LRIBernoulliScores, LRIGaussianScores
+from hepx.explain.algorithm.lri import (
+    GMTLinScores,
+    GMTSamScores,
+    LRIBernoulliScores,
+    LRIGaussianScores,
+    PointMaskScores,
+)
 from hepx.explain.algorithm.masks import BernMask, BernMaskP, PointMaskPostHoc
 
 __all__ = [
     "METHODS",
     "POST_HOC",
+    "SELF_INTERPRETABLE",
     "FunctionExplainer",
     "available_methods",
     "default_hparams",
@@ -59,7 +66,13 @@ METHODS: dict[str, type[ExplainerAlgorithm]] = {
     "captum_guided_backprop": CaptumGuidedBackprop,
     "lri_bernoulli": LRIBernoulliScores,
     "lri_gaussian": LRIGaussianScores,
+    "gmt_lin": GMTLinScores,
+    "gmt_sam": GMTSamScores,
+    "pointmask": PointMaskScores,
 }
+
+#: Self-interpretable models explained by their own scores (runs trained with that method).
+SELF_INTERPRETABLE = ("gmt_lin", "gmt_sam", "lri_bernoulli", "lri_gaussian", "pointmask")
 
 #: Methods that explain a frozen plain classifier (the others are LRI models' own scores).
 POST_HOC = (
@@ -116,8 +129,9 @@ def register_explainer(
 
 
 def available_methods() -> list[str]:
-    """Registered method names, post-hoc first, then LRI."""
-    return sorted(METHODS, key=lambda n: (n.startswith("lri"), n))
+    """Registered method names, post-hoc first, then the self-interpretable models (GMT, LRI,
+    PointMask)."""
+    return sorted(METHODS, key=lambda n: (n in SELF_INTERPRETABLE, n))
 
 
 def get_explainer(name: str, **options: Any) -> ExplainerAlgorithm:

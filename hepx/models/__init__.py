@@ -3,7 +3,8 @@
 * :mod:`hepx.models.backbones`: :class:`DGCNN`, :class:`PointTransformer`, :class:`EGNN`
   encoders ``forward(x, pos, edge_index, batch, edge_weight=None, *, period=None) -> h [N, C]``.
 * :class:`PointCloudClassifier`: builds its graph (:class:`GraphSpec`) and returns ``logits [B, 1]``.
-* :class:`LRIBernoulli`, :class:`LRIGaussian`: return an :class:`LRIOutput`.
+* :class:`LRIBernoulli`, :class:`LRIGaussian`, and GMT's :class:`GMTLin`, :class:`GMTSam`
+  (:mod:`hepx.models.gmt`): return an :class:`LRIOutput`.
 * :func:`build_model`: config dict -> model (validated).
 
 Design decisions (deliberate departures from / choices within the reference):
@@ -12,9 +13,10 @@ Design decisions (deliberate departures from / choices within the reference):
   normalises ActsTrack hit positions to unit length; that keeps only the direction from the origin
   and collapses the hits of one straight track onto nearly one point, losing the radial
   information LRI-Gaussian's per-hit noise is meant to probe, so it is not done.
-* Existence weights (LRI-Bernoulli, or ``node_weight=`` of the classifier) weight the edges by
-  ``m_i m_j`` *and* the global pool by ``m_i``, so a point with ``m = 0`` has no influence at all
-  (the reference only weights messages, letting a masked point's own embedding into the pool).
+* Existence weights: LRI-Bernoulli weights the messages by ``m_i m_j`` and leaves the pool
+  unweighted, as the reference; ``bernoulli.mask_pool`` (and ``node_weight=`` of the
+  classifier) also weights the global pool by ``m_i``, so that a point with ``m = 0`` has no
+  influence at all.
 * Point Transformer: with edge weights the attention is the weighted softmax
   ``w_ij exp(s_ij) / sum_k w_ik exp(s_ik)`` (a weight-0 neighbour is removed exactly).
 * EGNN: edge features ``[|p_i - p_j|^2, |p_i - p_j|]`` only; the direction ``unit(p_i - p_j)`` of
@@ -38,6 +40,7 @@ from hepx.models.backbones import (
 )
 from hepx.models.classifier import GraphSpec, PointCloudClassifier, unpack_inputs
 from hepx.models.factory import DEFAULT_CONFIG, METHODS, build_model, resolve_config
+from hepx.models.gmt import GMTLin, GMTSam
 from hepx.models.lri import (
     LRIBernoulli,
     LRIGaussian,
@@ -47,6 +50,7 @@ from hepx.models.lri import (
     gaussian_noise,
     r_schedule,
 )
+from hepx.models.pointmask import PointMask
 
 __all__ = [
     "BACKBONES",
@@ -57,6 +61,8 @@ __all__ = [
     "EGNNConv",
     "EdgeConv",
     "EdgeGeometry",
+    "GMTLin",
+    "GMTSam",
     "GraphSpec",
     "LRIBernoulli",
     "LRIGaussian",
@@ -64,6 +70,7 @@ __all__ = [
     "NodeEncoder",
     "PointCloudClassifier",
     "PointEncoder",
+    "PointMask",
     "PointTransformer",
     "PointTransformerConv",
     "bernoulli_kl",

@@ -192,8 +192,10 @@ class PointCloudClassifier(nn.Module):
         batch: Tensor,
         edge_index: Tensor,
         edge_weight: Tensor | None = None,
+        weighted_layers: int | None = None,
     ) -> Tensor:
-        """Node embeddings of the last message-passing layer, ``[N, C]``."""
+        """Node embeddings of the last message-passing layer, ``[N, C]`` (``edge_weight``
+        in the first ``weighted_layers`` layers only, when given)."""
         got = 0 if x is None else x.shape[-1]
         if got != self.backbone.x_dim:
             raise InputError(f"x has {got} features per point, model expects {self.backbone.x_dim}")
@@ -201,7 +203,15 @@ class PointCloudClassifier(nn.Module):
             raise InputError(
                 f"pos has {pos_frame.shape[-1]} coordinates, model expects {self.backbone.pos_dim}"
             )
-        return self.backbone(x, pos_frame, edge_index, batch, edge_weight, period=self.period)
+        return self.backbone(
+            x,
+            pos_frame,
+            edge_index,
+            batch,
+            edge_weight,
+            period=self.period,
+            weighted_layers=weighted_layers,
+        )
 
     def readout(
         self, h: Tensor, batch: Tensor, num_graphs: int, node_weight: Tensor | None = None

@@ -22,7 +22,9 @@ from hepx.config.schema import Field, defaults
 from hepx.errors import CheckpointError, ConfigError
 from hepx.models.backbones import BACKBONES
 from hepx.models.classifier import GraphSpec, PointCloudClassifier
+from hepx.models.gmt import GMTLin, GMTSam
 from hepx.models.lri import LRIBernoulli, LRIGaussian
+from hepx.models.pointmask import PointMask
 
 __all__ = ["DEFAULT_CONFIG", "METHODS", "build_model", "resolve_config"]
 
@@ -99,6 +101,12 @@ def build_model(
         model = clf
     elif cfg["method"] == "lri_bernoulli":
         model = LRIBernoulli(clf, dropout=cfg["dropout"], **cfg["bernoulli"])
+    elif cfg["method"] == "gmt_lin":
+        model = GMTLin(clf, dropout=cfg["dropout"], **cfg["bernoulli"])
+    elif cfg["method"] == "gmt_sam":
+        model = GMTSam(clf, dropout=cfg["dropout"], **cfg["bernoulli"], **cfg["gmt"])
+    elif cfg["method"] == "pointmask":
+        model = PointMask(clf, dropout=cfg["dropout"], **cfg["pointmask"])
     else:
         model = LRIGaussian(clf, dropout=cfg["dropout"], **cfg["gaussian"])
     model.config = cfg

@@ -215,9 +215,10 @@ class LRIBernoulli(_LRIBase):
         dropout: float = 0.2,
     ) -> None:
         super().__init__(classifier, 1, dropout)
-        for name, val in (("init_r", init_r), ("final_r", final_r)):
-            if not 0.0 < val < 1.0:
-                raise ConfigError(f"{name} must lie in (0, 1), got {val}")
+        if not 0.0 < final_r < 1.0:
+            raise ConfigError(f"final_r must lie in (0, 1), got {final_r}")
+        if not 0.0 < init_r <= 1.0:  # 1: a prior that keeps everything (GMT-sam on ActsTrack)
+            raise ConfigError(f"init_r must lie in (0, 1], got {init_r}")
         if not temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
@@ -234,6 +235,21 @@ class LRIBernoulli(_LRIBase):
         """Set ``self.r`` from the schedule for ``epoch`` and return it."""
         self.r = r_schedule(epoch, **self.schedule)
         return self.r
+
+    def masked_logits(
+        self,
+        x: Tensor | None,
+        pos_frame: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        edge_index: Tensor,
+        mask: Tensor,
+    ) -> Tensor:
+        """The prediction ``[B, 1]`` from the cloud with messages weighted ``m_i m_j``
+        (``mask [N]``; and the pool ``m_i`` with ``mask_pool``)."""
+        edge_weight = mask[edge_index[0]] * mask[edge_index[1]]
+        h = self.classifier.embed(x, pos_frame, batch, edge_index, edge_weight)
+        return self.classifier.readout(h, batch, num_graphs, mask if self.mask_pool else None)
 
     def forward(
         self,
@@ -254,11 +270,9 @@ class LRIBernoulli(_LRIBase):
             m = torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / self.temperature)
         else:
             m = p
-        edge_weight = m[edge_index[0]] * m[edge_index[1]]
-        h_masked = self.classifier.embed(x, pos_frame, batch, edge_index, edge_weight)
-        pool_weight = m if self.mask_pool else None
-        logits = self.classifier.readout(h_masked, batch, num_graphs, pool_weight)
-        info = bernoulli_kl(p, self.r if r is None else r).mean()
+        logits = self.masked_logits(x, pos_frame, batch, num_graphs, edge_index, m)
+        # r = 1 only at GMT-sam's start; its KL is finite with r just below 1 (as the reference)
+        info = bernoulli_kl(p, min(self.r if r is None else r, 1.0 - 1e-6)).mean()
         return LRIOutput(logits=logits, info_loss=info, node_scores=p, node_mask=m, embeddings=h)
 
 

@@ -121,8 +121,8 @@ class LiveTracking:
     checkpoint = "best_live"
     prefix = "live_"
 
-    def __init__(self, state: Mapping[str, Any] | None = None) -> None:
-        self.selection = ModelSelection(state)
+    def __init__(self, state: Mapping[str, Any] | None = None, metric: str = "pred_auc") -> None:
+        self.selection = ModelSelection(state, metric)
 
     def state(self) -> dict[str, Any]:
         return {"best_live": self.selection.state_dict()}

@@ -83,7 +83,8 @@ class FitLoop:
             if t["ema_decay"]
             else None
         )
-        self.live = LiveTracking() if self.average is not None and t["ema_track_live"] else None
+        tracked = self.average is not None and t["ema_track_live"]
+        self.live = LiveTracking(metric=t["selection_metric"]) if tracked else None
         self.recalibrate = BatchNormRecalibration(
             splits["train"],
             n_batches=t["bn_recalibration_batches"],
@@ -91,7 +92,7 @@ class FitLoop:
             seed=t["seed"],
             device=device,
         )
-        self.selection = ModelSelection()
+        self.selection = ModelSelection(metric=t["selection_metric"])
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.val_loader = DataLoader(splits["val"], batch_size=t["eval_batch_size"])
@@ -137,7 +138,7 @@ class FitLoop:
         self.start_epoch = checkpoint["epoch"] + 1
         extra = checkpoint["extra"]
         self.history = extra["history"]
-        self.selection = ModelSelection(extra["best"])
+        self.selection = ModelSelection(extra["best"], self.train_cfg["selection_metric"])
         if self.average is not None:
             self.average.restore(checkpoint, self.layout.checkpoint("last"))
         if self.live is not None:
@@ -146,7 +147,7 @@ class FitLoop:
                     f"{self.layout.checkpoint('last')}: holds no live-weight selection "
                     "(train.ema_track_live was off when it was written)"
                 )
-            self.live = LiveTracking(extra["best_live"])
+            self.live = LiveTracking(extra["best_live"], self.train_cfg["selection_metric"])
 
     # ------------------------------------------------------------------ the loop
 

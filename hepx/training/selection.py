@@ -10,14 +10,17 @@ __all__ = ["ModelSelection"]
 
 
 class ModelSelection:
-    """The reference's rule: the highest validation prediction AUC, ties broken by the lower
-    validation loss; a NaN AUC never wins.
+    """The reference's rule: the highest validation prediction ROC AUC (``metric="pred_auc"``;
+    GMT's runs select by the accuracy, ``"pred_acc"``), ties broken by the lower validation
+    loss; a NaN value never wins.
 
-    Its state (``epoch``, ``auc``, ``loss``, ``phase`` of the best epoch so far) is saved in
-    ``last.pt`` so that a resumed run selects as an uninterrupted one.
+    Its state (``epoch``, ``auc``, ``loss``, ``phase`` of the best epoch so far; ``auc`` holds
+    the selection metric's value, whichever it is) is saved in ``last.pt`` so that a resumed
+    run selects as an uninterrupted one.
     """
 
-    def __init__(self, state: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, state: Mapping[str, Any] | None = None, metric: str = "pred_auc") -> None:
+        self.metric = metric
         self.best: dict[str, Any] = (
             dict(state) if state else {"epoch": -1, "auc": -math.inf, "loss": math.inf}
         )
@@ -26,10 +29,9 @@ class ModelSelection:
     def epoch(self) -> int:
         return int(self.best["epoch"])
 
-    @staticmethod
-    def _entry(val: Mapping[str, float], epoch: int, phase: str) -> dict[str, Any]:
-        auc = val["pred_auc"] if not math.isnan(val["pred_auc"]) else -math.inf
-        return {"epoch": epoch, "auc": auc, "loss": val["loss"], "phase": phase}
+    def _entry(self, val: Mapping[str, float], epoch: int, phase: str) -> dict[str, Any]:
+        value = val[self.metric] if not math.isnan(val[self.metric]) else -math.inf
+        return {"epoch": epoch, "auc": value, "loss": val["loss"], "phase": phase}
 
     def offer(self, val: Mapping[str, float], epoch: int, phase: str) -> bool:
         """Record ``epoch`` if its validation metrics beat the best so far; True if so."""

@@ -116,3 +116,114 @@ def test_run_from_another_dataset_is_refused(runs, tau_dataset, tmp_path, capsys
     assert code == 2
     assert "'actstrack' dataset" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def _train_variant(tmp_path_factory, dataset, name: str, section: str, **changes):
+    """A tiny plain ActsTrack run like the session's, with ``changes`` in ``section``."""
+    from tiny_runs import tiny_config
+
+    from hepx.training import train
+
+    cfg = tiny_config(dataset, "actstrack", "plain")
+    cfg[section] = {**cfg.get(section, {}), **changes}
+    run = tmp_path_factory.mktemp(name) / name
+    train(cfg, run, progress=False)
+    return run
+
+
+@pytest.fixture(scope="module")
+def plain_seed1_run(acts_dataset, tmp_path_factory):
+    """A second plain run of the session's ActsTrack data and split, trained with seed 1."""
+    return _train_variant(tmp_path_factory, acts_dataset, "acts_plain_seed1", "train", seed=1)
+
+
+def _ensemble_expectations(run_dirs):
+    """Independently: the ROC AUC of the two runs' mean logit, and the pooled interpretation
+    AUC (points of the positive test samples) of the mean of their GradGeo scores ranked
+    within each sample in [0, 1] (scipy's average ranks)."""
+    import numpy as np
+    from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
+    from torch_geometric.loader import DataLoader
+
+    from hepx.explain import get_explainer
+    from hepx.run import TrainedRun
+
+    logits, ranks = [], []
+    for d in run_dirs:  # (the runs share the test split: the labels are the same each time)
+        run = TrainedRun.open(d)
+        model, test = run.model(), run.splits()["test"]
+        lg, rk, y, lab, positive = [], [], [], [], []
+        for b in DataLoader(test, batch_size=64):
+            lg.append(model(b).detach().view(-1).numpy())
+            s = get_explainer("gradgeo")(model, b).scores.numpy()
+            for i in range(b.num_graphs):
+                si = s[(b.batch == i).numpy()]
+                rk.append((rankdata(si) - 1) / (len(si) - 1) if len(si) > 1 else [0.5])
+                lab.append(b.node_label[b.batch == i].numpy())
+                positive.append(np.full(len(si), float(b.y.view(-1)[i]) > 0.5))
+            y.append(b.y.view(-1).numpy())
+        logits.append(np.concatenate(lg))
+        ranks.append(np.concatenate(rk))
+    keep = np.concatenate(positive)
+    # (rounded: equal rationals from different samples must tie, as in float32)
+    score, lab = np.round((ranks[0] + ranks[1]) / 2, 9), np.concatenate(lab)
+    pred_auc = roc_auc_score(np.concatenate(y), (logits[0] + logits[1]) / 2)
+    return pred_auc, roc_auc_score(lab[keep], score[keep])
+
+
+def test_ensemble_rows(runs, plain_seed1_run, tmp_path):
+    """``--ensemble 2`` on two plain runs of the same data and split adds one
+    ``<method>+ens2`` row per post-hoc method, scored like the others."""
+    rep = tmp_path / "report"
+    argv = ["-q", "evaluate", str(plain_seed1_run), str(runs["plain"]), str(runs["lri_bernoulli"])]
+    argv += ["--methods", "gradgeo,bernmask_p", "lri_bernoulli", "--ensemble", "2"]
+    argv += ["--out", str(rep), "--draws", "2", "--robustness-samples", "3", "--fit-epochs", "1"]
+    assert _main(argv) == 0
+    rows = list(csv.DictReader(open(rep / "results.csv")))
+    assert [r["method"] for r in rows] == [
+        "gradgeo",
+        "bernmask_p",
+        "gradgeo",
+        "bernmask_p",
+        "lri_bernoulli",
+        "gradgeo+ens2",
+        "bernmask_p+ens2",
+    ]
+    ens = {r["method"]: r for r in rows[-2:]}
+    members = sorted([runs["plain"], plain_seed1_run], key=lambda p: p.name)
+    assert ens["gradgeo+ens2"]["run"] == "+".join(p.name for p in members)
+    pred_auc, interp_auc = _ensemble_expectations(members)
+    assert float(ens["gradgeo+ens2"]["pred_auc"]) == pytest.approx(pred_auc, abs=1e-6)
+    assert float(ens["bernmask_p+ens2"]["pred_auc"]) == pytest.approx(pred_auc, abs=1e-6)
+    assert float(ens["gradgeo+ens2"]["interp_auc"]) == pytest.approx(interp_auc, abs=1e-6)
+    for r in ens.values():
+        assert "members=2" in r["options"] and "normalise=rank" in r["options"]
+        for col in ("interp_auc_per_sample", "prec@4", "prec@8", "fid_plus", "fid_minus"):
+            assert r[col] != "", col
+        assert r["equiv_permutation_cos"] != ""  # robustness of the ensemble explanation
+        assert r["sanity_random_spearman"] == ""  # sanity checks skipped for ensembles
+        assert r["dataset"] == "actstrack" and r["backbone"] == "egnn"
+    assert "| gradgeo+ens2 | egnn | actstrack |" in (rep / "results.md").read_text()
+
+
+def test_ensemble_needs_runs_of_one_test_split(
+    runs, plain_seed1_run, acts_dataset, tmp_path_factory, tmp_path, capsys
+):
+    other = _train_variant(tmp_path_factory, acts_dataset, "acts_split1", "dataset", split_seed=1)
+    out = tmp_path / "r"
+    argv = ["evaluate", str(runs["plain"]), str(other), "--ensemble", "2", "--out", str(out)]
+    assert _main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not evaluated on the same test data" in err
+    assert str(runs["plain"]) in err and str(other) in err
+    assert not out.exists()
+    argv = ["evaluate", str(runs["plain"]), str(plain_seed1_run), "--ensemble", "3"]
+    assert _main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "only 2 plain actstrack/egnn run(s)" in err
+    assert (
+        _main(["evaluate", str(runs["lri_bernoulli"]), "--ensemble", "2", "--out", str(out)]) == 2
+    )
+    assert "made of plain runs" in capsys.readouterr().err
+    assert not out.exists()

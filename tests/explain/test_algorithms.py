@@ -63,23 +63,22 @@ def make(name):
 
 
 def test_registry_names_and_unknown():
-    assert set(available_methods()) == set(POST_HOC) | {"lri_bernoulli", "lri_gaussian"}
+    own = {"lri_bernoulli", "lri_gaussian", "gmt_lin", "gmt_sam", "pointmask"}
+    assert set(available_methods()) == set(POST_HOC) | own
     with pytest.raises(ConfigError, match=r"known methods: .*gradcam.*lri_gaussian"):
         get_explainer("shap")
     with pytest.raises(ConfigError, match="bad options"):
         get_explainer("ig", n_stepz=3)
     assert registry.POST_HOC == tuple(POST_HOC)
-    assert available_methods()[-2:] == ["lri_bernoulli", "lri_gaussian"]  # post-hoc first
+    assert available_methods()[-5:] == list(registry.SELF_INTERPRETABLE)
 
 
 def test_register_explainer_function_and_class(monkeypatch):
     monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))  # restored after the test
     b = toy_batch()
     registry.register_explainer("x_flag", lambda model, batch: batch.x[:, 0] * 2)
-    assert "x_flag" in available_methods() and available_methods()[-2:] == [
-        "lri_bernoulli",
-        "lri_gaussian",
-    ]
+    assert "x_flag" in available_methods()
+    assert available_methods()[-5:] == list(registry.SELF_INTERPRETABLE)
     explanation = get_explainer("x_flag")(ToyClassifier(), b)
     assert isinstance(explanation, PointExplanation) and explanation.method == "x_flag"
     assert torch.equal(explanation.scores, b.x[:, 0] * 2)

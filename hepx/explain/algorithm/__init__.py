@@ -4,6 +4,7 @@ Each is an :class:`ExplainerAlgorithm`: ``algorithm(model, batch) -> PointExplan
 """
 
 from hepx.explain.algorithm.base import ExplainerAlgorithm, PointInputs, point_inputs
+from hepx.explain.algorithm.ensemble import EnsembleExplainer, normalise_scores
 from hepx.explain.algorithm.gradients import (
     GGIG,
     GradCAM,
@@ -21,6 +22,7 @@ __all__ = [
     "GGIG",
     "BernMask",
     "BernMaskP",
+    "EnsembleExplainer",
     "ExplainerAlgorithm",
     "GradCAM",
     "GradGeo",
@@ -31,6 +33,7 @@ __all__ = [
     "PointMaskPostHoc",
     "Symmetrised",
     "integrated_gradients",
+    "normalise_scores",
     "path_baseline",
     "point_inputs",
     "point_score",

@@ -1,4 +1,5 @@
-"""LRI models explained by their own scores, as explainer algorithms."""
+"""Self-interpretable models (LRI, GMT, PointMask) explained by their own scores, as explainer
+algorithms."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from torch_geometric.data.data import BaseData
 from hepx.errors import ConfigError
 from hepx.explain.algorithm.base import ExplainerAlgorithm, PointInputs, frozen
 
-__all__ = ["LRIBernoulliScores", "LRIGaussianScores"]
+__all__ = [
+    "GMTLinScores",
+    "GMTSamScores",
+    "LRIBernoulliScores",
+    "LRIGaussianScores",
+    "PointMaskScores",
+]
 
 
 class _LRIScores(ExplainerAlgorithm):
@@ -37,3 +44,25 @@ class LRIGaussianScores(_LRIScores):
 
     name = "lri_gaussian"
     model_class = "LRIGaussian"
+
+
+class GMTLinScores(_LRIScores):
+    """GMT-lin: ``p_i = sigmoid(a_i)`` of the model's extractor (:mod:`hepx.models.gmt`)."""
+
+    name = "gmt_lin"
+    model_class = "GMTLin"
+
+
+class GMTSamScores(_LRIScores):
+    """GMT-sam: ``p_i = sigmoid(a_i)`` of the model's extractor (:mod:`hepx.models.gmt`)."""
+
+    name = "gmt_sam"
+    model_class = "GMTSam"
+
+
+class PointMaskScores(_LRIScores):
+    """PointMask (jointly trained, :mod:`hepx.models.pointmask`): the mask ``m_i`` of the
+    model's evaluation pass."""
+
+    name = "pointmask"
+    model_class = "PointMask"

@@ -292,6 +292,7 @@ class PointEncoder(nn.Module):
         edge_weight: Tensor | None = None,
         *,
         period: Sequence[float | None] | None = None,
+        weighted_layers: int | None = None,
     ) -> Tensor:
         """Node embeddings.
 
@@ -302,6 +303,8 @@ class PointEncoder(nn.Module):
             batch: event index ``[N]`` (unused by the layers; kept for a uniform API).
             edge_weight: ``[E]`` multiplying each message, or ``None``.
             period: per-axis period of ``pos`` for the wrapped edge vectors.
+            weighted_layers: ``edge_weight`` enters only the first ``weighted_layers``
+                layers (``None``: all; GMT-lin weights the first one).
 
         Returns:
             ``h`` ``[N, hidden_channels]``.
@@ -313,7 +316,9 @@ class PointEncoder(nn.Module):
             x = rho_z if x is None or x.shape[-1] == 0 else torch.cat([x, rho_z], dim=-1)
         edge_attr = self.edge_attr(geom)
         h = self.node_encoder(x, pos.shape[0])
-        for conv, norm in zip(self.convs, self.norms, strict=True):
-            out = conv(h, edge_index, edge_attr, edge_weight)
+        n_weighted = self.num_layers if weighted_layers is None else weighted_layers
+        for layer, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            weight = edge_weight if layer < n_weighted else None
+            out = conv(h, edge_index, edge_attr, weight)
             h = h + self.dropout(torch.relu(norm(out)))
         return h
