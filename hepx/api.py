@@ -60,7 +60,8 @@ class TrainedModel:
 
     @property
     def method(self) -> str:
-        """``plain``, ``lri_bernoulli`` or ``lri_gaussian``."""
+        """The model method: ``plain``, ``lri_bernoulli``, ``lri_gaussian``, ``gmt_lin``,
+        ``gmt_sam`` or ``pointmask``."""
         return self.run.method
 
     def __repr__(self) -> str:

@@ -379,7 +379,8 @@ class TrainedRun:
 
     @property
     def method(self) -> str:
-        """``plain``, ``lri_bernoulli`` or ``lri_gaussian``."""
+        """The model method: ``plain``, ``lri_bernoulli``, ``lri_gaussian``, ``gmt_lin``,
+        ``gmt_sam`` or ``pointmask``."""
         return self.config["model"]["method"]
 
     @property

@@ -161,7 +161,7 @@ def evaluate(
     if not rows:
         raise ConfigError(
             f"none of the methods {', '.join(requested or [])} applies to these runs: post-hoc "
-            "methods explain plain runs, lri_bernoulli / lri_gaussian need runs of that method"
+            "methods explain plain runs; lri_*, gmt_* and pointmask need runs of that method"
         )
     write_report(out_dir, rows, curves)
     return rows

@@ -54,7 +54,7 @@ class EventScorer:
         if self.explainer is None and not is_lri(self.model):
             raise CheckpointError(
                 f"{what}: a plain model (no built-in importance) needs an explainer, e.g. "
-                "gradcam; LRI runs (lri_bernoulli, lri_gaussian) score hits themselves"
+                "gradcam; LRI, GMT and PointMask runs score hits themselves"
             )
 
     def predict(self, events: ak.Array, *, progress: bool | None = False) -> Predictions:

@@ -420,3 +420,27 @@ def test_resume_a_run_that_predates_a_train_key(tiny_ds, tmp_path):
     # a key the run did record still has to match
     with pytest.raises(CheckpointError, match=r"train\.lr_schedule \(run constant, now cosine\)"):
         train(_cfg(tiny_ds, lr_schedule="cosine"), tmp_path / "old", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("method", ["gmt_lin", "gmt_sam", "pointmask"])
+def test_gmt_and_pointmask_runs_train_select_by_accuracy_and_reopen(tiny_ds, tmp_path, method):
+    from torch_geometric.loader import DataLoader
+
+    from hepx.explain import get_explainer
+    from hepx.run import TrainedRun
+
+    cfg = _cfg(tiny_ds, warmup=0, selection_metric="pred_acc", max_batches_per_epoch=3)
+    cfg["model"]["method"] = method
+    metrics = train(cfg, tmp_path / method, progress=False)
+    rows = json.loads((tmp_path / method / "metrics.json").read_text())
+    # the highest validation accuracy, ties to the lower validation loss
+    best = max(rows, key=lambda r: (r["val_pred_acc"], -r["val_loss"]))
+    assert metrics["selected_epoch"] == best["epoch"]
+    run = TrainedRun.open(tmp_path / method)
+    model = run.model()
+    assert type(model).__name__ == {"gmt_lin": "GMTLin", "gmt_sam": "GMTSam"}.get(
+        method, "PointMask"
+    )
+    batch = next(iter(DataLoader(run.splits()["test"], batch_size=4)))
+    scores = get_explainer(method)(model, batch).scores
+    assert scores.shape == (batch.num_nodes,) and torch.isfinite(scores).all()
