@@ -18,9 +18,18 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub) -> None:
     p = _sub(sub, "convert", help="turn ROOT/Parquet files into a cached point-cloud dataset")
-    p.add_argument("dataset", choices=DATASET_KINDS, help="the kind of input")
+    p.add_argument(
+        "dataset",
+        choices=(*DATASET_KINDS, "lri"),
+        help="the kind of input (lri: a processed data set of the LRI reference code, data.pt)",
+    )
     p.add_argument(
         "inputs", nargs="+", type=Path, help="input files (actstrack: directories or hits files)"
+    )
+    p.add_argument(
+        "--lri-kind",
+        choices=("actstrack", "tau3mu", "generic"),
+        help="with lri: the kind of the imported data (default: guessed from its fields)",
     )
     p.add_argument("--out", type=Path, required=True, help="dataset directory to write")
     p.add_argument(
@@ -39,16 +48,18 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> None:
     from hepx.data import convert
 
-    options = reader_options_of(args.config)
     t0 = time.perf_counter()
-    manifest = convert(
-        args.dataset,
-        args.inputs,
-        args.out,
-        reader_options=options,
-        executor=executor_of(args),
-        overwrite=args.overwrite,
-    )
+    if args.dataset == "lri":
+        manifest = _import_lri(args)
+    else:
+        manifest = convert(
+            args.dataset,
+            args.inputs,
+            args.out,
+            reader_options=reader_options_of(args.config),
+            executor=executor_of(args),
+            overwrite=args.overwrite,
+        )
     log.info(
         "wrote %s: %d samples (%d positive), %d points, in %.1f s",
         args.out,
@@ -57,3 +68,12 @@ def run(args: argparse.Namespace) -> None:
         manifest["num_points"],
         time.perf_counter() - t0,
     )
+
+
+def _import_lri(args: argparse.Namespace) -> dict:
+    from hepx.data.lri import import_lri
+    from hepx.errors import InputError
+
+    if len(args.inputs) != 1 or args.config:
+        raise InputError("convert lri takes one processed file (data.pt) and no --config")
+    return import_lri(args.inputs[0], args.out, kind=args.lri_kind, overwrite=args.overwrite)
