@@ -16,7 +16,13 @@ import numpy as np
 import vector
 
 from hepx.errors import InputError
-from hepx.io.rootfile import iterate, open_tree, require_branches
+from hepx.io.rootfile import (
+    iterate,
+    open_tree,
+    require_branches,
+    split_optional,
+    warn_missing_optional,
+)
 
 log = logging.getLogger(__name__)
 vector.register_awkward()
@@ -41,10 +47,22 @@ _GEOMETRY_LAYOUT = {
     "sensitive_id": (8, 20),
     "extra_id": (0, 8),
 }
+#: Hits-tree branches the ActsTrack point clouds need besides the particle link: the event
+#: (grouping), the position (``pos``) and the momentum before the hit (``node_dir``).
+HIT_REQUIRED = ("event_id", "tx", "ty", "tz", "tpx", "tpy", "tpz")
+#: Hits-tree branches read when present (``geometry_id`` gives ``volume_id``, ``layer_id``,
+#: ``sensitive_id``; ``tt`` gives ``t``, ``te`` gives ``e``); the events lack them otherwise.
+HIT_OPTIONAL = ("geometry_id", "tt", "te", "index")
 #: Kinematic branches of the hits tree.
 HIT_KINEMATICS = ("tx", "ty", "tz", "tt", "tpx", "tpy", "tpz", "te")
-#: Branches of the particles tree read besides the ids.
-PARTICLE_FIELDS = ("particle_type", "q", "px", "py", "pz", "m", "vx", "vy", "vz")
+#: Particles-tree branches the Z -> ll truth and the tracks need besides the ids: flavour,
+#: charge, momentum and mass.
+PARTICLE_REQUIRED = ("particle_type", "q", "px", "py", "pz", "m")
+#: Particles-tree branches read when present (the tracks' production vertex).
+PARTICLE_OPTIONAL = ("vx", "vy", "vz")
+#: Branches of the particles tree read besides the ids (when present).
+PARTICLE_FIELDS = (*PARTICLE_REQUIRED, *PARTICLE_OPTIONAL)
+_HIT_DTYPES = {"event_id": np.int64, "geometry_id": np.uint64, "index": np.int32}
 
 
 def pack_barcode(
@@ -103,7 +121,9 @@ def detect_hits_schema(branches: set[str]) -> str:
     )
 
 
-def _read_hits(path: Any, tree: str, step_size: int | str) -> tuple[dict[str, np.ndarray], str]:
+def _read_hits(path: Any, tree: str, step_size: int | str):
+    """The hits table (required and present optional branches), the schema, the tree and the
+    optional branches it lacks."""
     ttree = open_tree(path, tree)
     keys = set(ttree.keys())
     schema = detect_hits_schema(keys)
@@ -112,18 +132,18 @@ def _read_hits(path: Any, tree: str, step_size: int | str) -> tuple[dict[str, np
         "v44.0": ["barcode"],
         "v44.3": [f"barcode_{f}" for f in BARCODE_FIELDS],
     }[schema]
-    needed = ["event_id", "geometry_id", *link, *HIT_KINEMATICS, "index"]
-    require_branches(ttree, needed, what=f"ACTS simulated hits ({schema} schema)")
+    require_branches(
+        ttree,
+        ["event_id", *link, *HIT_REQUIRED[1:]],
+        what=f"the ActsTrack point clouds (ACTS simulated hits, {schema} schema)",
+    )
+    present, missing = split_optional(ttree, HIT_OPTIONAL)
+    columns = [*HIT_REQUIRED, *present]
     # Flat tree: read straight into preallocated numpy arrays (no awkward layer, no concatenate).
     n = ttree.num_entries
-    hits = {
-        "event_id": np.empty(n, np.int64),
-        "geometry_id": np.empty(n, np.uint64),
-        "barcode": np.empty(n, np.uint64),
-        **{k: np.empty(n, np.float32) for k in HIT_KINEMATICS},
-        "index": np.empty(n, np.int32),
-    }
-    flat_branches = [b for b in needed if b != "barcode"]
+    hits = {k: np.empty(n, _HIT_DTYPES.get(k, np.float32)) for k in columns}
+    hits["barcode"] = np.empty(n, np.uint64)
+    flat_branches = [*(b for b in link if b != "barcode"), *columns]
     start = 0
     for chunk in iterate(ttree, flat_branches, step_size=step_size, library="np"):
         stop = start + len(chunk["event_id"])
@@ -133,7 +153,7 @@ def _read_hits(path: Any, tree: str, step_size: int | str) -> tuple[dict[str, np
             hits["barcode"][start:stop] = pack_barcode(
                 *(chunk[f"barcode_{f}"] for f in BARCODE_FIELDS)
             )
-        for k in ("event_id", "geometry_id", *HIT_KINEMATICS, "index"):
+        for k in columns:
             hits[k][start:stop] = chunk[k]
         start = stop
     if schema == "v44.0":  # one vector<uint32> of the five levels per hit
@@ -148,30 +168,38 @@ def _read_hits(path: Any, tree: str, step_size: int | str) -> tuple[dict[str, np
             comps = ak.to_numpy(ak.flatten(chunk["barcode"])).reshape(-1, len(BARCODE_FIELDS))
             hits["barcode"][start : start + len(comps)] = pack_barcode(*comps.T)
             start += len(comps)
-    return hits, schema
+    return hits, schema, ttree, missing
 
 
-def _read_particles(path: Any, tree: str, step_size: int | str) -> dict[str, np.ndarray]:
+def _read_particles(path: Any, tree: str, step_size: int | str):
+    """The particles table (required and present optional branches), the tree and the optional
+    branches it lacks."""
     ttree = open_tree(path, tree)
     keys = set(ttree.keys())
     link = ["particle_id"] if "particle_id" in keys else list(BARCODE_FIELDS)
-    needed = ["event_id", *link, *PARTICLE_FIELDS]
-    require_branches(ttree, needed, what="ACTS particles")
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ["event_id", "barcode", *PARTICLE_FIELDS]}
+    require_branches(
+        ttree,
+        ["event_id", *link, *PARTICLE_REQUIRED],
+        what="the Z -> ll truth and the tracks (ACTS particles)",
+    )
+    present, missing = split_optional(ttree, PARTICLE_OPTIONAL)
+    fields = [*PARTICLE_REQUIRED, *present]
+    needed = ["event_id", *link, *fields]
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ["event_id", "barcode", *fields]}
     for chunk in iterate(ttree, needed, step_size=step_size):
         per_event = chunk["particle_type"].ndim == 2
         if per_event:
             counts = ak.to_numpy(ak.num(chunk["particle_type"], axis=1))
-            for k in (*link, *PARTICLE_FIELDS):
+            for k in (*link, *fields):
                 if not np.array_equal(ak.to_numpy(ak.num(chunk[k], axis=1)), counts):
                     raise InputError(
                         f"{path}: jagged branches of mismatched length: '{k}' and "
                         f"'particle_type' differ in number of particles per event"
                     )
-            flat = {k: ak.to_numpy(ak.flatten(chunk[k])) for k in (*link, *PARTICLE_FIELDS)}
+            flat = {k: ak.to_numpy(ak.flatten(chunk[k])) for k in (*link, *fields)}
             event_id = np.repeat(ak.to_numpy(chunk["event_id"]).astype(np.int64), counts)
         else:  # pre-v8.3 layout: one entry per particle
-            flat = {k: ak.to_numpy(chunk[k]) for k in (*link, *PARTICLE_FIELDS)}
+            flat = {k: ak.to_numpy(chunk[k]) for k in (*link, *fields)}
             event_id = ak.to_numpy(chunk["event_id"]).astype(np.int64)
         if link == ["particle_id"]:
             barcode = flat["particle_id"].astype(np.uint64)
@@ -179,9 +207,10 @@ def _read_particles(path: Any, tree: str, step_size: int | str) -> dict[str, np.
             barcode = pack_barcode(*(flat[f] for f in BARCODE_FIELDS))
         parts["event_id"].append(event_id)
         parts["barcode"].append(barcode)
-        for k in PARTICLE_FIELDS:
+        for k in fields:
             parts[k].append(flat[k])
-    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+    table = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+    return table, ttree, missing
 
 
 def read_acts(
@@ -230,6 +259,10 @@ def read_acts(
         ``pdg``, ``charge``, ``vx, vy, vz``, ``n_hits``, ``is_signal``).
         ``events.attrs["hepx_report"]`` counts what was read and dropped.
 
+    Required: ``HIT_REQUIRED``, ``PARTICLE_REQUIRED`` and the particle link. Without optional
+    ones (``HIT_OPTIONAL``, ``PARTICLE_OPTIONAL``) the events lack their fields, named once per
+    tree in a warning and in the report's ``missing_optional_branches``.
+
     Example
     -------
     >>> events = read_acts("hits.root", "particles.root")               # doctest: +SKIP
@@ -266,16 +299,35 @@ def _read_checked(hits: Any, particles: Any, trees: tuple[str, str], step_size, 
     """The hits and particles tables, checked non-empty and finite; their schema; the report."""
     if nonfinite not in ("error", "drop"):
         raise InputError(f"nonfinite must be 'error' or 'drop', got {nonfinite!r}")
-    h, schema = _read_hits(hits, trees[0], step_size)
-    p = _read_particles(particles, trees[1], step_size)
+    h, schema, h_tree, h_missing = _read_hits(hits, trees[0], step_size)
+    p, p_tree, p_missing = _read_particles(particles, trees[1], step_size)
     report: dict[str, Any] = {"hits_read": len(h["event_id"]), "particles_read": len(p["event_id"])}
+    report["missing_optional_branches"] = h_missing + p_missing
     if len(h["event_id"]) == 0:
         raise InputError(f"{hits}: the hits tree '{trees[0]}' has no entries (an empty file)")
     if len(p["event_id"]) == 0:
         raise InputError(f"{particles}: the particles tree '{trees[1]}' holds no particle")
+    _warn_missing(h_tree, h_missing, "hits")
+    _warn_missing(p_tree, p_missing, "tracks")
     h = _finite_rows(h, HIT_USED, nonfinite, hits, "hits", report)
     p = _finite_rows(p, PARTICLE_USED, nonfinite, particles, "particles", report)
     return h, p, schema, report
+
+
+#: The event fields an optional branch gives.
+_OPTIONAL_FIELDS = {
+    "geometry_id": ("volume_id", "layer_id", "sensitive_id", "geometry_id"),
+    "tt": ("t",),
+    "te": ("e",),
+    "index": ("index",),
+    **{k: (k,) for k in PARTICLE_OPTIONAL},
+}
+
+
+def _warn_missing(tree: Any, missing: Sequence[str], record: str) -> None:
+    """One warning naming the optional branches ``tree`` lacks and the fields then absent."""
+    fields = ", ".join(f"{record}.{f}" for b in missing for f in _OPTIONAL_FIELDS[b])
+    warn_missing_optional(tree, missing, f"the events have no {fields}")
 
 
 #: Branches whose values the point clouds and the truth use: checked to be finite.
@@ -421,26 +473,23 @@ def _hit_fields(
 ) -> dict[str, np.ndarray]:
     """The per-hit fields of the kept hits ``sel`` (rows of ``h``; ``h["entry"]``, when there,
     maps them to entries of the hits tree)."""
-    geo = decode_geometry_id(h["geometry_id"][sel])
-    return {
-        "x": h["tx"][sel],
-        "y": h["ty"][sel],
-        "z": h["tz"][sel],
-        "t": h["tt"][sel],
-        "px": h["tpx"][sel],
-        "py": h["tpy"][sel],
-        "pz": h["tpz"][sel],
-        "e": h["te"][sel],
-        "volume_id": geo["volume_id"],
-        "layer_id": geo["layer_id"],
-        "sensitive_id": geo["sensitive_id"],
-        "geometry_id": h["geometry_id"][sel],
-        "barcode": h["barcode"][sel],
-        "track": track.astype(np.int32),
-        "index": h["index"][sel].astype(np.int32),
-        "node_label": signal.astype(np.int8),
-        "hit_index": (h["entry"][sel] if "entry" in h else sel).astype(np.int64),
-    }
+    out = {"x": h["tx"][sel], "y": h["ty"][sel], "z": h["tz"][sel]}
+    if "tt" in h:  # the optional branches only when the file has them
+        out["t"] = h["tt"][sel]
+    out.update(px=h["tpx"][sel], py=h["tpy"][sel], pz=h["tpz"][sel])
+    if "te" in h:
+        out["e"] = h["te"][sel]
+    if "geometry_id" in h:
+        geo = decode_geometry_id(h["geometry_id"][sel])
+        out.update({k: geo[k] for k in ("volume_id", "layer_id", "sensitive_id")})
+        out["geometry_id"] = h["geometry_id"][sel]
+    out["barcode"] = h["barcode"][sel]
+    out["track"] = track.astype(np.int32)
+    if "index" in h:
+        out["index"] = h["index"][sel].astype(np.int32)
+    out["node_label"] = signal.astype(np.int8)
+    out["hit_index"] = (h["entry"][sel] if "entry" in h else sel).astype(np.int64)
+    return out
 
 
 def _track_fields(
@@ -450,7 +499,7 @@ def _track_fields(
     px, py, pz = (p[k][rows].astype(np.float64) for k in ("px", "py", "pz"))
     pt = np.hypot(px, py)
     eta = np.arcsinh(np.divide(pz, pt, out=np.full_like(pz, np.inf), where=pt > 0))
-    return {
+    out = {
         "barcode": p["barcode"][rows],
         "pdg": p["particle_type"][rows].astype(np.int32),
         "charge": p["q"][rows].astype(np.float32),
@@ -458,12 +507,11 @@ def _track_fields(
         "eta": eta.astype(np.float32),
         "phi": np.arctan2(py, px).astype(np.float32),
         "mass": p["m"][rows].astype(np.float32),
-        "vx": p["vx"][rows].astype(np.float32),
-        "vy": p["vy"][rows].astype(np.float32),
-        "vz": p["vz"][rows].astype(np.float32),
-        "n_hits": n_hits[rows].astype(np.int32),
-        "is_signal": is_signal[rows],
     }
+    out.update({k: p[k][rows].astype(np.float32) for k in PARTICLE_OPTIONAL if k in p})
+    out["n_hits"] = n_hits[rows].astype(np.int32)
+    out["is_signal"] = is_signal[rows]
+    return out
 
 
 def _z_truth(

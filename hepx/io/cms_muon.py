@@ -13,7 +13,7 @@ import uproot
 
 from hepx.errors import InputError
 from hepx.io.filters import HitFilter, parse_filters
-from hepx.io.rootfile import open_tree, require_branches
+from hepx.io.rootfile import open_tree, require_branches, split_optional, warn_missing_optional
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,23 @@ HIT_FIELDS: dict[str, str] = {
     "neighbor": "mu_hit_neighbor",
 }
 HIT_COUNTER = "n_mu_hit"
+#: The hit fields the Tau3Mu point clouds use (coordinates and the feature): their branches are
+#: required, with the hit filters' branches and the truth branch; the other ``HIT_FIELDS`` are
+#: optional (read when present, the events lack the field otherwise).
+USED_FIELDS = ("eta", "phi", "bend")
+
+
+def branch_sets(filters: Sequence[HitFilter], truth_branch: str | None) -> tuple[list, list]:
+    """The required and the optional per-hit branches for ``filters`` and ``truth_branch``.
+
+    Required: the branches of the point clouds' coordinates and feature (``USED_FIELDS``), of
+    the hit filters, and the per-hit truth (the node labels). Optional: the other
+    ``HIT_FIELDS`` branches, carried along for the user.
+    """
+    required = [HIT_FIELDS[f] for f in USED_FIELDS] + [f.branch for f in filters]
+    required += [truth_branch] if truth_branch is not None else []
+    required = list(dict.fromkeys(required))
+    return required, [b for b in HIT_FIELDS.values() if b not in required]
 
 
 def wrap_phi(phi: np.ndarray) -> np.ndarray:
@@ -102,6 +119,12 @@ def read_cms_muon(
         4 ME0, from ``mu_hit_type``), plus ``node_label`` (int8) and ``hit_index`` (the hit's
         index in the event's original ``mu_hit_*`` vectors).
 
+    Required branches: ``mu_hit_sim_eta``, ``mu_hit_sim_phi``, ``mu_hit_bend`` (the point
+    clouds), the filters' branches and ``truth_branch`` (a missing one is an error naming the
+    file and branches). The other hit fields' branches and ``label_branch`` are optional: the
+    events lack the fields of absent ones, which are named once, in a logged warning and in
+    ``events.attrs["hepx_report"]["missing_optional_branches"]``.
+
     Example
     -------
     >>> events = read_cms_muon("ntuple.root", min_signal_hits=1)     # doctest: +SKIP
@@ -126,7 +149,9 @@ class MuonChunks:
     ...     print(len(events))
     """
 
-    def __init__(self, path: str | os.PathLike, **options: Any) -> None:
+    def __init__(self, path: str | os.PathLike, *, warn_missing: bool = True, **options: Any):
+        """``warn_missing=False`` leaves the missing optional branches to the report only
+        (for callers that read one file in several calls and warned once already)."""
         from hepx.kinds import get_kind
 
         kind = get_kind("tau3mu")
@@ -137,11 +162,12 @@ class MuonChunks:
         self.tree = open_tree(path, o["tree"])
         if self.tree.num_entries == 0:
             raise InputError(f"{path}: the tree '{o['tree']}' has no entries (an empty file)")
-        hit_branches, per_event, label_branch = _branches(
+        hit_branches, per_event, label_branch, missing = _branches(
             self.tree, self.filters, o["truth_branch"], o["label_branch"], o["event_id_branch"]
         )
         self.branches = hit_branches + per_event
         self.selection = {
+            "hit_branches": hit_branches,
             "filters": self.filters,
             "truth_branch": o["truth_branch"],
             "label_branch": label_branch,
@@ -159,6 +185,9 @@ class MuonChunks:
         }
         self.report = dict.fromkeys(("events_read", "dropped_no_hits", "dropped_few_hits"), 0)
         self.report.update(dropped_few_signal_hits=0, dropped_nonfinite_hits=0, events_kept=0)
+        self.report["missing_optional_branches"] = missing
+        if warn_missing:
+            warn_missing_optional(self.tree, missing, _missing_effect(missing, o["label_branch"]))
 
     def __iter__(self):
         chunk_iter = self.tree.iterate(self.branches, library="ak", report=True, **self.entries)
@@ -191,27 +220,42 @@ class MuonChunks:
 
 
 def _branches(ttree, filters, truth_branch, label_branch, event_id_branch):
-    """The per-hit and per-event branches to read (checked to exist) and the label branch
-    (``None`` when absent: the label then comes from the per-hit truth)."""
-    hit_branches = list(dict.fromkeys([*HIT_FIELDS.values(), *(f.branch for f in filters)]))
-    require_branches(ttree, hit_branches, what="CMS muon hits")
+    """The per-hit and per-event branches to read (the required ones checked to exist), the
+    label branch (``None`` when absent: the label then comes from the per-hit truth) and the
+    optional branches the tree lacks."""
+    required, optional = branch_sets(filters, truth_branch)
+    hits = [b for b in required if b != truth_branch]
+    require_branches(
+        ttree, hits, what="the Tau3Mu point clouds (hit eta, phi, bend and the filters' branches)"
+    )
     if truth_branch is not None:
         require_branches(ttree, [truth_branch], what="the per-hit truth (truth_branch)")
-        hit_branches.append(truth_branch)
+    present, missing = split_optional(ttree, optional)
+    hit_branches = required + present
     for b in hit_branches:  # from the branch types, before anything is read
         if isinstance(ttree[b].interpretation, uproot.AsDtype):
             raise InputError(_per_event_message(ttree.file.file_path, b))
     per_event = []
     if label_branch is not None and label_branch in ttree.keys():
         per_event.append(label_branch)
-    else:
+    elif label_branch is not None:
+        missing.append(label_branch)
         label_branch = None
     if event_id_branch is not None:
         require_branches(ttree, [event_id_branch], what="event ids (event_id_branch)")
         per_event.append(event_id_branch)
     if HIT_COUNTER in ttree.keys():
         per_event.append(HIT_COUNTER)
-    return hit_branches, per_event, label_branch
+    return hit_branches, per_event, label_branch, missing
+
+
+def _missing_effect(missing: Sequence[str], label_branch: str | None) -> str:
+    """What the events lack without the optional branches ``missing``."""
+    names = {b: n for n, b in HIT_FIELDS.items()}
+    parts = [f"no hits.{names[b]}" for b in missing if b in names]
+    if label_branch in missing:
+        parts.append("the event label comes from the per-hit truth")
+    return "; ".join(parts)
 
 
 def _guard(chunk_iter, path):
@@ -230,6 +274,7 @@ def _process_chunk(
     arrays: ak.Array,
     *,
     entry0: int,
+    hit_branches: list[str],
     filters: list[HitFilter],
     truth_branch: str | None,
     label_branch: str | None,
@@ -242,9 +287,6 @@ def _process_chunk(
 ) -> ak.Array:
     n_events = len(arrays)
     report["events_read"] += n_events
-    hit_branches = [*HIT_FIELDS.values(), *(f.branch for f in filters)]
-    if truth_branch is not None:
-        hit_branches.append(truth_branch)
     counts = _check_lengths(arrays, hit_branches, entry0, path)
     if event_id_branch is not None:
         event_id = ak.to_numpy(arrays[event_id_branch]).astype(np.int64)
@@ -276,7 +318,7 @@ def _process_chunk(
     keep = ~(no_hits | few_hits | few_signal)
     sel = np.flatnonzero(mask & keep[event_of_hit])
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    fields = {name: flat[branch][sel] for name, branch in HIT_FIELDS.items()}
+    fields = {name: flat[b][sel] for name, b in HIT_FIELDS.items() if b in flat}
     fields["phi"] = wrap_phi(np.deg2rad(fields["phi"].astype(np.float64))).astype(np.float32)
     fields["bend"] = fields["bend"].astype(np.float32)
     fields["node_label"] = truth[sel].astype(np.int8)
@@ -290,10 +332,6 @@ def _process_chunk(
         },
         depth_limit=1,
     )
-
-
-#: The hit fields the Tau3Mu point clouds use (coordinates and the feature).
-USED_FIELDS = ("eta", "phi", "bend")
 
 
 def _finite_hits(flat, mask, nonfinite: str, report, path, entry0: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import uproot
 
 from hepx.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def open_root(path: str | os.PathLike) -> uproot.ReadOnlyDirectory:
@@ -93,6 +96,26 @@ def require_branches(tree: uproot.TTree, names: Iterable[str], *, what: str = ""
         raise InputError(
             f"{tree.file.file_path}:{tree.object_path.lstrip('/').split(';')[0]}: missing "
             f"branch(es) {', '.join(missing)}{label} (found: {found})"
+        )
+
+
+def split_optional(tree: uproot.TTree, optional: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The branches of ``optional`` that ``tree`` has, and those it lacks (in that order)."""
+    have = set(tree.keys())
+    names = list(dict.fromkeys(optional))
+    return [n for n in names if n in have], [n for n in names if n not in have]
+
+
+def warn_missing_optional(tree: uproot.TTree, missing: Sequence[str], effect: str) -> None:
+    """Log, once, that ``tree`` lacks the optional branches ``missing`` (nothing if none);
+    ``effect`` says what the output then lacks."""
+    if missing:
+        log.warning(
+            "%s:%s: optional branch(es) %s not in the file; read without them (%s)",
+            tree.file.file_path,
+            tree.object_path.lstrip("/").split(";")[0],
+            ", ".join(missing),
+            effect,
         )
 
 

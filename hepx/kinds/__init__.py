@@ -61,5 +61,5 @@ def detect_kind(events: Any) -> DatasetKind:
         if kind.matches(events):
             return kind
     raise InputError(
-        "events are neither ActsTrack (hits + tracks) nor Tau3Mu (muon hits with station, chamber)"
+        "events are neither ActsTrack (hits + tracks) nor Tau3Mu (muon hits with eta, phi, bend)"
     )

@@ -34,8 +34,10 @@ GENERIC_DETECTOR_VOLUMES = {
     17: ("long strip", "barrel"),
     18: ("long strip", "endcap +z"),
 }
-#: Branches of the hits tree that scoring and conversion need.
-HIT_BRANCHES = ("event_id", "geometry_id", "tx", "ty", "tz")
+#: Branches of the hits tree that scoring and conversion need (the reader checks the rest of
+#: its required branches, ``hepx.io.acts.HIT_REQUIRED`` and the particle link; ``geometry_id``
+#: is optional).
+HIT_BRANCHES = ("event_id", "tx", "ty", "tz")
 
 
 class ActsTrack(DatasetKind):

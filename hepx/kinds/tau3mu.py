@@ -10,7 +10,6 @@ import awkward as ak
 import numpy as np
 
 from hepx.config.schema import Field
-from hepx.errors import InputError
 from hepx.kinds.base import DatasetKind, ScoringChunk
 
 __all__ = ["MUON_TREE", "Tau3Mu", "tau3mu_arrays"]
@@ -90,19 +89,22 @@ class Tau3Mu(DatasetKind):
         report.update(chunks.report)
 
     def check_input(self, item: Path, options: Mapping[str, Any]) -> None:
-        from hepx.io.cms_muon import HIT_FIELDS
+        """The hit branches of the point clouds (eta, phi, bend) must be there; the reader
+        checks the rest of what the options need."""
+        from hepx.io.cms_muon import HIT_FIELDS, USED_FIELDS
         from hepx.io.rootfile import open_tree, require_branches
 
         tree = open_tree(item, options.get("tree", MUON_TREE))
-        require_branches(tree, list(HIT_FIELDS.values()), what="CMS muon hits")
+        used = [HIT_FIELDS[f] for f in USED_FIELDS]
+        require_branches(tree, used, what="the Tau3Mu point clouds (CMS muon hits)")
 
     def to_arrays(self, events, *, source_file: int = 0):
         return tau3mu_arrays(events, source_file=source_file)
 
     def matches(self, events) -> bool:
-        return "tracks" not in events.fields and {"eta", "phi", "station", "chamber"} <= set(
-            events.hits.fields
-        )
+        """Muon hits: (eta, phi) and bend, the fields every file gives (the chamber fields are
+        optional branches), and no tracks."""
+        return "tracks" not in events.fields and {"eta", "phi", "bend"} <= set(events.hits.fields)
 
     def scoring_chunks(
         self, item: Path, options: Mapping[str, Any], chunk_entries: int
@@ -113,7 +115,9 @@ class Tau3Mu(DatasetKind):
         from hepx.io.rootfile import open_tree
         from hepx.post.outputs import FriendLayout
 
-        MuonChunks(item, **options)  # checks the options and the branches before any work
+        # Checks the options and the branches before any work, and warns once about missing
+        # optional branches (the chunks below do not warn again).
+        MuonChunks(item, **options)
         tree = open_tree(item, options.get("tree", MUON_TREE))
         id_branch = options.get("event_id_branch")
         opts = {k: v for k, v in options.items() if k not in ("entry_start", "entry_stop")}
@@ -126,7 +130,7 @@ class Tau3Mu(DatasetKind):
                 else np.arange(a, b, dtype=np.int64)
             )
             layout = FriendLayout(event_id=ids, counts=_hit_counts(tree, a, b), entry_start=a)
-            events = _read_or_none(self.reader(), item, a, b, opts)
+            events = _read_or_none(item, a, b, opts)
             yield ScoringChunk(
                 events=events,
                 friend=layout,
@@ -166,14 +170,16 @@ def _hit_counts(tree, start: int, stop: int) -> np.ndarray:
     return np.asarray(ak.num(tree["mu_hit_sim_eta"].array(entry_start=start, entry_stop=stop)))
 
 
-def _read_or_none(reader, path: Path, start: int, stop: int, options: Mapping[str, Any]):
-    """The chunk's events, or ``None`` when the selection keeps none of them."""
-    try:
-        return reader(path, entry_start=start, entry_stop=stop, **options)
-    except InputError as err:
-        if "no events left" not in str(err):
-            raise
+def _read_or_none(path: Path, start: int, stop: int, options: Mapping[str, Any]):
+    """The chunk's events (as :func:`hepx.io.read_cms_muon` returns them, without warning
+    again about missing optional branches), or ``None`` when the selection keeps none."""
+    from hepx.io.cms_muon import MuonChunks
+
+    chunks = MuonChunks(path, entry_start=start, entry_stop=stop, warn_missing=False, **options)
+    parts = list(chunks)
+    if not parts:
         return None
+    return chunks.finish(ak.concatenate(parts))
 
 
 def _restore_ids(scored: ak.Array, ids: np.ndarray, start: int) -> ak.Array:
