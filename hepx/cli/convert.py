@@ -20,16 +20,38 @@ def add_parser(sub) -> None:
     p = _sub(sub, "convert", help="turn ROOT/Parquet files into a cached point-cloud dataset")
     p.add_argument(
         "dataset",
-        choices=(*DATASET_KINDS, "lri"),
-        help="the kind of input (lri: a processed data set of the LRI reference code, data.pt)",
+        choices=(*DATASET_KINDS, "lri", "plbind"),
+        help="the kind of input (lri: a processed data set of the LRI reference code, data.pt; "
+        "plbind: protein-ligand complex directories, PDBbind layout)",
     )
     p.add_argument(
-        "inputs", nargs="+", type=Path, help="input files (actstrack: directories or hits files)"
+        "inputs",
+        nargs="+",
+        type=Path,
+        help="input files (actstrack: directories or hits files; plbind: complex directories "
+        "or directories of them)",
     )
     p.add_argument(
         "--lri-kind",
         choices=("actstrack", "tau3mu", "generic"),
         help="with lri: the kind of the imported data (default: guessed from its fields)",
+    )
+    p.add_argument(
+        "--affinity",
+        type=Path,
+        help="with plbind: PDBbind index file or 'complex_id,affinity' CSV (Kd/Ki, e.g. Kd=12nM)",
+    )
+    p.add_argument(
+        "--pocket-cutoff",
+        type=float,
+        default=15.0,
+        help="with plbind: Å; residues whose C-alpha is closer to the ligand get node_label 1",
+    )
+    p.add_argument(
+        "--threshold-nm",
+        type=float,
+        default=10.0,
+        help="with plbind: a complex with Kd/Ki below this (nM) is positive (y = 1)",
     )
     p.add_argument("--out", type=Path, required=True, help="dataset directory to write")
     p.add_argument(
@@ -51,6 +73,8 @@ def run(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     if args.dataset == "lri":
         manifest = _import_lri(args)
+    elif args.dataset == "plbind":
+        manifest = _import_plbind(args)
     else:
         manifest = convert(
             args.dataset,
@@ -77,3 +101,23 @@ def _import_lri(args: argparse.Namespace) -> dict:
     if len(args.inputs) != 1 or args.config:
         raise InputError("convert lri takes one processed file (data.pt) and no --config")
     return import_lri(args.inputs[0], args.out, kind=args.lri_kind, overwrite=args.overwrite)
+
+
+def _import_plbind(args: argparse.Namespace) -> dict:
+    from hepx.errors import InputError
+    from hepx.io.plbind import convert_plbind
+
+    if args.affinity is None:
+        raise InputError(
+            "convert plbind needs --affinity FILE (PDBbind index or 'complex_id,affinity' CSV)"
+        )
+    if args.config or args.executor != "local":
+        raise InputError("convert plbind takes no --config and runs locally (no --executor dask)")
+    return convert_plbind(
+        args.inputs,
+        args.affinity,
+        args.out,
+        pocket_cutoff=args.pocket_cutoff,
+        threshold_nm=args.threshold_nm,
+        overwrite=args.overwrite,
+    )

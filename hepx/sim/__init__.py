@@ -7,6 +7,7 @@
 """
 
 from hepx.sim.actstrack import simulate_actstrack
+from hepx.sim.synmol import simulate_synmol
 from hepx.sim.tau3mu import simulate_tau3mu
 
-__all__ = ["simulate_actstrack", "simulate_tau3mu"]
+__all__ = ["simulate_actstrack", "simulate_synmol", "simulate_tau3mu"]
