@@ -155,7 +155,7 @@ def test_failed_embeddings_are_skipped_and_counted(tmp_path, monkeypatch):
     assert not {row["smiles"] for row in rows} & set(failed)
 
 
-def test_hepx_convert_generic_reads_the_output(built, tmp_path, capsys):
+def test_hepx_convert_generic_reads_the_output_and_a_run_trains_on_it(built, tmp_path, capsys):
     out, stats, rows = built
     sim = tmp_path / "sim"
     shutil.copytree(out, sim)
@@ -167,6 +167,14 @@ def test_hepx_convert_generic_reads_the_output(built, tmp_path, capsys):
     assert manifest["num_points"] == sum(len(row["x_0"]) for row in rows)
     with np.load(ds / "arrays.npz", allow_pickle=False) as arrays:
         assert arrays["node_label"].sum() == sum(sum(row["node_label"]) for row in rows)
+    # the shipped SynMol config trains on it, and the run scores every atom
+    run = tmp_path / "run"
+    argv = ["-q", "train", "synmol/lri_bernoulli_egnn", "--out", str(run), "--no-progress"]
+    argv += ["--set", f"dataset.path={ds}", "--set", "train.epochs=1"]
+    argv += ["--set", "model.hidden_channels=8", "--set", "model.num_layers=2"]
+    assert main(argv) == 0
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert metrics["n_test"] > 0 and "test_prec@5" in metrics
 
 
 def test_the_command_writes_the_files_and_prints_the_statistics(tmp_path, caplog):
