@@ -71,7 +71,7 @@ class TrainedModel:
             f"epoch {self.epoch})"
         )
 
-    def _scorer(self, explainer: Any, batch_size: int):
+    def _scorer(self, explainer: Any, batch_size: int, max_points: int | None = None):
         from hepx.explain.registry import resolve_explainer
         from hepx.scoring import EventScorer
 
@@ -81,6 +81,7 @@ class TrainedModel:
             batch_size=batch_size,
             device=self.device,
             explainer=resolve_explainer(explainer),
+            max_points=max_points,
         )
 
     def _check_kind(self, events: ak.Array) -> None:
@@ -98,6 +99,7 @@ class TrainedModel:
         batch_size: int = 64,
         k: int | str = 24,
         progress: bool | None = None,
+        max_points: int | None = None,
     ) -> ak.Array:
         """Score ``events`` (from :func:`hepx.io.read_acts` / :func:`hepx.io.read_cms_muon`).
 
@@ -106,18 +108,26 @@ class TrainedModel:
         LRI-Gaussian), plus the per-event ``logit`` and ``prob``. ``explainer`` names a
         post-hoc method (or is a function ``f(model, batch) -> scores``) for plain runs.
         ``progress`` shows a bar over the batches (``None``: when stderr is a terminal).
+        ``max_points`` caps the hits per model batch (``batch_size`` then caps the events;
+        an event with more hits is a batch alone): memory bounded by hits, not events.
         """
         self._check_kind(events)
-        scorer = self._scorer(explainer, batch_size)
+        scorer = self._scorer(explainer, batch_size, max_points)
         scorer.require_scores(str(self.run_dir))
         return scorer.annotate(events, k=k, progress=progress)
 
     def predict(
-        self, events: ak.Array, *, batch_size: int = 256, progress: bool | None = None
+        self,
+        events: ak.Array,
+        *,
+        batch_size: int = 256,
+        progress: bool | None = None,
+        max_points: int | None = None,
     ) -> np.ndarray:
-        """Per-event probability that the event is signal, shape ``[len(events)]``."""
+        """Per-event probability that the event is signal, shape ``[len(events)]``
+        (``max_points`` as in :meth:`explain`)."""
         self._check_kind(events)
-        pred = self._scorer(None, batch_size).predict(events, progress=progress)
+        pred = self._scorer(None, batch_size, max_points).predict(events, progress=progress)
         return pred.probabilities()
 
 

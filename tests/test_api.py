@@ -29,6 +29,14 @@ def test_load_explain_predict(tau_lri_run, tau_dataset, cms_events):
     ref = predict(model.model, DataLoader(ds, batch_size=64))
     np.testing.assert_allclose(ak.to_numpy(ak.flatten(out.hits.importance)), ref.scores, atol=1e-5)
     np.testing.assert_array_equal(out.event_id.to_numpy(), ref.event_id)
+    # batches capped by hits give the same numbers
+    small = model.explain(events, max_points=40)
+    np.testing.assert_allclose(
+        ak.to_numpy(ak.flatten(small.hits.importance)),
+        ak.to_numpy(ak.flatten(out.hits.importance)),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(model.predict(events, max_points=40), out.prob.to_numpy(), atol=1e-5)
 
 
 def test_load_refuses_bad_input(tau_lri_run, acts_events, tmp_path):

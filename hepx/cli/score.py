@@ -42,7 +42,19 @@ def add_parser(sub) -> None:
         "--config",
         help="YAML file (or shipped config) with a 'reader:' section overriding the run's options",
     )
-    p.add_argument("--batch-size", type=int, default=64, help="events per model batch")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="events per model batch (the cap on events with --max-points)",
+    )
+    p.add_argument(
+        "--max-points",
+        type=int,
+        default=None,
+        help="hits per model batch at most, an event with more alone (default: no budget, "
+        "--batch-size events); bounds memory whatever the event size",
+    )
     p.add_argument(
         "--chunk-entries", type=int, default=20_000, help="Tau3Mu tree entries read per chunk"
     )
@@ -91,6 +103,7 @@ def run(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         progress=False if args.no_progress else None,
         executor=executor_of(args),
+        max_points=args.max_points,
     )
     n = sum(o["events"] for o in manifest["outputs"])
     log.info(

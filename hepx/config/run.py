@@ -106,6 +106,20 @@ TRAIN_SCHEMA: Schema = {
     "warmup": Field("nonnegint", 0, doc="epochs of the classifier alone before LRI"),
     "batch_size": Field("posint", 128, doc="samples per training batch (per process)"),
     "eval_batch_size": Field("posint", 256, doc="samples per validation / test batch"),
+    "max_points_per_batch": Field(
+        "posint",
+        None,
+        nullable=True,
+        doc="points per training batch at most, per process; batch_size then caps the samples "
+        "and a larger event is a batch alone (null: batch_size samples)",
+    ),
+    "eval_max_points_per_batch": Field(
+        "posint",
+        None,
+        nullable=True,
+        doc="points per validation / test batch at most; eval_batch_size then caps the samples "
+        "(null: eval_batch_size samples)",
+    ),
     "lr": Field("posnumber", 1.0e-3, doc="Adam learning rate of the classifier"),
     "weight_decay": Field("nonnegnumber", 1.0e-5, doc="of the classifier"),
     "extractor_lr": Field("posnumber", 1.0e-3, doc="Adam learning rate of the LRI extractor"),

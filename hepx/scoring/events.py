@@ -22,14 +22,17 @@ class EventScorer:
     Args:
         model: the trained model (moved to ``device``, eval mode).
         kind: the dataset kind the model was trained on.
-        batch_size: events per model batch.
+        batch_size: events per model batch (the cap on events under ``max_points``).
         device: ``"cpu"`` or ``"cuda"``.
         explainer: the source of the point scores for models without their own (plain
             classifiers); ``None`` uses the LRI model's scores.
+        max_points: hits per model batch at most (an event with more is a batch alone), so
+            that memory does not grow with the event size; ``None``: ``batch_size`` events.
+            The scores do not depend on it (eval mode: each event's outputs are its own).
 
     Example
     -------
-    >>> scorer = EventScorer(run.model(), run.kind, batch_size=64)   # doctest: +SKIP
+    >>> scorer = EventScorer(run.model(), run.kind, max_points=200_000)   # doctest: +SKIP
     >>> scored = scorer.annotate(events)                               # doctest: +SKIP
     >>> scored.hits.importance, scored.prob                            # doctest: +SKIP
     """
@@ -42,12 +45,18 @@ class EventScorer:
         batch_size: int = 64,
         device: str = "cpu",
         explainer: ExplainerAlgorithm | None = None,
+        max_points: int | None = None,
     ) -> None:
+        from hepx.data.batching import check_budget
+
+        if max_points is not None:
+            check_budget(max_points)
         self.model = model.to(device).eval()
         self.kind = get_kind(kind)
         self.batch_size = batch_size
         self.device = device
         self.explainer = explainer
+        self.max_points = max_points
 
     def require_scores(self, what: str) -> None:
         """Raise :class:`CheckpointError` if neither the model nor an explainer scores points."""
@@ -59,12 +68,13 @@ class EventScorer:
 
     def predict(self, events: ak.Array, *, progress: bool | None = False) -> Predictions:
         """The model (and explainer) over ``events``: :class:`~hepx.inference.Predictions`."""
-        from torch_geometric.loader import DataLoader
-
+        from hepx.data.batching import make_loader
         from hepx.data.dataset import PointCloudDataset
 
         arrays = self.kind.to_arrays(events)
-        loader = DataLoader(PointCloudDataset(arrays), batch_size=self.batch_size)
+        loader = make_loader(
+            PointCloudDataset(arrays), batch_size=self.batch_size, max_points=self.max_points
+        )
         pred = predict(
             self.model,
             loader,

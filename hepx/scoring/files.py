@@ -36,6 +36,7 @@ from typing import Any
 import awkward as ak
 
 from hepx.atomic import atomic_dir
+from hepx.data.batching import check_budget
 from hepx.errors import ConfigError, InputError
 from hepx.explain.algorithm.base import ExplainerAlgorithm
 from hepx.explain.registry import resolve_explainer
@@ -68,6 +69,7 @@ class ScoreJob:
     k: int | str
     explainer: ExplainerAlgorithm | None
     progress: bool | None
+    max_points: int | None = None
 
 
 _SCORER_CACHE: dict[tuple, EventScorer] = {}
@@ -82,6 +84,7 @@ def _scorer(job: ScoreJob, state: Mapping[str, Any] | None = None) -> EventScore
         job.checkpoint.stat().st_mtime_ns,
         job.kind,
         job.batch_size,
+        job.max_points,
         job.device,
         job.explainer,
     )
@@ -89,7 +92,12 @@ def _scorer(job: ScoreJob, state: Mapping[str, Any] | None = None) -> EventScore
         model = model_from_checkpoint(state or load_checkpoint(job.checkpoint))
         _SCORER_CACHE.clear()
         _SCORER_CACHE[key] = EventScorer(
-            model, job.kind, batch_size=job.batch_size, device=job.device, explainer=job.explainer
+            model,
+            job.kind,
+            batch_size=job.batch_size,
+            device=job.device,
+            explainer=job.explainer,
+            max_points=job.max_points,
         )
     return _SCORER_CACHE[key]
 
@@ -153,6 +161,7 @@ def score_files(
     overwrite: bool = False,
     progress: bool | None = None,
     executor: Executor | None = None,
+    max_points: int | None = None,
 ) -> dict[str, Any]:
     """Run the model of ``run_dir`` over ROOT ``inputs`` and write importance outputs to ``out``.
 
@@ -163,7 +172,7 @@ def score_files(
         out: output directory (written atomically; an existing one needs ``overwrite``).
         checkpoint: ``"best"`` or ``"last"``.
         reader_options: reader options on top of those recorded with the run.
-        batch_size: events per model batch.
+        batch_size: events per model batch (the cap on events under ``max_points``).
         chunk_entries: Tau3Mu tree entries read at once.
         device: ``"cpu"`` or ``"cuda"``.
         k: top-set size of ``tracks.importance_topk`` (int or ``"signal"``).
@@ -174,6 +183,8 @@ def score_files(
         executor: runs the per-input work (e.g. :func:`hepx.scale.dask_executor`); each worker
             loads the model from the checkpoint and writes into ``out``'s temporary directory,
             which must be on a file system shared with the workers. Default: here.
+        max_points: hits per model batch at most, an event with more alone (``None``: by
+            ``batch_size``): bounds the model's memory whatever the event size, not the scores.
 
     Returns:
         The manifest written to ``out/manifest.json``.
@@ -187,9 +198,7 @@ def score_files(
     >>> hepx.scoring.score_files("runs/tau3mu", ["ntuple.root"], "scored")  # doctest: +SKIP
     """
     run_dir, out = Path(run_dir), Path(out)
-    if batch_size < 1 or chunk_entries < 1:
-        raise ConfigError("batch_size and chunk_entries must be >= 1")
-    _check_out(out, overwrite)
+    _check_arguments(out, overwrite, batch_size, chunk_entries, max_points)
     run = TrainedRun.open(run_dir, checkpoint=checkpoint)
     kind = run.kind
     if not kind.scorable:
@@ -208,6 +217,7 @@ def score_files(
         k=k,
         explainer=algorithm,
         progress=progress if executor is None else False,
+        max_points=max_points,
     )
     try:
         _scorer(job, run.state).require_scores(str(run_dir))
@@ -216,6 +226,18 @@ def score_files(
         )
     finally:
         _SCORER_CACHE.clear()  # no model (or GPU memory) kept after the call
+
+
+def _check_arguments(
+    out: Path, overwrite: bool, batch_size: int, chunk_entries: int, max_points: int | None
+) -> None:
+    """Raise :class:`ConfigError` unless the sizes are >= 1 (``max_points`` may be ``None``),
+    then check the output directory (:func:`_check_out`)."""
+    if batch_size < 1 or chunk_entries < 1:
+        raise ConfigError("batch_size and chunk_entries must be >= 1")
+    if max_points is not None:
+        check_budget(max_points)
+    _check_out(out, overwrite)
 
 
 def _score_all(

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch_geometric.loader import DataLoader
 
+from hepx.data.batching import make_loader
 from hepx.errors import CheckpointError
 from hepx.training.batchnorm import recalibrate_batch_norm
 from hepx.training.ema import ExponentialMovingAverage
@@ -43,16 +44,26 @@ class BatchNormRecalibration:
         batch_size: samples per batch.
         seed: the run's seed.
         device: where the model runs.
+        max_points: the point budget of a batch (``train.max_points_per_batch``, with
+            ``batch_size`` as the cap on samples), or ``None``: ``batch_size`` samples.
     """
 
     def __init__(
-        self, train_set, *, n_batches: int, batch_size: int, seed: int, device: torch.device
+        self,
+        train_set,
+        *,
+        n_batches: int,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        max_points: int | None = None,
     ) -> None:
         self.train_set = train_set
         self.n_batches = n_batches
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
+        self.max_points = max_points
 
     def __call__(self, step: TrainStep, epoch: int, lri: bool) -> None:
         """Recalibrate ``step``'s model as it is after ``epoch``."""
@@ -64,9 +75,19 @@ class BatchNormRecalibration:
         with torch.random.fork_rng(devices=devices, device_type=dev.type):
             torch.manual_seed(seed)
             gen = torch.Generator().manual_seed(seed)
-            loader = DataLoader(
-                self.train_set, batch_size=self.batch_size, shuffle=True, generator=gen
-            )
+            if self.max_points is None:
+                loader = DataLoader(
+                    self.train_set, batch_size=self.batch_size, shuffle=True, generator=gen
+                )
+            else:
+                loader = make_loader(
+                    self.train_set,
+                    batch_size=self.batch_size,
+                    max_points=self.max_points,
+                    shuffle=True,
+                    seed=seed,
+                    generator=gen,
+                )
             batches = (b.to(dev) for _, b in zip(range(self.n_batches), loader, strict=False))
             recalibrate_batch_norm(step, batches, lambda b: step(b, lri=lri))
 

@@ -18,6 +18,7 @@ from torch import nn
 from torch_geometric.loader import DataLoader
 
 from hepx.atomic import atomic_file
+from hepx.data.batching import make_loader
 from hepx.inference import predict
 from hepx.run import RunLayout, load_checkpoint, save_checkpoint
 from hepx.training.callbacks import (
@@ -91,13 +92,14 @@ class FitLoop:
             batch_size=t["batch_size"],
             seed=t["seed"],
             device=device,
+            max_points=t.get("max_points_per_batch"),
         )
         self.selection = ModelSelection(metric=t["selection_metric"])
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
-        self.val_loader = DataLoader(splits["val"], batch_size=t["eval_batch_size"])
+        self.val_loader = self.eval_loader("val")
         self.sampler = None
-        if world > 1:
+        if world > 1 and t.get("max_points_per_batch") is None:
             from torch.utils.data.distributed import DistributedSampler
 
             self.sampler = DistributedSampler(
@@ -193,15 +195,39 @@ class FitLoop:
         self.history.append(row)
         self.select_and_save(epoch, phase, val, live_val)
 
-    def train_loader(self, epoch: int) -> DataLoader:
-        """This epoch's shuffled training batches (its own seeded generator)."""
+    def eval_loader(self, split: str) -> DataLoader:
+        """Unshuffled batches of ``split``: ``train.eval_batch_size`` samples, or at most
+        ``train.eval_max_points_per_batch`` points (and that many samples) when set."""
         t = self.train_cfg
+        return make_loader(
+            self.splits[split],
+            batch_size=t["eval_batch_size"],
+            max_points=t.get("eval_max_points_per_batch"),
+        )
+
+    def train_loader(self, epoch: int) -> DataLoader:
+        """This epoch's shuffled training batches (its own seeded generator): ``batch_size``
+        samples, or with ``train.max_points_per_batch`` at most that many points (and
+        ``batch_size`` samples), this process's share under DDP."""
+        t = self.train_cfg
+        gen = torch.Generator().manual_seed(epoch_seed(t["seed"], epoch, 7))
+        if t.get("max_points_per_batch") is not None:
+            return make_loader(
+                self.splits["train"],
+                batch_size=t["batch_size"],
+                max_points=t["max_points_per_batch"],
+                shuffle=True,
+                seed=t["seed"],
+                epoch=epoch,
+                num_replicas=self.world,
+                rank=self.rank,
+                generator=gen,  # (the loader's worker seeds; the order is the sampler's)
+            )
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
             return DataLoader(
                 self.splits["train"], batch_size=t["batch_size"], sampler=self.sampler
             )
-        gen = torch.Generator().manual_seed(epoch_seed(t["seed"], epoch, 7))
         return DataLoader(
             self.splits["train"], batch_size=t["batch_size"], shuffle=True, generator=gen
         )
@@ -326,7 +352,7 @@ class FitLoop:
     def test(self) -> dict[str, Any]:
         """Test metrics of the selected epoch (and of the live weights' selection, when
         tracked), written to ``test_metrics.json``."""
-        loader = DataLoader(self.splits["test"], batch_size=self.train_cfg["eval_batch_size"])
+        loader = self.eval_loader("test")
         ks = self.config["eval"]["precision_k"]
         result: dict[str, Any] = {"n_test": len(self.splits["test"])}
         selections = [("best", "")]

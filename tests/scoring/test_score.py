@@ -173,3 +173,102 @@ def test_a_registered_explainer_is_usable_by_name(tau_plain_run, cms_ntuple, tmp
         np.abs(ak.to_numpy(ak.flatten(events.hits.eta))),
         rtol=1e-6,
     )
+
+
+# --------------------------------------------------------------------------- batches by points
+
+
+def test_predict_by_points_equals_predict_by_events(acts_lri_gaussian_run, acts_dataset):
+    """Eval mode: an event's outputs do not depend on the events batched with it."""
+    from hepx.data import load_arrays
+    from hepx.data.batching import point_counts
+    from hepx.errors import ConfigError
+
+    ds = load_dataset(acts_dataset)
+    model = model_from_checkpoint(load_checkpoint(acts_lri_gaussian_run / "checkpoints/best.pt"))
+    by_events = predict(model, DataLoader(ds, batch_size=48))  # one batch
+    # each point's index in its input, as converted (not shifted by the batch's collation)
+    np.testing.assert_array_equal(by_events.hit_index, load_arrays(acts_dataset).point["hit_index"])
+    budget = int(2.5 * np.median(point_counts(ds)))  # about two events per batch
+    for got in (predict(model, ds, max_points=budget), predict(model, ds, max_points=1)):
+        np.testing.assert_array_equal(got.event_id, by_events.event_id)
+        np.testing.assert_array_equal(got.hit_index, by_events.hit_index)
+        np.testing.assert_array_equal(got.batch, by_events.batch)
+        np.testing.assert_allclose(got.logits, by_events.logits, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got.scores, by_events.scores, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got.sigma, by_events.sigma, rtol=1e-4, atol=1e-7)
+        assert got.loss == pytest.approx(by_events.loss, rel=1e-5)
+    # a dataset batched by events here is the loader's
+    same = predict(model, ds, batch_size=7)
+    np.testing.assert_array_equal(
+        same.logits, _predicted(acts_lri_gaussian_run, acts_dataset).logits
+    )
+    with pytest.raises(ConfigError, match="these are batches already"):
+        predict(model, DataLoader(ds, batch_size=4), max_points=100)
+
+
+def _spy_batches(monkeypatch):
+    """Record ``(events, hits)`` of every batch the scorer runs."""
+    import hepx.scoring.events as events_module
+
+    seen, original = [], events_module.predict
+
+    def spy(model, batches, **kw):
+        def recorded():
+            for b in batches:
+                seen.append((int(b.num_graphs), int(b.num_nodes)))
+                yield b
+
+        return original(model, recorded(), **kw)
+
+    monkeypatch.setattr(events_module, "predict", spy)
+    return seen
+
+
+def test_score_with_max_points_same_scores_batches_within_budget(
+    acts_lri_gaussian_run, acts_raw, tmp_path, monkeypatch
+):
+    seen = _spy_batches(monkeypatch)
+    plain, budget = tmp_path / "plain", 200  # ActsTrack toy events: 60-90 hits
+    assert _main(["score", acts_lri_gaussian_run, acts_raw, "--out", plain, "--no-progress"]) == 0
+    assert max(s for s, _ in seen) == 48  # --batch-size 64 events: the whole file at once
+    seen.clear()
+    out = tmp_path / "budget"
+    argv = ["score", acts_lri_gaussian_run, acts_raw, "--out", out, "--max-points", budget]
+    assert _main([*argv, "--no-progress"]) == 0
+    assert sum(s for s, _ in seen) == 48 and len(seen) > 1
+    assert all(p <= budget or s == 1 for s, p in seen)
+    _, a = load_scored(plain)
+    _, b = load_scored(out)
+    np.testing.assert_array_equal(ak.to_numpy(b.event_id), ak.to_numpy(a.event_id))
+    for field in ("importance", "axis_angle"):
+        np.testing.assert_allclose(
+            ak.to_numpy(ak.flatten(b.hits[field])),
+            ak.to_numpy(ak.flatten(a.hits[field])),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    np.testing.assert_allclose(ak.to_numpy(b.logit), ak.to_numpy(a.logit), rtol=1e-5, atol=1e-5)
+    assert (
+        _main(
+            ["score", acts_lri_gaussian_run, acts_raw, "--out", tmp_path / "x", "--max-points", 0]
+        )
+        == 2
+    )
+
+
+def test_score_chunked_with_max_points(tau_lri_run, cms_ntuple, tau_dataset, tmp_path, monkeypatch):
+    seen = _spy_batches(monkeypatch)
+    out = tmp_path / "ex"
+    m = score_files(
+        tau_lri_run, [cms_ntuple], out, chunk_entries=9, batch_size=5, max_points=12, progress=False
+    )
+    assert sum(s for s, _ in seen) == m["outputs"][0]["events"]
+    assert all(p <= 12 or s == 1 for s, p in seen) and all(s <= 5 for s, _ in seen)
+    _, ev = load_scored(out)
+    pred = _predicted(tau_lri_run, tau_dataset)
+    np.testing.assert_array_equal(ak.to_numpy(ev.event_id), pred.event_id)
+    np.testing.assert_allclose(
+        ak.to_numpy(ak.flatten(ev.hits.importance)), pred.scores, rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(ak.to_numpy(ev.logit), pred.logits, rtol=1e-5, atol=1e-6)

@@ -237,6 +237,22 @@ def test_two_process_distributed_run(tiny_ds, tmp_path):
     assert len(hist) == 2
 
 
+@pytest.mark.slow
+def test_two_process_distributed_run_with_a_point_budget(tiny_ds, tmp_path):
+    """Both ranks get the same number of point-budget batches (else DDP would hang)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(_cfg(tiny_ds, epochs=2, max_points_per_batch=200)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    cmd += ["--master_port=29519", "-m", "hepx.cli", "train", str(cfg)]
+    cmd += ["--out", str(tmp_path / "run"), "--device", "cpu", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    test = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert test["n_test"] > 0 and math.isfinite(test["test_loss"])
+    assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())) == 2
+
+
 # --------------------------------------------------------------------------- weight average
 
 
@@ -444,3 +460,84 @@ def test_gmt_and_pointmask_runs_train_select_by_accuracy_and_reopen(tiny_ds, tmp
     batch = next(iter(DataLoader(run.splits()["test"], batch_size=4)))
     scores = get_explainer(method)(model, batch).scores
     assert scores.shape == (batch.num_nodes,) and torch.isfinite(scores).all()
+
+
+# --------------------------------------------------------------------------- batches by points
+
+
+def test_point_budget_off_is_bit_identical_and_on_is_seeded_and_within_budget(
+    tiny_ds, tmp_path, monkeypatch
+):
+    import numpy as np
+
+    from hepx.data import load_dataset
+    from hepx.data.batching import batch_sizes, point_counts
+    from hepx.training.loop import FitLoop
+
+    base = train(_cfg(tiny_ds, epochs=2), tmp_path / "base", progress=False)
+    off = _cfg(tiny_ds, epochs=2, max_points_per_batch=None, eval_max_points_per_batch=None)
+    assert train(off, tmp_path / "off", progress=False) == base
+    wa, wb = _weights(tmp_path / "base"), _weights(tmp_path / "off")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    hist = {r: _history(tmp_path / r) for r in ("base", "off")}
+    assert hist["base"] == hist["off"]
+
+    counts = point_counts(load_dataset(tiny_ds))
+    budget = int(3 * np.median(counts))  # a few events per batch, fewer than batch_size 8
+    seen: list[list[tuple[int, int]]] = []
+    original = FitLoop.train_loader
+
+    def spy(self, epoch):
+        loader = original(self, epoch)
+        seen.append(batch_sizes(loader))
+        return loader
+
+    monkeypatch.setattr(FitLoop, "train_loader", spy)
+    on = _cfg(tiny_ds, epochs=3, max_points_per_batch=budget, eval_max_points_per_batch=budget)
+    first = train(on, tmp_path / "on", progress=False)
+    assert train(on, tmp_path / "on2", progress=False) == first  # seeded
+    assert first["n_test"] == base["n_test"] and math.isfinite(first["test_loss"])
+    for epoch in seen:
+        assert all(p <= budget or s == 1 for s, p in epoch)
+        assert max(s for s, _ in epoch) <= 8  # batch_size caps the events
+        assert sum(s for s, _ in epoch) == sum(s for s, _ in seen[0])  # the whole split
+    assert len(seen) == 6 and seen[:3] == seen[3:]  # two runs of three epochs, the same
+    assert any(s > 1 for s, _ in seen[0]) and seen[0] != seen[1]  # new batches every epoch
+    assert len(seen[0]) > -(-sum(s for s, _ in seen[0]) // 8)  # more batches than by count
+    # resumed = uninterrupted (the batches depend on the seed and the epoch only)
+    train({**on, "train": {**on["train"], "epochs": 2}}, tmp_path / "res", progress=False)
+    assert train(on, tmp_path / "res", resume=True, progress=False) == first
+    assert seen[6:] == seen[:3]
+    wa, wb = _weights(tmp_path / "on"), _weights(tmp_path / "res")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def _history(run):
+    """metrics.json without the timings."""
+    rows = json.loads((run / "metrics.json").read_text())
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_eval_point_budget_changes_no_weight_and_no_metric_beyond_rounding(tiny_ds, tmp_path):
+    """Validation and test run in eval mode: an event's outputs do not depend on its batch."""
+    import numpy as np
+
+    from hepx.data import load_dataset
+    from hepx.data.batching import point_counts
+
+    budget = int(np.median(point_counts(load_dataset(tiny_ds))))  # mostly single events
+    base = train(_cfg(tiny_ds, epochs=2), tmp_path / "base", progress=False)
+    got = train(_cfg(tiny_ds, epochs=2, eval_max_points_per_batch=budget), tmp_path / "ev")
+    wa, wb = _weights(tmp_path / "base"), _weights(tmp_path / "ev")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # training untouched
+    rows_a, rows_b = _history(tmp_path / "base"), _history(tmp_path / "ev")
+    assert [r["train_loss"] for r in rows_a] == [r["train_loss"] for r in rows_b]
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        assert ra.keys() == rb.keys()
+        # (val_info_loss, a mean over each batch's points weighted by its events, is a batch
+        # average: it moves with the batches)
+        for key in (k for k in ra if k.startswith("val_") and k != "val_info_loss"):
+            assert rb[key] == pytest.approx(ra[key], rel=1e-5, abs=1e-6), key
+    assert got.keys() == base.keys()
+    for key, value in ((k, v) for k, v in base.items() if not k.endswith("info_loss")):
+        assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
