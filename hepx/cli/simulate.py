@@ -27,7 +27,27 @@ def add_parser(sub) -> None:
         "--signal-fraction", type=float, default=0.5, help="fraction of events with a Z"
     )
     pa.add_argument(
-        "--pileup", type=float, default=25.0, help="mean number of pileup charged particles"
+        "--pileup",
+        type=float,
+        default=5.0,
+        metavar="MU",
+        help="mean number of pileup interactions per crossing (Poisson), each at its own "
+        "vertex: ~5 charged particles each with the fast generator, a Pythia minimum-bias "
+        "event with pythia8 (HL-LHC: 200)",
+    )
+    pa.add_argument(
+        "--generator",
+        default="fast",
+        choices=["fast", "pythia8"],
+        help="fast: built-in spectra; pythia8: hard scatter and pileup from Pythia 8 "
+        "(pip install 'hepx[pythia]')",
+    )
+    pa.add_argument(
+        "--pool-size",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="pythia8: minimum-bias events generated once, from which pileup is drawn",
     )
     pa.add_argument(
         "--schema", default="v43", choices=["v43", "v44.0", "v44.3"], help="ACTS hits layout"
@@ -44,6 +64,7 @@ def add_parser(sub) -> None:
         choices=["sorted", "shuffled", "interleaved"],
         help="order of the events in the files (multi-threaded ACTS interleaves them)",
     )
+    pa.add_argument("--no-progress", action="store_true", help="no progress bar")
     pa.set_defaults(func=run_actstrack)
     pt = _sub(kinds, "tau3mu", help="CMS endcap muon ntuple: ntuple.root")
     pt.add_argument("--events", type=int, required=True, help="events to simulate")
@@ -96,10 +117,13 @@ def run_actstrack(args: argparse.Namespace) -> None:
         bfield=args.bfield,
         seed=args.seed,
         signal_fraction=args.signal_fraction,
-        pileup_mean=args.pileup,
+        pileup=args.pileup,
         schema=args.schema,
         particles_layout=args.particles_layout,
         event_order=args.event_order,
+        generator=args.generator,
+        pool_size=args.pool_size,
+        progress=False if args.no_progress else None,
     )
     _done(args, time.perf_counter() - t0, "hits.root, particles.root")
 

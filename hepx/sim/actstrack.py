@@ -6,8 +6,8 @@ real ACTS producers (``RootSimHitWriter`` and ``RootParticleWriter``; see
 ``root-formats.md``): a flat ``hits`` tree with one entry per hit, and a ``particles`` tree with
 one entry per event (vector branches) or, for old files, one entry per particle.
 
-Physics
--------
+Physics (``generator="fast"``, the default)
+-------------------------------------------
 * Signal events (``signal_fraction``) contain ``Z -> mu mu`` or ``Z -> e e``: relativistic
   Breit-Wigner mass (91.1876 GeV, width 2.4952 GeV, truncated to 60-120 GeV), a vector-boson
   like pT spectrum peaked near 2.5 GeV with a power-law tail, rapidity from a wide Gaussian
@@ -15,18 +15,33 @@ Physics
 * About 18 % of background events carry a lepton pair that is not a Z: opposite-charge
   Drell-Yan continuum (mass 12-70 or 112-300 GeV), opposite-charge J/psi / Upsilon, or a
   same-charge pair (mass 40-140 GeV), so "two leptons" does not mean signal.
-* Every event has an underlying event at the hard-scatter vertex (Poisson mean 5) and pileup
-  (Poisson mean ``pileup_mean`` charged particles from ``~N/5`` pileup vertices), with a soft
-  ``pT (1 + pT/1 GeV)**-7`` spectrum above 0.15 GeV, flat ``|eta| < 3`` and the species mix
-  pi 80 %, K 10 %, p 5 %, e 3 %, mu 2 %. Vertices: ``z ~ N(0, 50 mm)``, transverse 15 um,
-  ``c t ~ N(0, 54 mm)``.
-* Propagation is analytic, surface to surface on helices (straight lines for ``bfield=0``), in a
-  numba kernel. At each crossed layer: Highland multiple scattering (Gaussian), Bethe-Bloch
-  ionisation loss in silicon (density correction; Landau-like Moyal fluctuations around the
-  mean), Bethe-Heitler bremsstrahlung for electrons.
-  Sensitive layers record a hit with probability ``hit_efficiency``. A particle stops when it
-  leaves the detector, when it turns back towards the beam line (loopers: half a turn), after
-  ``MAX_HITS`` hits, or when it has lost its kinetic energy.
+* Every event has an underlying event at the hard-scatter vertex (Poisson mean 5) and pileup:
+  a Poisson number (mean ``pileup``) of interactions per crossing, each at its own vertex with
+  a Poisson number (mean 5) of charged particles, with a soft ``pT (1 + pT/1 GeV)**-7``
+  spectrum above 0.15 GeV, flat ``|eta| < 3`` and the species mix pi 80 %, K 10 %, p 5 %,
+  e 3 %, mu 2 %. Vertices: ``z ~ N(0, 50 mm)``, transverse 15 um, ``c t ~ N(0, 54 mm)``.
+
+Physics (``generator="pythia8"``)
+---------------------------------
+The hard scatter comes from Pythia 8 (pp at 14 TeV, :mod:`hepx.sim.pythia`): signal
+``Z/gamma* -> l+ l-`` (60-120 GeV); the background events with a lepton pair (the same 18 %)
+are Drell-Yan continuum (12-60 GeV: 35 %, 120-300 GeV: 15 %), J/psi (20 %) or Upsilon(1S)
+(5 %) to l+ l-, and dileptonic ttbar (25 %); the others are ``HardQCD:all`` (pTHat > 20 GeV).
+All final-state charged particles within ``|eta| < 4`` and ``pT > 0.1 GeV`` are propagated,
+from their production points (decays keep their displaced vertices). Pileup overlays a Poisson
+number (mean ``pileup``) of ``SoftQCD:nonDiffractive`` events drawn with replacement from a
+pool of ``pool_size`` events generated once per run, each rotated by a random azimuth (and by
+pi about the x axis half of the time) and placed at its own vertex as above.
+
+Propagation (both generators)
+-----------------------------
+Propagation is analytic, surface to surface on helices (straight lines for ``bfield=0``), in a
+numba kernel. At each crossed layer: Highland multiple scattering (Gaussian), Bethe-Bloch
+ionisation loss in silicon (density correction; Landau-like Moyal fluctuations around the
+mean), Bethe-Heitler bremsstrahlung for electrons.
+Sensitive layers record a hit with probability ``hit_efficiency``. A particle stops when it
+leaves the detector, when it turns back towards the beam line (loopers: half a turn), after
+``MAX_HITS`` hits, or when it has lost its kinetic energy.
 
 Hit records follow ACTS: position and ``tt = c t`` (mm) on the surface, four-momentum *before*
 the material interaction (``tpx, tpy, tpz, te``) and ``delta* = after - before``; between two
@@ -43,18 +58,24 @@ pair leptons are particles 1 and 2 of vertex 1), and the simulation summary ``e_
 
 Reproducibility
 ---------------
-All random numbers are counter-based hashes of ``(key, event_id, stream, index)`` with the key
-derived from ``seed`` by :class:`numpy.random.SeedSequence`: the content of an event depends on
-``seed`` and its ``event_id`` only, never on ``chunk_size`` or on the other events. With
+All hepx random numbers are counter-based hashes of ``(key, event_id, stream, index)`` with
+the key derived from ``seed`` by :class:`numpy.random.SeedSequence`: the content of an event
+depends on ``seed`` and its ``event_id`` only, never on ``chunk_size`` or on the other events. With
 ``event_order="sorted"`` the files are identical (as arrays) for any ``chunk_size``; the
 ``shuffled``/``interleaved`` orders permute within each chunk, like multi-threaded ACTS.
+With ``generator="pythia8"`` each Pythia instance (one per process and lepton flavour, and the
+pileup pool's) is seeded from ``seed`` and gives its events in ``event_id`` order, so the files
+again depend only on the arguments, not on ``chunk_size``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +86,7 @@ import uproot
 
 from hepx.atomic import atomic_file, check_creatable, make_dir
 from hepx.errors import ConfigError
+from hepx.progress import progress_bar
 from hepx.sim.detector_acts import (
     CYLINDER,
     L0_SILICON_MM,
@@ -86,9 +108,11 @@ from hepx.sim.kinematics import (
     uniform,
     uniform_scalar,
 )
+from hepx.sim.pythia import HardScatter, PythiaParticles, load_pythia, minbias_pool
 
 __all__ = [
     "EVENT_ORDERS",
+    "GENERATORS",
     "MAX_HITS",
     "PAIR_KINDS",
     "PARTICLES_LAYOUTS",
@@ -105,6 +129,7 @@ SCHEMAS = ("v43", "v44.0", "v44.3")
 PARTICLES_LAYOUTS = ("per_event", "per_particle")
 EVENT_ORDERS = ("sorted", "shuffled", "interleaved")
 COMPRESSIONS = ("zlib", "lzma", "lz4", "zstd", "none")
+GENERATORS = ("fast", "pythia8")
 
 Z_MASS = 91.1876  # GeV (PDG)
 Z_WIDTH = 2.4952  # GeV (PDG)
@@ -115,14 +140,30 @@ _HITS_PER_PARTICLE_BUFFER = 16  # hit-buffer rows allocated per particle of a ch
 
 # pair_kind codes of the truth record
 PAIR_NONE, PAIR_Z, PAIR_OS_CONTINUUM, PAIR_OS_RESONANCE, PAIR_SAME_SIGN = 0, 1, 2, 3, 4
+PAIR_TTBAR = 5
 PAIR_KINDS = {
     PAIR_NONE: "none",
     PAIR_Z: "Z -> l+ l-",
     PAIR_OS_CONTINUUM: "opposite-charge Drell-Yan continuum",
     PAIR_OS_RESONANCE: "opposite-charge J/psi or Upsilon(1S)",
     PAIR_SAME_SIGN: "same-charge pair",
+    PAIR_TTBAR: "ttbar -> b l+ nu b~ l- nu~ (pythia8 only)",
 }
 _BKG_PAIR_FRACTION = 0.18  # of background events
+# The pythia8 processes (hepx.sim.pythia.HARD_PROCESSES): name, pair kind, fraction of the
+# background events with a pair (as the fast generator's continuum / resonance / third kind).
+_PYTHIA_SIGNAL = ("z", PAIR_Z)
+_PYTHIA_PAIRS = (
+    ("dy_low", PAIR_OS_CONTINUUM, 0.35),
+    ("dy_high", PAIR_OS_CONTINUUM, 0.15),
+    ("jpsi", PAIR_OS_RESONANCE, 0.20),
+    ("upsilon", PAIR_OS_RESONANCE, 0.05),
+    ("ttbar", PAIR_TTBAR, 0.25),
+)
+_PYTHIA_PROCESSES = (_PYTHIA_SIGNAL, *((p, k) for p, k, _ in _PYTHIA_PAIRS), ("qcd", PAIR_NONE))
+_PYTHIA_NO_FLAVOUR = ("ttbar", "qcd")  # the lepton flavour is Pythia's, not muon_fraction's
+_PYTHIA_HARD_PARTICLES = 200  # a generous mean of kept hard-scatter particles (chunk sizing)
+_MAX_CHUNK_PARTICLES = 250_000  # a chunk holds at most about this many particles (memory)
 
 # Particle data (PDG 2024; masses in GeV). Leptons have negative charge for positive PDG id.
 ELECTRON_MASS = 0.51099895e-3
@@ -134,9 +175,11 @@ _SPECIES_IS_LEPTON = np.array([False, False, False, True, True])
 
 _UE_MEAN = 5.0  # charged particles of the underlying event at the hard-scatter vertex
 _PU_PER_VERTEX = 5.0  # mean charged particles per pileup vertex (in the simulated acceptance)
+_PILEUP_DEFAULT = 5.0  # interactions per crossing: 25 charged particles, as before the change
 _SOFT_PT_MIN, _SOFT_PT_MAX = 0.15, 50.0  # GeV
 _SOFT_ETA_MAX = 3.0
 _VTX_SIGMA_T, _VTX_SIGMA_Z, _VTX_SIGMA_CT = 0.015, 50.0, 54.0  # mm
+_VTX_SIGMAS = np.array([_VTX_SIGMA_T, _VTX_SIGMA_T, _VTX_SIGMA_Z, _VTX_SIGMA_CT])
 _C_MM_PER_NS = 299.792458
 
 # Random streams: every draw is hashed with (event_id, stream, index...).
@@ -167,7 +210,11 @@ _C_MM_PER_NS = 299.792458
     _S_ORDER_HIT_MIX,
     _S_ORDER_PARTICLES,
     _S_ORDER_PARTICLE_MIX,
-) = range(1, 27)
+    _S_PU_MULT,
+    _S_POOL_PICK,
+    _S_POOL_ROT,
+    _S_POOL_FLIP,
+) = range(1, 31)
 
 
 def _soft_pt_sampler() -> TabulatedSampler:
@@ -229,15 +276,17 @@ class ActsTrackTruth:
     z_flavour : int32, (n,)
         11 (Z -> e e), 13 (Z -> mu mu) or 0.
     z_mass : float64, (n,), GeV
-        Generated Z mass; NaN without a Z.
+        Generated Z mass; NaN without a Z. With ``generator="pythia8"`` the mass of the two
+        final-state leptons (after QED radiation), as written to the particles file.
     z_in_window : bool, (n,)
         ``is_signal`` and ``|z_mass - 91.1876| < 2`` (the ActsTrack labelling rule).
     lepton_barcode : uint64, (n, 2)
         Packed barcodes (v43 packing) of the Z leptons ``(l-, l+)``; 0 without a Z.
     pair_kind : int8, (n,)
-        Hard-scatter lepton pair, see :data:`PAIR_KINDS` (1 = Z).
+        Hard-scatter lepton pair, see :data:`PAIR_KINDS` (1 = Z; 4 only from the fast
+        generator, 5 only from ``pythia8``).
     pair_mass : float64, (n,), GeV
-        Generated mass of that pair (NaN if none).
+        Generated mass of that pair (NaN if none); ``pythia8``: of its final-state leptons.
     pair_barcode : uint64, (n, 2)
         Packed barcodes of the pair leptons (Z or not); 0 if none.
     pair_pdg : int32, (n, 2)
@@ -302,7 +351,7 @@ class _Config:
     bfield: float
     key: int
     signal_fraction: float
-    pileup_mean: float
+    pileup: float
     schema: str
     particles_layout: str
     event_order: str
@@ -310,6 +359,9 @@ class _Config:
     compression: Any
     muon_fraction: float
     hit_efficiency: float
+    generator: str = "fast"
+    pool_size: int = 2000
+    progress: bool | None = None
 
 
 def _is_int(v: object) -> bool:
@@ -372,10 +424,8 @@ def _validate(**kw: Any) -> _Config:
     seed = kw["seed"]
     if not _is_int(seed) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    pileup_mean = kw["pileup_mean"]
-    if not _is_real(pileup_mean) or not (0 <= float(pileup_mean) <= 700):
-        raise ConfigError(f"pileup_mean must be a number in [0, 700], got {pileup_mean!r}")
     for name, allowed in (
+        ("generator", GENERATORS),
         ("schema", SCHEMAS),
         ("particles_layout", PARTICLES_LAYOUTS),
         ("event_order", EVENT_ORDERS),
@@ -394,7 +444,7 @@ def _validate(**kw: Any) -> _Config:
         bfield=float(bfield),
         key=key,
         signal_fraction=_check_fraction("signal_fraction", kw["signal_fraction"]),
-        pileup_mean=float(pileup_mean),
+        pileup=_check_pileup(kw["pileup"], kw["pileup_mean"], kw["generator"]),
         schema=kw["schema"],
         particles_layout=kw["particles_layout"],
         event_order=kw["event_order"],
@@ -402,7 +452,47 @@ def _validate(**kw: Any) -> _Config:
         compression=_compression(kw["compression"]),
         muon_fraction=_check_fraction("muon_fraction", kw["muon_fraction"]),
         hit_efficiency=_check_fraction("hit_efficiency", kw["hit_efficiency"], open_low=True),
+        generator=kw["generator"],
+        pool_size=_check_pool_size(kw["pool_size"], kw["generator"]),
+        progress=kw["progress"],
     )
+
+
+def _check_pileup(pileup: object, pileup_mean: object, generator: str) -> float:
+    """Interactions per crossing, from ``pileup`` or the fast generator's old ``pileup_mean``
+    (charged particles, ``_PU_PER_VERTEX`` per interaction)."""
+    if pileup_mean is None:
+        pileup = _PILEUP_DEFAULT if pileup is None else pileup
+        if not _is_real(pileup) or not (0 <= float(pileup) <= 700):
+            raise ConfigError(
+                f"pileup must be a number of interactions per crossing in [0, 700], got {pileup!r}"
+            )
+        return float(pileup)
+    if pileup is not None:
+        raise ConfigError("give pileup (interactions per crossing), not also pileup_mean")
+    if generator != "fast":
+        raise ConfigError(
+            "pileup_mean (charged particles of the fast generator) is not defined for "
+            f"generator={generator!r}; give pileup= (interactions per crossing)"
+        )
+    hi = 700 * _PU_PER_VERTEX
+    if not _is_real(pileup_mean) or not (0 <= float(pileup_mean) <= hi):
+        raise ConfigError(f"pileup_mean must be a number in [0, {hi:g}], got {pileup_mean!r}")
+    warnings.warn(
+        f"pileup_mean is deprecated: give pileup={float(pileup_mean) / _PU_PER_VERTEX:g} "
+        f"interactions per crossing ({_PU_PER_VERTEX:g} charged particles each)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    return float(pileup_mean) / _PU_PER_VERTEX
+
+
+def _check_pool_size(pool_size: object, generator: str) -> int:
+    if not _is_int(pool_size) or not (1 <= pool_size <= 1_000_000):
+        raise ConfigError(f"pool_size must be an integer in [1, 1000000], got {pool_size!r}")
+    if generator == "pythia8":
+        load_pythia()  # fail early (exit 2) when Pythia is not installed
+    return int(pool_size)
 
 
 # ----------------------------------------------------------------------------- generator
@@ -441,6 +531,29 @@ def _truncated_normal(
     return np.where(ok.any(axis=1), pick, np.clip(cand[:, 0], -cut, cut))
 
 
+def _hard_vertex(cfg: _Config, ev_id: np.ndarray) -> np.ndarray:
+    """The hard-scatter vertex ``(x, y, z, c t)`` of each event, mm."""
+    return normal(cfg.key, ev_id[:, None], _S_VTX, np.arange(4)[None, :]) * _VTX_SIGMAS
+
+
+@dataclass
+class _Vertices:
+    """The pileup vertices of a chunk, ordered by (event, vertex)."""
+
+    ev: np.ndarray  # local event index
+    k: np.ndarray  # index within the event: vertex_primary - 2
+    v4: np.ndarray  # (n_v, 4): x, y, z, c t (mm)
+
+
+def _pileup_vertices(cfg: _Config, ev_id: np.ndarray) -> _Vertices:
+    """Poisson(``pileup``) interactions per event, each at its own vertex."""
+    n_vtx = poisson(uniform(cfg.key, ev_id, _S_N_PU), cfg.pileup)
+    ev = np.repeat(np.arange(len(ev_id)), n_vtx)
+    k = np.arange(len(ev)) - np.repeat(np.cumsum(n_vtx) - n_vtx, n_vtx)
+    v4 = normal(cfg.key, ev_id[ev][:, None], _S_PU_VTX, k[:, None], np.arange(4)[None, :])
+    return _Vertices(ev=ev, k=k, v4=v4 * _VTX_SIGMAS)
+
+
 def _generate(cfg: _Config, first: int, n: int) -> _Generated:
     """Generate the particles of events ``first .. first + n - 1`` (vectorised over events)."""
     key = cfg.key
@@ -449,13 +562,12 @@ def _generate(cfg: _Config, first: int, n: int) -> _Generated:
     has_pair = pair["kind"] != PAIR_NONE
 
     # --- vertices and multiplicities
-    vtx = normal(key, ev_id[:, None], _S_VTX, np.arange(4)[None, :])
-    vtx *= np.array([_VTX_SIGMA_T, _VTX_SIGMA_T, _VTX_SIGMA_Z, _VTX_SIGMA_CT])
+    vtx = _hard_vertex(cfg, ev_id)
     n_pair = np.where(has_pair, 2, 0)
     n_ue = poisson(uniform(key, ev_id, _S_N_UE), _UE_MEAN)
-    n_pu = poisson(uniform(key, ev_id, _S_N_PU), cfg.pileup_mean)
-    n_pv = np.ceil(n_pu / _PU_PER_VERTEX).astype(np.int64)
-    counts = n_pair + n_ue + n_pu
+    pu = _pileup_vertices(cfg, ev_id)
+    mult = poisson(uniform(key, ev_id[pu.ev], _S_PU_MULT, pu.k), _PU_PER_VERTEX)
+    counts = n_pair + n_ue + np.bincount(pu.ev, weights=mult, minlength=n).astype(np.int64)
 
     # --- flat particles
     total = int(counts.sum())
@@ -465,7 +577,6 @@ def _generate(cfg: _Config, first: int, n: int) -> _Generated:
     pev = ev_id[ev]
     is_lep = local < n_pair[ev]
     is_pu = local >= (n_pair + n_ue)[ev]
-    j_pu = local - (n_pair + n_ue)[ev]
     soft_p3, soft_pdg, soft_mass = _soft_particles(key, pev, local)
     lep_p4 = np.where((local == 0)[:, None], pair["d1"][ev], pair["d2"][ev])
     lep_pdg = np.where(local == 0, pair["pdg"][ev, 0], pair["pdg"][ev, 1])
@@ -475,10 +586,15 @@ def _generate(cfg: _Config, first: int, n: int) -> _Generated:
     abs_pdg = np.abs(pdg)
     q = np.where((abs_pdg == 11) | (abs_pdg == 13), -np.sign(pdg), np.sign(pdg)).astype(np.float64)
 
-    # pileup particle k of an event belongs to pileup vertex k % n_pv (every vertex gets one)
-    pv_k = np.where(is_pu, j_pu % np.maximum(n_pv[ev], 1), 0)
-    pu_vtx = normal(key, pev[:, None], _S_PU_VTX, pv_k[:, None], np.arange(4)[None, :])
-    pu_vtx *= np.array([_VTX_SIGMA_T, _VTX_SIGMA_T, _VTX_SIGMA_Z, _VTX_SIGMA_CT])
+    # pileup particles, in (event, vertex, particle) order like the is_pu rows
+    pu_vertex = np.repeat(np.arange(len(pu.ev)), mult)
+    pu_j = np.arange(len(pu_vertex)) - np.repeat(np.cumsum(mult) - mult, mult)
+    v4 = vtx[ev]
+    v4[is_pu] = pu.v4[pu_vertex]
+    vertex_primary = np.ones(total, np.uint32)
+    vertex_primary[is_pu] = 2 + pu.k[pu_vertex]
+    particle = (local + 1).astype(np.uint32)
+    particle[is_pu] = pu_j + 1
     return _Generated(
         event_id=ev_id,
         counts=counts,
@@ -487,10 +603,10 @@ def _generate(cfg: _Config, first: int, n: int) -> _Generated:
         pdg=pdg,
         q=q,
         m=mass,
-        v4=np.where(is_pu[:, None], pu_vtx, vtx[ev]),
+        v4=v4,
         p3=p3,
-        vertex_primary=np.where(is_pu, 2 + pv_k, 1).astype(np.uint32),
-        particle=np.where(is_pu, j_pu // np.maximum(n_pv[ev], 1) + 1, local + 1).astype(np.uint32),
+        vertex_primary=vertex_primary,
+        particle=particle,
         pair_kind=pair["kind"],
         pair_flavour=np.where(has_pair, pair["flavour"], 0).astype(np.int32),
         pair_mass=np.where(has_pair, pair["mass"], np.nan),
@@ -567,6 +683,154 @@ def _soft_particles(
     pdg = np.where(_SPECIES_IS_LEPTON[species], -sign, sign) * _SPECIES_PDG[species]
     p3 = np.stack([soft_pt * np.cos(phi), soft_pt * np.sin(phi), soft_pt * np.sinh(eta)], axis=1)
     return p3, pdg, _SPECIES_MASS[species]
+
+
+# ----------------------------------------------------------------------------- pythia8 events
+@dataclass
+class _PythiaSource:
+    hard: HardScatter
+    pool: PythiaParticles | None  # None without pileup
+
+
+def _pythia_processes(cfg: _Config, ev_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index into ``_PYTHIA_PROCESSES`` and lepton flavour (0: Pythia's) of each event."""
+
+    def u(stream: int) -> np.ndarray:
+        return uniform(cfg.key, ev_id, stream)
+
+    is_signal = u(_S_SIGNAL) < cfg.signal_fraction
+    has_pair = ~is_signal & (u(_S_BKG_PAIR) < _BKG_PAIR_FRACTION)
+    cum = np.cumsum([f for *_, f in _PYTHIA_PAIRS])
+    pair_proc = 1 + np.minimum(np.searchsorted(cum, u(_S_BKG_KIND)), len(cum) - 1)
+    proc = np.where(is_signal, 0, np.where(has_pair, pair_proc, len(_PYTHIA_PROCESSES) - 1))
+    flavour = np.where(u(_S_FLAVOUR) < cfg.muon_fraction, 13, 11)
+    no_flavour = np.array([name in _PYTHIA_NO_FLAVOUR for name, _ in _PYTHIA_PROCESSES])
+    return proc, np.where(no_flavour[proc], 0, flavour)
+
+
+def _pythia_hard(hard: HardScatter, proc: np.ndarray, flavour: np.ndarray) -> PythiaParticles:
+    """Hard-scatter particles in event order: each (process, flavour) Pythia instance gives its
+    next events to the chunk's events of that kind, in ``event_id`` order."""
+    n = len(proc)
+    groups = []
+    for p, f in sorted(set(zip(proc.tolist(), flavour.tolist(), strict=True))):
+        idx = np.flatnonzero((proc == p) & (flavour == f))
+        groups.append((idx, hard.events(_PYTHIA_PROCESSES[p][0], f, len(idx))))
+    ev_of = np.concatenate([np.repeat(idx, g.counts) for idx, g in groups])
+    order = np.argsort(ev_of, kind="stable")
+
+    def flat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(g, name) for _, g in groups])[order]
+
+    def per_event(name: str, fill: Any) -> np.ndarray:
+        first = getattr(groups[0][1], name)
+        out = np.full((n, *first.shape[1:]), fill, dtype=first.dtype)
+        for idx, g in groups:
+            out[idx] = getattr(g, name)
+        return out
+
+    return PythiaParticles(
+        counts=np.bincount(ev_of, minlength=n),
+        pdg=flat("pdg"),
+        q=flat("q"),
+        m=flat("m"),
+        p3=flat("p3"),
+        x4=flat("x4"),
+        record_index=flat("record_index"),
+        pair_found=per_event("pair_found", False),
+        pair_pdg=per_event("pair_pdg", 0),
+        pair_mass=per_event("pair_mass", np.nan),
+    )
+
+
+def _overlay(
+    cfg: _Config, ev_id: np.ndarray, pu: _Vertices, pool: PythiaParticles
+) -> dict[str, np.ndarray]:
+    """Pileup particles: every pileup vertex gets a pool event (drawn with replacement),
+    rotated by a random azimuth and, half of the time, by pi about the x axis."""
+    key, evv, k = cfg.key, ev_id[pu.ev], pu.k
+    n_pool = len(pool.counts)
+    pick = np.minimum((uniform(key, evv, _S_POOL_PICK, k) * n_pool).astype(np.int64), n_pool - 1)
+    phi = 2.0 * np.pi * uniform(key, evv, _S_POOL_ROT, k)
+    flip = np.where(uniform(key, evv, _S_POOL_FLIP, k) < 0.5, -1.0, 1.0)
+    mult = pool.counts[pick]
+    row = np.repeat(np.arange(len(pick)), mult)  # the pileup vertex of each particle
+    j = np.arange(len(row)) - np.repeat(np.cumsum(mult) - mult, mult)
+    src = pool.offsets[:-1][pick][row] + j
+    c, s, f = np.cos(phi)[row], np.sin(phi)[row], flip[row]
+
+    def rotate(a: np.ndarray) -> np.ndarray:
+        x, y, z = a[:, 0], f * a[:, 1], f * a[:, 2]
+        return np.stack([c * x - s * y, s * x + c * y, z], axis=1)
+
+    x4 = pool.x4[src]
+    return {
+        "ev": pu.ev[row],
+        "pdg": pool.pdg[src],
+        "q": pool.q[src],
+        "m": pool.m[src],
+        "p3": rotate(pool.p3[src]),
+        "v4": pu.v4[row] + np.concatenate([rotate(x4[:, :3]), x4[:, 3:]], axis=1),
+        "vertex_primary": (2 + k[row]).astype(np.uint32),
+        "particle": (j + 1).astype(np.uint32),
+    }
+
+
+def _generate_pythia(cfg: _Config, src: _PythiaSource, first: int, n: int) -> _Generated:
+    """Events ``first .. first + n - 1`` from Pythia: the hard scatter at vertex 1 (its lepton
+    pair as particles 1 and 2), then the pileup vertices."""
+    ev_id = np.arange(first, first + n, dtype=np.uint64)
+    proc, flavour = _pythia_processes(cfg, ev_id)
+    hard = _pythia_hard(src.hard, proc, flavour)
+    vtx = _hard_vertex(cfg, ev_id)
+    h_ev = np.repeat(np.arange(n), hard.counts)
+    parts = {
+        "ev": h_ev,
+        "pdg": hard.pdg,
+        "q": hard.q,
+        "m": hard.m,
+        "p3": hard.p3,
+        "v4": vtx[h_ev] + hard.x4,
+        "vertex_primary": np.ones(len(h_ev), np.uint32),
+        "particle": (np.arange(len(h_ev)) - hard.offsets[h_ev] + 1).astype(np.uint32),
+    }
+    if src.pool is not None:
+        pu = _overlay(cfg, ev_id, _pileup_vertices(cfg, ev_id), src.pool)
+        order = np.argsort(np.concatenate([h_ev, pu["ev"]]), kind="stable")
+        parts = {k: np.concatenate([v, pu[k]])[order] for k, v in parts.items()}
+    counts = np.bincount(parts["ev"], minlength=n)
+    found = hard.pair_found
+    kind = np.array([k for _, k in _PYTHIA_PROCESSES], np.int8)[proc]
+    return _Generated(
+        event_id=ev_id,
+        counts=counts,
+        ev=parts["ev"],
+        local=np.arange(len(parts["ev"])) - np.repeat(np.cumsum(counts) - counts, counts),
+        pdg=parts["pdg"].astype(np.int32),
+        q=parts["q"].astype(np.float64),
+        m=parts["m"].astype(np.float64),
+        v4=parts["v4"],
+        p3=parts["p3"],
+        vertex_primary=parts["vertex_primary"],
+        particle=parts["particle"],
+        pair_kind=np.where(found, kind, PAIR_NONE).astype(np.int8),
+        pair_flavour=np.where(found, np.abs(hard.pair_pdg[:, 0]), 0).astype(np.int32),
+        pair_mass=np.where(found, hard.pair_mass, np.nan),
+        pair_pdg=hard.pair_pdg.astype(np.int32),
+        vertex_z=vtx[:, 2],
+    )
+
+
+def _event_source(cfg: _Config) -> tuple[Callable[[int, int], _Generated], float]:
+    """The chunk generator of ``cfg.generator`` and its mean particles per event."""
+    if cfg.generator == "fast":
+        return partial(_generate, cfg), 2 + _UE_MEAN + cfg.pileup * _PU_PER_VERTEX
+    pool = None
+    if cfg.pileup > 0:
+        pool = minbias_pool(cfg.pool_size, cfg.key, progress=cfg.progress)
+    src = _PythiaSource(hard=HardScatter(cfg.key), pool=pool)
+    per_event = _PYTHIA_HARD_PARTICLES + (0.0 if pool is None else cfg.pileup * pool.counts.mean())
+    return partial(_generate_pythia, cfg, src), float(per_event)
 
 
 # ----------------------------------------------------------------------------- propagation
@@ -1170,7 +1434,7 @@ def simulate_actstrack(
     bfield: float = 2.0,
     seed: int = 0,
     signal_fraction: float = 0.5,
-    pileup_mean: float = 25.0,
+    pileup: float | None = None,
     schema: str = "v43",
     particles_layout: str = "per_event",
     event_order: str = "shuffled",
@@ -1178,6 +1442,10 @@ def simulate_actstrack(
     compression: uproot.compression.Compression | str | None = "zlib:1",
     muon_fraction: float = 0.5,
     hit_efficiency: float = 0.98,
+    generator: str = "fast",
+    pool_size: int = 2000,
+    progress: bool | None = None,
+    pileup_mean: float | None = None,
 ) -> ActsTrackTruth:
     """Simulate ActsTrack-like events and write ``hits.root`` and ``particles.root``.
 
@@ -1193,9 +1461,10 @@ def simulate_actstrack(
     seed : int
         Non-negative seed; the same arguments give identical arrays.
     signal_fraction : float
-        Probability that an event contains a ``Z -> l+ l-``.
-    pileup_mean : float
-        Poisson mean of the number of pileup charged particles per event (``0 .. 700``).
+        Probability of a ``Z -> l+ l-`` event (``pythia8``: Z/gamma* at 60-120 GeV).
+    pileup : float
+        Mean pileup interactions per crossing (Poisson, 0 .. 700; default 5), each at its own
+        vertex: ~5 charged particles (fast) or a Pythia minimum-bias event (pythia8). HL-LHC: 200.
     schema : {"v43", "v44.0", "v44.3"}
         ACTS output version: packed uint64 ``particle_id``; ``barcode`` vector per hit and
         ``particle_hash``; five ``barcode_*`` uint32 hit branches and ``particle_hash``.
@@ -1208,37 +1477,33 @@ def simulate_actstrack(
         mixed across events. Within an event, hits are ordered by ``geometry_id`` as in ACTS,
         except in ``interleaved``.
     chunk_size : int
-        Events generated and written per step; bounds memory.
+        Most events generated and written per step (fewer beyond ~250k particles): memory.
     compression : uproot Compression, ``"ALGO[:LEVEL]"`` (zlib, lzma, lz4, zstd, none) or None
     muon_fraction : float
         Fraction of Z (and background pair) decays to muons; the rest go to electrons.
     hit_efficiency : float
         Probability in (0, 1] that a crossing of a sensitive layer records a hit.
+    generator : {"fast", "pythia8"}
+        Hand-written spectra or Pythia 8 (``pip install 'hepx[pythia]'``); same file layout.
+    pool_size : int
+        ``pythia8``: minimum-bias events generated once, from which pileup is drawn.
+    progress : bool or None
+        Progress bars (``None``: on a terminal or in a notebook).
+    pileup_mean : float, deprecated
+        Former fast-generator option (pileup charged particles): ``pileup = pileup_mean / 5``.
 
     Returns
     -------
     ActsTrackTruth
-        Generator truth per event in ``event_id`` order. Raises
-        :class:`~hepx.errors.ConfigError` on an argument of the wrong type or out of range.
+        Generator truth per event in ``event_id`` order. Raises :class:`~hepx.errors.ConfigError`
+        on an argument of the wrong type or out of range, or for ``pythia8`` without Pythia.
 
     Example
     -------
     >>> truth = simulate_actstrack("sim/acts", events=100, seed=1)   # doctest: +SKIP
+    >>> truth = simulate_actstrack("py", events=9, generator="pythia8")  # doctest: +SKIP
     """
-    cfg = _validate(
-        events=events,
-        bfield=bfield,
-        seed=seed,
-        signal_fraction=signal_fraction,
-        pileup_mean=pileup_mean,
-        schema=schema,
-        particles_layout=particles_layout,
-        event_order=event_order,
-        chunk_size=chunk_size,
-        compression=compression,
-        muon_fraction=muon_fraction,
-        hit_efficiency=hit_efficiency,
-    )
+    cfg = _validate(**{k: v for k, v in locals().items() if k != "out_dir"})  # the arguments
     out = check_creatable(out_dir)
     make_dir(out)
     return _write(cfg, out)
@@ -1246,8 +1511,14 @@ def simulate_actstrack(
 
 def _write(cfg: _Config, out: Path) -> ActsTrackTruth:
     """Generate, propagate and write the events chunk by chunk into ``out``'s two files."""
+    generate, per_event = _event_source(cfg)
+    # events per chunk: at most chunk_size and about _MAX_CHUNK_PARTICLES particles (memory)
+    step = max(1, min(cfg.chunk_size, int(_MAX_CHUNK_PARTICLES // max(per_event, 1.0))))
     truths: list[ActsTrackTruth] = []
     with (
+        progress_bar(
+            total=cfg.events, progress=cfg.progress, desc="actstrack", unit="event"
+        ) as bar,
         atomic_file(out / "hits.root") as hits_tmp,
         atomic_file(out / "particles.root") as parts_tmp,
         uproot.recreate(hits_tmp, compression=cfg.compression) as hits_file,
@@ -1261,9 +1532,9 @@ def _write(cfg: _Config, out: Path) -> ActsTrackTruth:
             field_name=lambda _outer, inner: inner,
             **counter,
         )
-        for first in range(0, cfg.events, cfg.chunk_size):
-            n = min(cfg.chunk_size, cfg.events - first)
-            gen = _generate(cfg, first, n)
+        for first in range(0, cfg.events, step):
+            n = min(step, cfg.events - first)
+            gen = generate(first, n)
             prop = _propagate_all(cfg, gen)
             hit_cols, n_hits_ev = _hit_columns(cfg, gen, prop)
             if len(hit_cols["event_id"]):
@@ -1272,4 +1543,5 @@ def _write(cfg: _Config, out: Path) -> ActsTrackTruth:
             if len(part_cols["event_id"]):
                 parts_tree.extend(part_cols)
             truths.append(_truth(gen, prop, n_hits_ev))
+            bar.update(n)
     return ActsTrackTruth.concatenate(truths)

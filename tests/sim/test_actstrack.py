@@ -132,7 +132,7 @@ def run(tmp_path_factory) -> tuple[Path, ActsTrackTruth]:
         out,
         events=200,
         seed=11,
-        pileup_mean=10.0,
+        pileup=2.0,
         event_order="sorted",
         hit_efficiency=1.0,
         chunk_size=64,
@@ -201,7 +201,7 @@ def test_geometry_id_masks_roundtrip():
 )
 def test_branch_names_and_types(tmp_path, schema, layout):
     truth = simulate_actstrack(
-        tmp_path, events=6, seed=1, pileup_mean=3, schema=schema, particles_layout=layout
+        tmp_path, events=6, seed=1, pileup=0.6, schema=schema, particles_layout=layout
     )
     hits = uproot.open(tmp_path / "hits.root")["hits"]
     types = leaf_types(hits)
@@ -241,7 +241,7 @@ def test_branch_names_and_types(tmp_path, schema, layout):
 
 def test_per_particle_layout_one_entry_per_particle(tmp_path):
     truth = simulate_actstrack(
-        tmp_path, events=12, seed=4, pileup_mean=5, particles_layout="per_particle"
+        tmp_path, events=12, seed=4, pileup=1.0, particles_layout="per_particle"
     )
     p = uproot.open(tmp_path / "particles.root")["particles"].arrays(library="np")
     assert len(p["event_id"]) == truth.n_particles.sum()
@@ -513,7 +513,7 @@ def _same(a: ak.Array, b: ak.Array) -> bool:
 
 
 def test_same_seed_same_arrays_and_chunk_independence(tmp_path):
-    kw = {"events": 25, "seed": 5, "pileup_mean": 6, "event_order": "sorted"}
+    kw = {"events": 25, "seed": 5, "pileup": 1.2, "event_order": "sorted"}
     t1 = simulate_actstrack(tmp_path / "a", chunk_size=25, **kw)
     t2 = simulate_actstrack(tmp_path / "b", chunk_size=25, **kw)
     t3 = simulate_actstrack(tmp_path / "c", chunk_size=4, **kw)
@@ -532,7 +532,7 @@ def test_same_seed_same_arrays_and_chunk_independence(tmp_path):
 
 
 def test_hit_buffer_refill_gives_same_result(tmp_path, monkeypatch):
-    kw = {"events": 6, "seed": 9, "pileup_mean": 8, "event_order": "sorted"}
+    kw = {"events": 6, "seed": 9, "pileup": 1.6, "event_order": "sorted"}
     simulate_actstrack(tmp_path / "a", **kw)
     # a tiny hit buffer forces the kernel to stop and resume many times
     monkeypatch.setattr(actstrack, "_HITS_PER_PARTICLE_BUFFER", 0)
@@ -545,7 +545,7 @@ def _runs(event_id: np.ndarray) -> int:
 
 
 def test_event_orders(tmp_path):
-    kw = {"events": 30, "seed": 2, "pileup_mean": 5, "chunk_size": 15}
+    kw = {"events": 30, "seed": 2, "pileup": 1.0, "chunk_size": 15}
     truths = {}
     for order in ("sorted", "shuffled", "interleaved"):
         truths[order] = simulate_actstrack(tmp_path / order, event_order=order, **kw)
@@ -597,6 +597,10 @@ def test_event_orders(tmp_path):
         ({"event_order": "random"}, "'sorted', 'shuffled', 'interleaved'"),
         ({"signal_fraction": 1.5}, "signal_fraction"),
         ({"pileup_mean": -1}, "pileup_mean"),
+        ({"pileup": -1}, "interactions per crossing"),
+        ({"pileup": 1.0, "pileup_mean": 5.0}, "not also pileup_mean"),
+        ({"generator": "herwig"}, "'fast', 'pythia8'"),
+        ({"pool_size": 0}, "pool_size"),
         ({"chunk_size": 0}, "chunk_size"),
         ({"seed": -3}, "seed"),
         ({"compression": "gzip"}, "zlib"),
@@ -612,6 +616,17 @@ def test_bad_arguments_raise_config_error(tmp_path, kwargs, words):
     assert not (tmp_path / "x").exists()
 
 
+def test_old_pileup_mean_keyword_is_converted(tmp_path):
+    # pileup_mean counted charged particles; pileup counts interactions of 5 on average
+    with pytest.warns(DeprecationWarning, match="pileup=2 interactions per crossing"):
+        old = simulate_actstrack(tmp_path / "a", events=5, seed=2, pileup_mean=10)
+    new = simulate_actstrack(tmp_path / "b", events=5, seed=2, pileup=2)
+    for name, values in old.to_dict().items():
+        np.testing.assert_array_equal(values, new.to_dict()[name])
+    with pytest.raises(ConfigError, match="give pileup="):
+        simulate_actstrack(tmp_path / "c", events=2, generator="pythia8", pileup_mean=10)
+
+
 def test_out_dir_that_is_a_file(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
@@ -620,7 +635,7 @@ def test_out_dir_that_is_a_file(tmp_path):
 
 
 def test_zero_field_gives_straight_tracks(tmp_path):
-    simulate_actstrack(tmp_path, events=4, seed=3, bfield=0.0, pileup_mean=5, hit_efficiency=1.0)
+    simulate_actstrack(tmp_path, events=4, seed=3, bfield=0.0, pileup=1.0, hit_efficiency=1.0)
     a, b = hit_pairs(read_hits(tmp_path))
     d = np.stack([b["tx"] - a["tx"], b["ty"] - a["ty"], b["tz"] - a["tz"]], 1)
     p = np.stack([b["tpx"], b["tpy"], b["tpz"]], 1)
