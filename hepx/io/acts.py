@@ -1,14 +1,18 @@
 """Reader for ACTS simulation output: ``hits.root`` (RootSimHitWriter) + particles (RootParticleWriter).
 
 Hits are flat (one entry per hit) and, from multi-threaded runs, not sorted by event: they are
-grouped by ``event_id`` with one stable sort, never a Python loop over events.
+grouped by ``event_id`` with one stable sort, never a Python loop over events. Files are read
+in chunks of whole events in ``event_id`` order (:class:`ActsChunks`): a pass over the hits'
+``event_id`` finds the entry ranges that hold whole events (:func:`event_segments`), and each
+chunk reads only its ranges and its events' particles.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import awkward as ak
@@ -19,6 +23,7 @@ from hepx.errors import InputError
 from hepx.io.rootfile import (
     iterate,
     open_tree,
+    read_range,
     require_branches,
     split_optional,
     warn_missing_optional,
@@ -121,96 +126,408 @@ def detect_hits_schema(branches: set[str]) -> str:
     )
 
 
-def _read_hits(path: Any, tree: str, step_size: int | str):
-    """The hits table (required and present optional branches), the schema, the tree and the
-    optional branches it lacks."""
-    ttree = open_tree(path, tree)
-    keys = set(ttree.keys())
-    schema = detect_hits_schema(keys)
-    link = {
-        "v43": ["particle_id"],
-        "v44.0": ["barcode"],
-        "v44.3": [f"barcode_{f}" for f in BARCODE_FIELDS],
-    }[schema]
-    require_branches(
-        ttree,
-        ["event_id", *link, *HIT_REQUIRED[1:]],
-        what=f"the ActsTrack point clouds (ACTS simulated hits, {schema} schema)",
-    )
-    present, missing = split_optional(ttree, HIT_OPTIONAL)
-    columns = [*HIT_REQUIRED, *present]
-    # Flat tree: read straight into preallocated numpy arrays (no awkward layer, no concatenate).
-    n = ttree.num_entries
-    hits = {k: np.empty(n, _HIT_DTYPES.get(k, np.float32)) for k in columns}
-    hits["barcode"] = np.empty(n, np.uint64)
-    flat_branches = [*(b for b in link if b != "barcode"), *columns]
-    start = 0
-    for chunk in iterate(ttree, flat_branches, step_size=step_size, library="np"):
-        stop = start + len(chunk["event_id"])
-        if schema == "v43":
-            hits["barcode"][start:stop] = chunk["particle_id"]
-        elif schema == "v44.3":
-            hits["barcode"][start:stop] = pack_barcode(
-                *(chunk[f"barcode_{f}"] for f in BARCODE_FIELDS)
-            )
-        for k in columns:
-            hits[k][start:stop] = chunk[k]
-        start = stop
-    if schema == "v44.0":  # one vector<uint32> of the five levels per hit
-        start = 0
-        for chunk in iterate(ttree, ["barcode"], step_size=step_size):
-            nums = ak.to_numpy(ak.num(chunk["barcode"], axis=1))
+#: The hits-tree branches of each schema's particle link.
+_LINK = {
+    "v43": ("particle_id",),
+    "v44.0": ("barcode",),
+    "v44.3": tuple(f"barcode_{f}" for f in BARCODE_FIELDS),
+}
+#: Hits-tree entries of ``event_id`` read at a time to find the cut-safe segments.
+_SCAN_ENTRIES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ActsChunk:
+    """One chunk of whole events: those with ``lo <= event_id < hi`` (``None``: no bound), whose
+    hits lie in the hits-tree entry ranges ``ranges`` (``[k, 2]``, start and stop, ascending;
+    whole cut-safe segments, which may hold hits of other events too)."""
+
+    lo: int | None
+    hi: int | None
+    ranges: np.ndarray
+
+    @property
+    def entries_read(self) -> int:
+        """Hits-tree entries the chunk reads."""
+        return int((self.ranges[:, 1] - self.ranges[:, 0]).sum())
+
+
+class _HitsTree:
+    """The hits tree: its schema, the branches read and the optional branches it lacks."""
+
+    def __init__(self, path: Any, tree: str):
+        self.path = path
+        self.tree = open_tree(path, tree)
+        self.schema = detect_hits_schema(set(self.tree.keys()))
+        link = _LINK[self.schema]
+        require_branches(
+            self.tree,
+            ["event_id", *link, *HIT_REQUIRED[1:]],
+            what=f"the ActsTrack point clouds (ACTS simulated hits, {self.schema} schema)",
+        )
+        present, self.missing = split_optional(self.tree, HIT_OPTIONAL)
+        self.columns = [*HIT_REQUIRED, *present]
+        self.branches = [*(b for b in link if b != "barcode"), *self.columns]
+        self.baskets = basket_starts(self.tree, [*link, *self.columns])
+
+    def read(self, chunk: ActsChunk) -> dict[str, np.ndarray]:
+        """The hits of the chunk's events in entry order, with their ``entry`` in the tree."""
+        parts = [self._read_range(int(a), int(b), chunk.lo, chunk.hi) for a, b in chunk.ranges]
+        return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+
+    def _read_range(self, start: int, stop: int, lo: int | None, hi: int | None):
+        arrays = read_range(self.tree, self.branches, start, stop)
+        keep = _between(arrays["event_id"], lo, hi)
+        out = {k: arrays[k][keep].astype(_HIT_DTYPES.get(k, np.float32)) for k in self.columns}
+        if self.schema == "v43":
+            out["barcode"] = arrays["particle_id"][keep].astype(np.uint64)
+        elif self.schema == "v44.3":
+            out["barcode"] = pack_barcode(*(arrays[f"barcode_{f}"][keep] for f in BARCODE_FIELDS))
+        else:  # v44.0: one vector<uint32> of the five levels per hit
+            vec = read_range(self.tree, ["barcode"], start, stop, library="ak")["barcode"]
+            nums = ak.to_numpy(ak.num(vec, axis=1))
             if len(nums) and not np.all(nums == len(BARCODE_FIELDS)):
                 raise InputError(
-                    f"{path}: branch 'barcode' must hold {len(BARCODE_FIELDS)} values per hit, "
-                    f"found {int(nums[nums != len(BARCODE_FIELDS)][0])}"
+                    f"{self.path}: branch 'barcode' must hold {len(BARCODE_FIELDS)} values per "
+                    f"hit, found {int(nums[nums != len(BARCODE_FIELDS)][0])}"
                 )
-            comps = ak.to_numpy(ak.flatten(chunk["barcode"])).reshape(-1, len(BARCODE_FIELDS))
-            hits["barcode"][start : start + len(comps)] = pack_barcode(*comps.T)
-            start += len(comps)
-    return hits, schema, ttree, missing
+            comps = ak.to_numpy(ak.flatten(vec)).reshape(-1, len(BARCODE_FIELDS))
+            out["barcode"] = pack_barcode(*comps[keep].T)
+        out["entry"] = start + np.flatnonzero(keep)
+        return out
 
 
-def _read_particles(path: Any, tree: str, step_size: int | str):
-    """The particles table (required and present optional branches), the tree and the optional
-    branches it lacks."""
-    ttree = open_tree(path, tree)
-    keys = set(ttree.keys())
-    link = ["particle_id"] if "particle_id" in keys else list(BARCODE_FIELDS)
-    require_branches(
-        ttree,
-        ["event_id", *link, *PARTICLE_REQUIRED],
-        what="the Z -> ll truth and the tracks (ACTS particles)",
-    )
-    present, missing = split_optional(ttree, PARTICLE_OPTIONAL)
-    fields = [*PARTICLE_REQUIRED, *present]
-    needed = ["event_id", *link, *fields]
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ["event_id", "barcode", *fields]}
-    for chunk in iterate(ttree, needed, step_size=step_size):
-        per_event = chunk["particle_type"].ndim == 2
-        if per_event:
-            counts = ak.to_numpy(ak.num(chunk["particle_type"], axis=1))
+class _ParticlesTree:
+    """The particles tree (one entry per event, or per particle): its particle link, the fields
+    read, the optional branches it lacks and, once read, its entries in ``event_id`` order."""
+
+    def __init__(self, path: Any, tree: str):
+        self.path, self.name = path, tree
+        self.tree = open_tree(path, tree)
+        keys = set(self.tree.keys())
+        self.link = ["particle_id"] if "particle_id" in keys else list(BARCODE_FIELDS)
+        require_branches(
+            self.tree,
+            ["event_id", *self.link, *PARTICLE_REQUIRED],
+            what="the Z -> ll truth and the tracks (ACTS particles)",
+        )
+        present, self.missing = split_optional(self.tree, PARTICLE_OPTIONAL)
+        self.fields = [*PARTICLE_REQUIRED, *present]
+        self.branches = ["event_id", *self.link, *self.fields]
+        self.baskets = basket_starts(self.tree, self.branches)
+        self._index: tuple[np.ndarray, np.ndarray] | None = None
+
+    def read(self, chunk: ActsChunk) -> dict[str, np.ndarray]:
+        """The particles of the chunk's event-id range, in entry order: from the entries of
+        those events only (contiguous runs, merged over gaps inside one basket and over the
+        smallest others up to as many entries again)."""
+        if self._index is None:  # the entries sorted by event_id: one integer per entry
+            ids = read_range(self.tree, ["event_id"], 0, self.tree.num_entries)["event_id"]
+            order = np.argsort(ids, kind="stable")
+            self._index = (ids[order].astype(np.int64), order)
+        ids, order = self._index
+        first = 0 if chunk.lo is None else np.searchsorted(ids, chunk.lo)
+        last = len(ids) if chunk.hi is None else np.searchsorted(ids, chunk.hi)
+        wanted = np.sort(order[first:last])
+        runs = np.flatnonzero(np.diff(wanted) != 1)
+        starts = np.concatenate([wanted[:1], wanted[runs + 1]])
+        stops = np.concatenate([wanted[runs] + 1, wanted[-1:] + 1])
+        parts = [
+            self._rows(read_range(self.tree, self.branches, int(a), int(b), library="ak"), chunk)
+            for a, b in _coalesce(starts, stops, len(wanted), self.baskets)
+        ]
+        if not parts:
+            empty = {k: np.zeros(0, np.float32) for k in self.fields}
+            return {"event_id": np.zeros(0, np.int64), "barcode": np.zeros(0, np.uint64), **empty}
+        return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+
+    def _rows(self, arrays: ak.Array, chunk: ActsChunk) -> dict[str, np.ndarray]:
+        """One row per particle of the entries ``arrays`` whose event is in ``chunk``."""
+        ids = ak.to_numpy(arrays["event_id"])
+        keep = _between(ids, chunk.lo, chunk.hi)  # per entry; flattened first, then selected
+        link, fields = self.link, self.fields
+        if arrays["particle_type"].ndim == 2:  # one entry per event, vector branches
+            counts = ak.to_numpy(ak.num(arrays["particle_type"], axis=1))
             for k in (*link, *fields):
-                if not np.array_equal(ak.to_numpy(ak.num(chunk[k], axis=1)), counts):
+                if not np.array_equal(ak.to_numpy(ak.num(arrays[k], axis=1)), counts):
                     raise InputError(
-                        f"{path}: jagged branches of mismatched length: '{k}' and "
+                        f"{self.path}: jagged branches of mismatched length: '{k}' and "
                         f"'particle_type' differ in number of particles per event"
                     )
-            flat = {k: ak.to_numpy(ak.flatten(chunk[k])) for k in (*link, *fields)}
-            event_id = np.repeat(ak.to_numpy(chunk["event_id"]).astype(np.int64), counts)
+            rows = np.repeat(keep, counts)
+            flat = {k: ak.to_numpy(ak.flatten(arrays[k]))[rows] for k in (*link, *fields)}
+            event_id = np.repeat(ids[keep].astype(np.int64), counts[keep])
         else:  # pre-v8.3 layout: one entry per particle
-            flat = {k: ak.to_numpy(chunk[k]) for k in (*link, *fields)}
-            event_id = ak.to_numpy(chunk["event_id"]).astype(np.int64)
+            flat = {k: ak.to_numpy(arrays[k])[keep] for k in (*link, *fields)}
+            event_id = ids[keep].astype(np.int64)
         if link == ["particle_id"]:
             barcode = flat["particle_id"].astype(np.uint64)
         else:
             barcode = pack_barcode(*(flat[f] for f in BARCODE_FIELDS))
-        parts["event_id"].append(event_id)
-        parts["barcode"].append(barcode)
-        for k in fields:
-            parts[k].append(flat[k])
-    table = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
-    return table, ttree, missing
+        return {"event_id": event_id, "barcode": barcode, **{k: flat[k] for k in fields}}
+
+
+def _between(values: np.ndarray, lo: int | None, hi: int | None) -> np.ndarray:
+    """Boolean per value: ``lo <= value < hi`` (``None``: no bound)."""
+    values = np.asarray(values).astype(np.int64)
+    keep = np.ones(len(values), dtype=bool)
+    if lo is not None:
+        keep &= values >= lo
+    if hi is not None:
+        keep &= values < hi
+    return keep
+
+
+def _coalesce(
+    starts: np.ndarray, stops: np.ndarray, budget: int, baskets: np.ndarray | None = None
+) -> np.ndarray:
+    """Ascending entry ranges ``[k, 2]`` merged over their smallest gaps while the entries of
+    the gaps read in addition stay within ``budget`` (adjacent ranges always merge), and over
+    every gap inside one basket (``baskets``: the entries where a basket of some branch
+    starts), since uproot decompresses a basket whole for each read that touches it."""
+    starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+    gaps = starts[1:] - stops[:-1]
+    merge = np.zeros(len(gaps), dtype=bool)
+    if baskets is not None and len(gaps):
+        basket = np.searchsorted(baskets, np.stack([stops[:-1] - 1, starts[1:]]), side="right")
+        merge = basket[0] == basket[1]
+    order = np.argsort(np.where(merge, 0, gaps), kind="stable")
+    merge[order[np.cumsum(np.where(merge, 0, gaps)[order]) <= budget]] = True
+    cut = np.flatnonzero(~merge)
+    return np.stack(
+        [np.concatenate([starts[:1], starts[cut + 1]]), np.concatenate([stops[cut], stops[-1:]])],
+        axis=1,
+    )
+
+
+def event_segments(
+    tree: Any, step: int = _SCAN_ENTRIES
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The events of a hits tree and its cut-safe segments, from its ``event_id`` only.
+
+    A *cut-safe segment* is a smallest range of entries holding whole events: entry ``i`` ends
+    one iff no event has hits both up to ``i`` and after it (the running maximum over entries of
+    the last entry of each hit's event is ``i``). Two passes of ``step`` entries: memory is one
+    step and a few integers per event.
+
+    Returns the distinct event ids (ascending) with the segment of each (its first hit's), and
+    the stop of each segment (the next one's start).
+    """
+    ids, firsts, lasts = [], [], []
+    for start, block in _event_blocks(tree, step):
+        values, first = np.unique(block, return_index=True)
+        _, rev = np.unique(block[::-1], return_index=True)
+        ids.append(values)
+        firsts.append(start + first)
+        lasts.append(start + len(block) - 1 - rev)
+    order = np.argsort(np.concatenate(ids), kind="stable")
+    ids_sorted = np.concatenate(ids)[order]
+    events, at = np.unique(ids_sorted, return_index=True)
+    first = np.minimum.reduceat(np.concatenate(firsts)[order], at)
+    last = np.maximum.reduceat(np.concatenate(lasts)[order], at)
+    stops, reach = [], -1
+    for start, block in _event_blocks(tree, step):
+        running = np.maximum.accumulate(np.maximum(last[np.searchsorted(events, block)], reach))
+        stops.append(start + 1 + np.flatnonzero(running == np.arange(start, start + len(block))))
+        reach = int(running[-1])
+    seg_stop = np.concatenate(stops)
+    return events, np.searchsorted(seg_stop, first, side="right"), seg_stop
+
+
+def basket_starts(tree: Any, branches: Sequence[str]) -> np.ndarray:
+    """The entries where a basket of any of ``branches`` starts (ascending)."""
+    return np.unique(np.concatenate([np.asarray(tree[b].entry_offsets[:-1]) for b in branches]))
+
+
+def _event_blocks(tree: Any, step: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first entry, event ids as int64)`` of the hits tree, ``step`` entries at a time."""
+    start = 0
+    for arrays in iterate(tree, ["event_id"], step_size=step, library="np"):
+        block = arrays["event_id"].astype(np.int64)
+        yield start, block
+        start += len(block)
+
+
+def plan_chunks(
+    events: np.ndarray,
+    segment: np.ndarray,
+    seg_stop: np.ndarray,
+    target: int,
+    baskets: np.ndarray | None = None,
+) -> Iterator[ActsChunk]:
+    """Chunks of consecutive events in ``event_id`` order (:func:`event_segments`' output),
+    each keeping at most ``max(target, its first event's segment)`` hits-tree entries: the
+    whole segments of its events, read in ranges merged over the smallest gaps within that
+    bound and over gaps inside one basket (``baskets``, :func:`basket_starts`; a range then
+    exceeds the bound only within one basket, which uproot holds whole anyway).
+
+    A chunk takes events while the distinct segments they lie in hold at most ``target``
+    entries, or only events of its first segment when that one is larger. The loop runs over
+    chunks, each over a window of events that doubles until the chunk ends inside it.
+    """
+    seg_start = np.concatenate([[0], seg_stop[:-1]]).astype(np.int64)
+    size = seg_stop - seg_start
+    n, a = len(events), 0
+    while a < n:
+        limit = max(int(target), int(size[segment[a]]))
+        width = 64
+        while True:
+            window = segment[a : a + width]
+            new = np.zeros(len(window), dtype=bool)
+            new[np.unique(window, return_index=True)[1]] = True
+            cost = np.cumsum(np.where(new, size[window], 0))
+            fit = int(np.searchsorted(cost, limit, side="right"))
+            if fit < len(window) or a + width >= n:
+                break
+            width *= 2
+        b = a + fit
+        segs = np.unique(segment[a:b])
+        slack = limit - int(cost[fit - 1])
+        ranges = _coalesce(seg_start[segs], seg_stop[segs], slack, baskets)
+        lo = int(events[a]) if a > 0 else None
+        yield ActsChunk(lo=lo, hi=int(events[b]) if b < n else None, ranges=ranges)
+        a = b
+
+
+def _target_entries(tree: Any, step_size: int | str, branches: Sequence[str]) -> int:
+    """Hits-tree entries per chunk: ``step_size`` itself (an int) or the entries of that much
+    memory of ``branches`` (``"100 MB"``, as uproot's ``iterate`` counts)."""
+    if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer, str)):
+        raise InputError(f"step_size must be a number of entries or a size, got {step_size!r}")
+    if not isinstance(step_size, str):
+        if step_size < 1:
+            raise InputError(f"step_size must be >= 1 entry, got {step_size}")
+        return int(step_size)
+    try:
+        return max(1, int(tree.num_entries_for(step_size, list(branches))))
+    except Exception as err:
+        raise InputError(f"step_size {step_size!r}: not a size ({err})") from None
+
+
+class ActsChunks:
+    """The events of ACTS hits and particles files, in chunks of whole events (bounded memory).
+
+    Takes :func:`read_acts`'s arguments; iterate (once) for the chunks' events, as
+    :func:`read_acts` returns them, in the same order (``event_id``): their concatenation is
+    :func:`read_acts`'s result. A chunk holds about ``step_size`` hits-tree entries (an int: that
+    many; a size such as ``"100 MB"``: that much of the branches read) and never splits an
+    event, whatever the order of the hits (:func:`event_segments`, :func:`plan_chunks`); only
+    the particles of its events are read. :attr:`report` counts what was read and dropped so
+    far. Memory: one chunk, plus a few integers per event and per particles-tree entry.
+
+    Example
+    -------
+    >>> for events in ActsChunks("hits.root", "particles.root", step_size=500_000):  # doctest: +SKIP
+    ...     print(len(events))
+    """
+
+    def __init__(
+        self,
+        hits: str | os.PathLike,
+        particles: str | os.PathLike,
+        *,
+        hits_tree: str = "hits",
+        particles_tree: str = "particles",
+        tracks_per_event: int | None = 10,
+        min_track_hits: int = 3,
+        min_lepton_hits: int = 3,
+        z_mass: float = Z_MASS,
+        mass_window: float = 2.0,
+        seed: int = 0,
+        step_size: int | str = "100 MB",
+        nonfinite: str = "error",
+    ):
+        if tracks_per_event is not None and tracks_per_event < 2:
+            raise InputError(
+                f"tracks_per_event must be >= 2 (the signal pair) or None, got {tracks_per_event}"
+            )
+        if nonfinite not in ("error", "drop"):
+            raise InputError(f"nonfinite must be 'error' or 'drop', got {nonfinite!r}")
+        self.hits = _HitsTree(hits, hits_tree)
+        self.particles = _ParticlesTree(particles, particles_tree)
+        if self.hits.tree.num_entries == 0:
+            raise InputError(f"{hits}: the hits tree '{hits_tree}' has no entries (an empty file)")
+        if self.particles.tree.num_entries == 0:
+            raise InputError(
+                f"{particles}: the particles tree '{particles_tree}' holds no particle"
+            )
+        self.selection = {
+            "tracks_per_event": tracks_per_event,
+            "min_track_hits": min_track_hits,
+            "truth": (min_lepton_hits, z_mass, mass_window),
+            "seed": seed,
+            "nonfinite": nonfinite,
+        }
+        self.target = _target_entries(self.hits.tree, step_size, self.hits.branches)
+        self.report: dict[str, Any] = {
+            "hits_read": 0,
+            "particles_read": 0,
+            "missing_optional_branches": self.hits.missing + self.particles.missing,
+            "dropped_nonfinite_hits": 0,
+            "dropped_nonfinite_particles": 0,
+            **dict.fromkeys(_CHUNK_COUNTS, 0),
+            "schema": self.hits.schema,
+        }
+        _warn_missing(self.hits.tree, self.hits.missing, "hits")
+        _warn_missing(self.particles.tree, self.particles.missing, "tracks")
+
+    def plan(self) -> Iterator[ActsChunk]:
+        """The chunks (from a pass over the hits tree's ``event_id``), lazily."""
+        events, segment, seg_stop = event_segments(self.hits.tree, max(self.target, _SCAN_ENTRIES))
+        return plan_chunks(events, segment, seg_stop, self.target, self.hits.baskets)
+
+    def __iter__(self) -> Iterator[ak.Array]:
+        for events, _ in self.pieces():
+            if len(events):
+                yield events
+
+    def pieces(self) -> Iterator[tuple[ak.Array, int]]:
+        """Every chunk's events (possibly none kept) and the hits-tree entries of its events."""
+        offset = 0  # particles before the chunk, in event_id order: the track sampling's draws
+        nonfinite = self.selection["nonfinite"]
+        for chunk in self.plan():
+            h, p = self.hits.read(chunk), self.particles.read(chunk)
+            part = {"hits_read": len(h["event_id"]), "particles_read": len(p["event_id"])}
+            h = _finite_rows(h, HIT_USED, nonfinite, self.hits.path, "hits", part)
+            p = _finite_rows(p, PARTICLE_USED, nonfinite, self.particles.path, "particles", part)
+            events = _chunk_events(h, p, self.particles.path, self.selection, offset, part)
+            offset += len(p["event_id"])
+            for key, value in part.items():
+                self.report[key] += value
+            yield events, part["hits_read"]
+
+    def check_kept(self) -> None:
+        """Raise :class:`InputError` if no particle was read or no event kept (call after
+        iterating); log the report otherwise."""
+        if self.report["particles_read"] == 0:
+            raise InputError(
+                f"{self.particles.path}: the particles tree '{self.particles.name}' holds no "
+                "particle"
+            )
+        if self.report["events_kept"] == 0:
+            raise InputError(
+                f"{self.hits.path}: no event has a track with >= "
+                f"{self.selection['min_track_hits']} hits"
+            )
+        _log_report(self.hits.path, self.report)
+
+    def finish(self, parts: Sequence[ak.Array]) -> ak.Array:
+        """The chunks' events ``parts`` as one array with the report attached (what
+        :func:`read_acts` returns), or an error if none was kept."""
+        self.check_kept()
+        events = parts[0] if len(parts) == 1 else ak.concatenate(parts)
+        attrs = {"hepx_report": dict(self.report), "hepx_source": str(self.hits.path)}
+        return ak.Array(events, attrs=attrs)
+
+
+#: Report counts of each chunk, added up.
+_CHUNK_COUNTS = (
+    "hits_without_particle",
+    "events_read",
+    "events_ambiguous_z",
+    "dropped_no_tracks",
+    "events_kept",
+)
 
 
 def read_acts(
@@ -244,19 +561,21 @@ def read_acts(
 
     The hits schema is detected from the branch names (<= v43 packed ``particle_id``,
     v44.0 ``barcode`` vector, v44.3 ``barcode_*``), as is the particles layout (one entry per
-    event with vector branches, or one entry per particle).
+    event with vector branches, or one entry per particle). The files are read in chunks of
+    whole events of about ``step_size`` hits-tree entries (:class:`ActsChunks`, which gives
+    the chunks one at a time); the result does not depend on ``step_size``.
 
     Returns
     -------
     awkward.Array
-        One record per event with at least one kept track: ``event_id`` (int64), ``label``
-        (int8), ``n_particles`` (tracks before sampling), ``hits`` (jagged: ``x, y, z`` [mm],
-        ``t`` [mm/c], ``px, py, pz, e`` [GeV] before the hit, ``volume_id``, ``layer_id``,
-        ``sensitive_id``, ``geometry_id``, ``barcode``, ``track`` (index into ``tracks``),
-        ``index`` (hit number along the trajectory), ``node_label`` (int8), ``hit_index`` (entry
-        in the hits tree)) and ``tracks`` (jagged Lorentz vectors, vector's ``Momentum4D``:
-        ``pt, eta, phi, mass`` stored, ``px, py, pz, energy, ...`` computed; ``barcode``,
-        ``pdg``, ``charge``, ``vx, vy, vz``, ``n_hits``, ``is_signal``).
+        One record per event with at least one kept track, in ``event_id`` order: ``event_id``
+        (int64), ``label`` (int8), ``n_particles`` (tracks before sampling), ``hits`` (jagged:
+        ``x, y, z`` [mm], ``t`` [mm/c], ``px, py, pz, e`` [GeV] before the hit, ``volume_id``,
+        ``layer_id``, ``sensitive_id``, ``geometry_id``, ``barcode``, ``track`` (index into
+        ``tracks``), ``index`` (hit number along the trajectory), ``node_label`` (int8),
+        ``hit_index`` (entry in the hits tree)) and ``tracks`` (jagged Lorentz vectors, vector's
+        ``Momentum4D``: ``pt, eta, phi, mass`` stored, ``px, py, pz, energy, ...`` computed;
+        ``barcode``, ``pdg``, ``charge``, ``vx, vy, vz``, ``n_hits``, ``is_signal``).
         ``events.attrs["hepx_report"]`` counts what was read and dropped.
 
     Required: ``HIT_REQUIRED``, ``PARTICLE_REQUIRED`` and the particle link. Without optional
@@ -269,12 +588,21 @@ def read_acts(
     >>> legs = events.tracks[events.tracks.is_signal]                    # doctest: +SKIP
     >>> (legs[:, 0] + legs[:, 1]).mass                                   # doctest: +SKIP
     """
-    if tracks_per_event is not None and tracks_per_event < 2:
-        raise InputError(
-            f"tracks_per_event must be >= 2 (the signal pair) or None, got {tracks_per_event}"
-        )
-    trees = (hits_tree, particles_tree)
-    h, p, schema, report = _read_checked(hits, particles, trees, step_size, nonfinite)
+    options = {k: v for k, v in locals().items() if k not in ("hits", "particles")}
+    chunks = ActsChunks(hits, particles, **options)
+    return chunks.finish(list(chunks))
+
+
+def _chunk_events(
+    h: dict[str, np.ndarray],
+    p: dict[str, np.ndarray],
+    particles: Any,
+    selection: Mapping[str, Any],
+    offset: int,
+    report: dict[str, Any],
+) -> ak.Array:
+    """The events of one chunk: hits ``h`` and particles ``p`` of whole events (``offset``: the
+    particles of the events before them), counted into ``report``."""
     p, matched, h_prow, n_hits = _match_hits(h, p, particles)
     report["hits_without_particle"] = int((~matched).sum())
     # Events are those of the particles table (sorted by event_id through the key order).
@@ -282,36 +610,20 @@ def read_acts(
     # Events with hits but no particle record at all count as read (and dropped).
     orphan_events = np.setdiff1d(np.unique(h["event_id"][~matched]), ev_ids)
     report["events_read"] = len(ev_ids) + len(orphan_events)
-    truth = (min_lepton_hits, z_mass, mass_window)
-    is_signal = _z_truth(p, p_ev, len(ev_ids), n_hits, *truth, report)
-    candidate = n_hits >= min_track_hits
-    keep = _sample_tracks(p_ev, len(ev_ids), candidate, is_signal, tracks_per_event, seed)
+    is_signal = _z_truth(p, p_ev, len(ev_ids), n_hits, *selection["truth"], report)
+    candidate = n_hits >= selection["min_track_hits"]
+    keep = _sample_tracks(
+        p_ev,
+        len(ev_ids),
+        candidate,
+        is_signal,
+        selection["tracks_per_event"],
+        (selection["seed"], offset),
+    )
     events = _assemble(h, p, p_ev, ev_ids, matched, h_prow, n_hits, is_signal, candidate, keep)
     report["dropped_no_tracks"] = int(report["events_read"] - len(events))
-    report.update(events_kept=len(events), schema=schema)
-    if len(events) == 0:
-        raise InputError(f"{hits}: no event has a track with >= {min_track_hits} hits")
-    _log_report(hits, report)
-    return ak.Array(events, attrs={"hepx_report": report, "hepx_source": str(hits)})
-
-
-def _read_checked(hits: Any, particles: Any, trees: tuple[str, str], step_size, nonfinite: str):
-    """The hits and particles tables, checked non-empty and finite; their schema; the report."""
-    if nonfinite not in ("error", "drop"):
-        raise InputError(f"nonfinite must be 'error' or 'drop', got {nonfinite!r}")
-    h, schema, h_tree, h_missing = _read_hits(hits, trees[0], step_size)
-    p, p_tree, p_missing = _read_particles(particles, trees[1], step_size)
-    report: dict[str, Any] = {"hits_read": len(h["event_id"]), "particles_read": len(p["event_id"])}
-    report["missing_optional_branches"] = h_missing + p_missing
-    if len(h["event_id"]) == 0:
-        raise InputError(f"{hits}: the hits tree '{trees[0]}' has no entries (an empty file)")
-    if len(p["event_id"]) == 0:
-        raise InputError(f"{particles}: the particles tree '{trees[1]}' holds no particle")
-    _warn_missing(h_tree, h_missing, "hits")
-    _warn_missing(p_tree, p_missing, "tracks")
-    h = _finite_rows(h, HIT_USED, nonfinite, hits, "hits", report)
-    p = _finite_rows(p, PARTICLE_USED, nonfinite, particles, "particles", report)
-    return h, p, schema, report
+    report["events_kept"] = len(events)
+    return events
 
 
 #: The event fields an optional branch gives.
@@ -377,7 +689,8 @@ def _assemble(h, p, p_ev, ev_ids, matched, h_prow, n_hits, is_signal, candidate,
     local_of_row = np.full(len(p_ev), -1, dtype=np.int64)
     local_of_row[t_rows] = np.arange(len(t_rows)) - t_start[p_ev[t_rows]]
     # Kept hits, ordered by (event, original entry).
-    h_sel = np.flatnonzero(matched & keep[h_prow])  # h_prow = -1 only where not matched
+    h_sel = np.flatnonzero(matched)  # h_prow = -1 only where not matched
+    h_sel = h_sel[keep[h_prow[h_sel]]]
     h_sel = h_sel[np.argsort(p_ev[h_prow[h_sel]], kind="stable")]  # keeps the entry order
     h_rows = h_prow[h_sel]
     h_counts = np.bincount(p_ev[h_rows], minlength=n_events)
@@ -453,11 +766,15 @@ def _sample_tracks(
     candidate: np.ndarray,
     is_signal: np.ndarray,
     tracks_per_event: int | None,
-    seed: int,
+    seed: tuple[int, int],
 ) -> np.ndarray:
     """Boolean per particle: a kept track. Sampled without replacement with one random key per
-    particle, the signal pair first, up to ``tracks_per_event`` per event (None: all)."""
-    rng = np.random.default_rng(seed)
+    particle, the signal pair first, up to ``tracks_per_event`` per event (None: all).
+
+    ``seed`` is ``(seed, offset)``: the keys are draws ``offset, offset + 1, ...`` of the
+    stream of ``seed``, so a chunk of events gets the keys a whole-file read gives them."""
+    rng = np.random.default_rng(seed[0])
+    rng.bit_generator.advance(seed[1])
     sort_key = rng.random(len(p_ev))
     sort_key[is_signal] = -1.0
     sort_key[~candidate] = 2.0

@@ -132,7 +132,29 @@ def iterate(
     except InputError:
         raise
     except Exception as err:
-        raise InputError(
-            f"{tree.file.file_path}: failed reading {tree.name}, the file may be truncated or "
-            f"corrupted ({_short(err)})"
-        ) from None
+        raise _read_failed(tree, err) from None
+
+
+def read_range(
+    tree: uproot.TTree,
+    branches: Sequence[str],
+    entry_start: int,
+    entry_stop: int,
+    *,
+    library: str = "np",
+):
+    """``branches`` of the entries ``entry_start`` to ``entry_stop`` (excluded) in one read
+    (``uproot.TTree.arrays``), read failures turned into InputError."""
+    try:
+        return tree.arrays(
+            list(branches), entry_start=entry_start, entry_stop=entry_stop, library=library
+        )
+    except Exception as err:
+        raise _read_failed(tree, err) from None
+
+
+def _read_failed(tree: uproot.TTree, err: BaseException) -> InputError:
+    return InputError(
+        f"{tree.file.file_path}: failed reading {tree.name}, the file may be truncated or "
+        f"corrupted ({_short(err)})"
+    )

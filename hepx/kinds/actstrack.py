@@ -65,7 +65,9 @@ class ActsTrack(DatasetKind):
         "z_mass": Field("posnumber", 91.1876, doc="GeV"),
         "mass_window": Field("posnumber", 2.0, doc="|m_ll - m_Z| of a signal pair, GeV"),
         "seed": Field("int", 0, doc="seed of the track sampling"),
-        "step_size": Field("size", "100 MB", doc="uproot read chunk"),
+        "step_size": Field(
+            "size", "100 MB", doc="chunk of whole events: hits-tree entries or memory"
+        ),
         "nonfinite": Field(
             "str", "error", choices=("error", "drop"), doc="NaN/inf in a hit's or particle's values"
         ),
@@ -116,6 +118,18 @@ class ActsTrack(DatasetKind):
     def read(self, item: tuple[Path, Path], options: Mapping[str, Any]):
         return self.reader()(item[0], item[1], **options)
 
+    def read_chunks(
+        self, item: tuple[Path, Path], options: Mapping[str, Any], report: dict[str, Any]
+    ) -> Iterator[Any]:
+        """Whole events, about ``step_size`` hits-tree entries at a time, in the order of
+        :func:`hepx.io.read_acts` (:class:`hepx.io.acts.ActsChunks`)."""
+        from hepx.io.acts import ActsChunks
+
+        chunks = ActsChunks(item[0], item[1], **options)
+        yield from chunks
+        chunks.check_kept()
+        report.update(chunks.report)
+
     def simulate(self, out: Path, *, events: int, seed: int, **options: Any) -> list[Path]:
         """:func:`hepx.sim.simulate_actstrack` (2 T unless ``bfield`` is given)."""
         from hepx.sim import simulate_actstrack
@@ -146,9 +160,17 @@ class ActsTrack(DatasetKind):
     def scoring_chunks(
         self, item: tuple[Path, Path], options: Mapping[str, Any], chunk_entries: int
     ) -> Iterator[ScoringChunk]:
-        """The whole file at once: ACTS hits are not grouped by event in the tree."""
-        events = self.read(item, options)
-        yield ScoringChunk(events=events, friend=None, n_entries=len(events))
+        """Whole events, about the reader's ``step_size`` hits-tree entries at a time
+        (``chunk_entries`` counts Tau3Mu entries and is not used here), as :meth:`read_chunks`
+        gives them; ``n_entries`` is the hits-tree entries of the chunk's events. The writer
+        holds the friend layout of the whole file (:meth:`file_friend`)."""
+        from hepx.io.acts import ActsChunks
+
+        chunks = ActsChunks(item[0], item[1], **options)
+        for events, n_entries in chunks.pieces():
+            kept = events if len(events) else None
+            yield ScoringChunk(events=kept, friend=None, n_entries=n_entries)
+        chunks.check_kept()
 
     def file_info(self, item: tuple[Path, Path], options: Mapping[str, Any]) -> dict[str, int]:
         from hepx.io.rootfile import open_tree

@@ -11,7 +11,8 @@ annotated (the kind's per-hit and per-track importance) and written to
 * ``OUT/manifest.json``: run, checkpoint, kind, method and, per input, the files and counts.
 
 How a file is read piece by piece is the dataset kind's (:meth:`hepx.kinds.DatasetKind.
-scoring_chunks`: Tau3Mu in chunks of ``chunk_entries`` tree entries, ActsTrack a whole file).
+scoring_chunks`: Tau3Mu in chunks of ``chunk_entries`` tree entries, ActsTrack in chunks of
+whole events of about the reader's ``step_size`` hits-tree entries).
 Everything is written to a temporary directory renamed to ``OUT`` at the end: on an error
 nothing is left half-written.
 
@@ -173,7 +174,7 @@ def score_files(
         checkpoint: ``"best"`` or ``"last"``.
         reader_options: reader options on top of those recorded with the run.
         batch_size: events per model batch (the cap on events under ``max_points``).
-        chunk_entries: Tau3Mu tree entries read at once.
+        chunk_entries: Tau3Mu tree entries read at once (ActsTrack: reader option step_size).
         device: ``"cpu"`` or ``"cuda"``.
         k: top-set size of ``tracks.importance_topk`` (int or ``"signal"``).
         explainer: a method name of :mod:`hepx.explain.registry`, an algorithm or a function
