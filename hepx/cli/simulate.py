@@ -66,6 +66,11 @@ def add_parser(sub) -> None:
     )
     pa.add_argument("--no-progress", action="store_true", help="no progress bar")
     pa.set_defaults(func=run_actstrack)
+    _add_tau3mu(kinds)
+    _add_synmol(kinds)
+
+
+def _add_tau3mu(kinds) -> None:
     pt = _sub(kinds, "tau3mu", help="CMS endcap muon ntuple: ntuple.root")
     pt.add_argument("--events", type=int, required=True, help="events to simulate")
     pt.add_argument("--seed", type=int, default=0, help="seed of the simulation")
@@ -73,9 +78,30 @@ def add_parser(sub) -> None:
     pt.add_argument(
         "--signal-fraction", type=float, default=0.24, help="fraction of tau -> 3 mu events"
     )
-    pt.add_argument("--pileup", type=float, default=200.0, help="pileup interactions")
+    pt.add_argument(
+        "--pileup",
+        type=float,
+        default=200.0,
+        metavar="MU",
+        help="pileup interactions: fast, rates scale as MU/200; pythia8, mean (Poisson) number "
+        "of minimum-bias interactions per crossing",
+    )
+    pt.add_argument(
+        "--generator",
+        default="fast",
+        choices=["fast", "pythia8"],
+        help="fast: built-in spectra and rates; pythia8: Ds/B -> tau -> 3 mu and pileup muons "
+        "from Pythia 8 (pip install 'hepx[pythia]')",
+    )
+    pt.add_argument(
+        "--pool-size",
+        type=int,
+        default=10000,
+        metavar="N",
+        help="pythia8: minimum-bias interactions generated once, from which pileup is drawn",
+    )
+    pt.add_argument("--no-progress", action="store_true", help="no progress bar")
     pt.set_defaults(func=run_tau3mu)
-    _add_synmol(kinds)
 
 
 def _add_synmol(kinds) -> None:
@@ -139,6 +165,9 @@ def run_tau3mu(args: argparse.Namespace) -> None:
         signal_fraction=args.signal_fraction,
         pileup=args.pileup,
         truth=False,
+        generator=args.generator,
+        pool_size=args.pool_size,
+        progress=False if args.no_progress else None,
     )
     _done(args, time.perf_counter() - t0, "ntuple.root")
 

@@ -5,7 +5,8 @@ Pythia 8 (pp at 14 TeV, default Monash tune), through the ``pythia8mc`` bindings
 (``pip install 'hepx[pythia]'``). This module only talks to Pythia: it runs the generators and
 turns their event records into flat arrays of the final-state charged particles;
 :mod:`hepx.sim.actstrack` chooses the process of each event, overlays the pileup and propagates
-the particles through the detector.
+the particles through the detector. :mod:`hepx.sim.tau3mu_pythia` builds the Tau3Mu signal and
+muon pool on :func:`make_pythia`, :func:`pythia_seed` and :data:`MINBIAS`.
 
 Processes
 ---------
@@ -66,6 +67,7 @@ __all__ = [
     "concatenate",
     "event_particles",
     "load_pythia",
+    "make_pythia",
     "minbias_pool",
     "particle_names",
     "particle_properties",
@@ -146,8 +148,14 @@ def pythia_seed(key: int, process: str, flavour: int = 0) -> int:
     return 1 + int(h % np.uint64(900_000_000))
 
 
-def _make_pythia(settings: tuple[str, ...], seed: int) -> Any:
-    """An initialised Pythia instance (no banner) with ``settings`` and ``Random:seed``."""
+def make_pythia(settings: tuple[str, ...], seed: int) -> Any:
+    """An initialised Pythia instance (no banner): pp at :data:`E_CM`, ``settings``, and
+    ``Random:seed = seed`` (1 .. 900,000,000, e.g. from :func:`pythia_seed`).
+
+    Example
+    -------
+    >>> minbias = make_pythia(MINBIAS, pythia_seed(12345, "minbias"))   # doctest: +SKIP
+    """
     pythia = load_pythia().Pythia("", False)
     for line in (*_COMMON, *settings, "Random:setSeed = on", f"Random:seed = {seed}"):
         if not pythia.readString(line):
@@ -396,7 +404,7 @@ class HardScatter:
         slot = (process, int(flavour))
         if slot not in self._instances:
             settings = tuple(s.format(f=flavour) for s in HARD_PROCESSES[process])
-            self._instances[slot] = _make_pythia(settings, pythia_seed(self.key, *slot))
+            self._instances[slot] = make_pythia(settings, pythia_seed(self.key, *slot))
         return self._instances[slot]
 
     def batch(self, process: str, flavour: int, n: int) -> ak.Array:
@@ -436,7 +444,7 @@ def minbias_pool(size: int, key: int, *, progress: bool | None = None) -> Pythia
     >>> pool = minbias_pool(200, key=12345, progress=False)   # doctest: +SKIP
     >>> pool.counts.mean()   # charged particles per interaction in the acceptance
     """
-    pythia = _make_pythia(MINBIAS, pythia_seed(key, "minbias"))
+    pythia = make_pythia(MINBIAS, pythia_seed(key, "minbias"))
     parts = []
     with progress_bar(
         total=size, progress=progress, desc="pythia8 pileup pool", unit="event"

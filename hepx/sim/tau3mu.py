@@ -28,6 +28,14 @@ Physics model (fast and approximate; the geometry is in :mod:`hepx.sim.detector_
   occasional opposite-sign dimuons (J/psi, open heavy flavour). All have
   ``mu_hit_truth_tau == 0``.
 
+With ``generator="pythia8"`` (:mod:`hepx.sim.tau3mu_pythia`) the generated muons come from
+Pythia 8 instead: signal events are ``HardQCD:hardccbar``/``hardbbbar`` with Ds -> tau nu and
+tau -> 3 mu forced (taus from Ds or B hadrons, Pythia's record giving the three muons), and
+every event overlays ``Poisson(pileup)`` ``SoftQCD:nonDiffractive`` interactions drawn from a
+pool. All their muons that can reach a layer are written to ``gen_mu_*`` and propagated as
+above; the random hits (neutrons, showers) are added as above, scaled by the interactions
+drawn / 200.
+
 Extra per-hit branches beyond the standard layout: ``mu_hit_truth_tau`` (1 = hit of a muon
 from the tau decay) and ``mu_hit_sim_tp`` (index of the generating muon in ``gen_mu_*`` of
 the same entry, -1 for hits not made by a generated muon). Units: ``mu_hit_sim_phi`` and
@@ -40,7 +48,9 @@ back as the same jagged arrays.
 Reproducibility: events are generated in fixed blocks of :data:`BLOCK_EVENTS`, block ``i``
 drawing from ``SeedSequence(seed, spawn_key=(i,))``. The output therefore depends only on
 ``seed``, ``signal_fraction`` and ``pileup``: not on ``chunk_size`` (the write granularity), and
-the first N events are the same whatever ``events >= N`` is.
+the first N events are the same whatever ``events >= N`` is. The ``pythia8`` generator gives
+each event its own stream (``SeedSequence(seed, spawn_key=(1, i))``) and seeds its Pythia
+instances from ``seed``: the same properties hold (``pool_size`` is one more argument).
 
 Compression: ZLIB level 1 by default (stdlib zlib: fast and readable everywhere; LZ4 would need
 the ``lz4`` and ``xxhash`` packages).
@@ -48,11 +58,12 @@ the ``lz4`` and ``xxhash`` packages).
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +73,7 @@ import uproot
 
 from hepx.atomic import atomic_file, check_creatable, make_dir
 from hepx.errors import ConfigError
+from hepx.progress import progress_bar
 from hepx.sim.detector_cms import (
     CSC,
     DT,
@@ -76,19 +88,37 @@ from hepx.sim.detector_cms import (
     field_factor,
     wrap_deg,
 )
+from hepx.sim.pythia import load_pythia
+from hepx.sim.tau3mu_pythia import MuonEvents, SignalSource, muon_pool, run_key
 
-__all__ = ["BLOCK_EVENTS", "TREE_PATH", "Tau3MuTruth", "simulate_tau3mu", "standard_filter"]
+__all__ = [
+    "BLOCK_EVENTS",
+    "GENERATORS",
+    "POOL_SIZE",
+    "TREE_PATH",
+    "Tau3MuTruth",
+    "simulate_tau3mu",
+    "standard_filter",
+]
+
+log = logging.getLogger("hepx")
 
 TREE_PATH = "Ntuplizer/MuonTrackTree"
 FILE_NAME = "ntuple.root"
 #: Events per random-number block (the unit of reproducibility).
 BLOCK_EVENTS = 2048
+GENERATORS = ("fast", "pythia8")
+#: Minimum-bias interactions of the pythia8 pileup pool (about 1 % of them have a muon that
+#: can reach a layer; generating them takes 30-60 s).
+POOL_SIZE = 10000
+_PYTHIA_STREAM = 1  # spawn_key prefix of the pythia8 generator's per-event random streams
 
 # PDG masses (GeV).
 M_DS = 1.96835
 M_TAU = 1.77686
 M_MU = 0.1056584
 M_JPSI = 3.0969
+_DS_PDG = 431  # Ds+ (its tau+ has the same sign)
 
 # Signal kinematics: Ds pT (GeV) truncated exponential, |eta| uniform.
 _DS_PT_MIN, _DS_PT_MAX, _DS_PT_SLOPE = 5.0, 40.0, 6.0
@@ -170,6 +200,8 @@ _TRUTH_FIELDS = (
     "n_sig_hits",
     "n_hits_filtered",
     "n_sig_hits_filtered",
+    "n_pileup",
+    "tau_parent",
 )
 _COMPRESSIONS = ("zlib", "lzma", "lz4", "zstd", "none")
 
@@ -188,7 +220,7 @@ class Tau3MuTruth:
     path
         The written ``ntuple.root``.
     is_signal
-        bool: the event contains Ds -> tau -> 3 mu.
+        bool: the event contains Ds (or B) -> tau -> 3 mu.
     n_tau_mu_endcap
         Generated tau muons that left at least one endcap hit (type != DT, neighbor == 0).
     n_hits, n_sig_hits
@@ -196,6 +228,12 @@ class Tau3MuTruth:
         hits included).
     n_hits_filtered, n_sig_hits_filtered
         The same after the standard Tau3Mu filter (station == 1, neighbor == 0, type != 0).
+    n_pileup
+        ``generator="pythia8"``: pileup interactions overlaid on the event (Poisson); -1 with
+        the fast generator, which scales its pileup rates instead.
+    tau_parent
+        PDG id of the mother of the event's (first) signal tau: +-431 (Ds) or a b hadron; 0
+        in background events.
     """
 
     path: Path
@@ -205,6 +243,8 @@ class Tau3MuTruth:
     n_sig_hits: np.ndarray
     n_hits_filtered: np.ndarray
     n_sig_hits_filtered: np.ndarray
+    n_pileup: np.ndarray
+    tau_parent: np.ndarray
 
     def __len__(self) -> int:
         return len(self.is_signal)
@@ -229,6 +269,9 @@ def simulate_tau3mu(
     chunk_size: int = 10000,
     compression: Any = ...,
     truth: bool = True,
+    generator: str = "fast",
+    pool_size: int = POOL_SIZE,
+    progress: bool | None = None,
 ) -> Tau3MuTruth | None:
     """Simulate Tau3Mu events in the CMS endcap muon system and write ``out_dir/ntuple.root``.
 
@@ -244,8 +287,10 @@ def simulate_tau3mu(
         Probability that an event contains the signal decay, in [0, 1]. The default is the
         paper's 24/76 class ratio.
     pileup
-        Mean number of pp interactions; background rates scale as ``pileup / 200``.
-        0 gives signal muons only. Must be in [0, 1000].
+        Pileup, in [0, 1000]. Fast generator: background rates scale as ``pileup / 200``;
+        ``pythia8``: mean (Poisson) number of minimum-bias interactions per crossing, whose
+        muons are propagated, the random hits scaling with the interactions drawn / 200.
+        0 gives the signal event's muons only.
     chunk_size
         Events written per ``TTree.extend`` call (one basket per branch); bounds the memory.
     compression
@@ -255,6 +300,13 @@ def simulate_tau3mu(
     truth
         Keep and return the per-event generator truth (a few bytes per event); ``False``
         returns ``None`` and keeps memory independent of ``events``.
+    generator
+        ``"fast"`` (built-in spectra and rates) or ``"pythia8"`` (signal and pileup muons from
+        Pythia 8, :mod:`hepx.sim.tau3mu_pythia`; ``pip install 'hepx[pythia]'``). Same layout.
+    pool_size
+        ``pythia8``: minimum-bias interactions generated once, from which pileup is drawn.
+    progress
+        Progress bars of the ``pythia8`` generation (default: on a terminal).
 
     Returns
     -------
@@ -265,35 +317,21 @@ def simulate_tau3mu(
     Raises
     ------
     ConfigError
-        If an argument has the wrong type or is out of range.
+        If an argument has the wrong type or is out of range, or for ``pythia8`` without
+        Pythia's bindings.
+
+    Example
+    -------
+    >>> truth = simulate_tau3mu("work/t3m", events=100, seed=1)       # doctest: +SKIP
+    >>> truth = simulate_tau3mu("work/t3m_py", events=30, generator="pythia8")  # doctest: +SKIP
     """
-    events = _check_int("events", events, lo=1, hi=2**31 - 1)
-    seed = _check_int("seed", seed, lo=0, hi=2**63 - 1)
-    chunk_size = _check_int("chunk_size", chunk_size, lo=1, hi=10_000_000)
-    signal_fraction = _check_float("signal_fraction", signal_fraction, lo=0.0, hi=1.0)
-    pileup = _check_float("pileup", pileup, lo=0.0, hi=1000.0)
-    comp = _parse_compression(compression)
+    cfg = _config(events, seed, chunk_size, signal_fraction, pileup, compression)
+    cfg = _with_generator(cfg, generator, pool_size, progress)
     out_dir = Path(out_dir)
     check_creatable(out_dir)
     make_dir(out_dir)
     final = out_dir / FILE_NAME
-
-    truths: list[dict[str, np.ndarray]] = []
-    with atomic_file(final) as tmp:
-        with uproot.recreate(tmp, compression=comp) as fout:
-            tree = None
-            for chunk in _chunks(events, chunk_size, seed, signal_fraction, pileup / 200.0):
-                arrays = {name: _to_jagged(chunk[name]) for name in COLLECTIONS}
-                if tree is None:
-                    tree = fout.mktree(
-                        TREE_PATH,
-                        {name: arr.type.content for name, arr in arrays.items()},
-                        counter_name=lambda c: "n_" + c,
-                        field_name=lambda outer, inner: f"{outer}_{inner}",
-                    )
-                tree.extend(arrays)
-                if truth:
-                    truths.append(chunk["truth"])
+    truths = _write(final, cfg, truth)
     if not truth:
         return None
     return Tau3MuTruth(
@@ -301,9 +339,68 @@ def simulate_tau3mu(
     )
 
 
+def _write(final: Path, cfg: _Config, keep_truth: bool) -> list[dict[str, np.ndarray]]:
+    """Generate the events chunk by chunk into ``final`` (atomically); the chunks' truth."""
+    truths: list[dict[str, np.ndarray]] = []
+    with atomic_file(final) as tmp, uproot.recreate(tmp, compression=cfg.compression) as fout:
+        tree = None
+        for chunk in _event_chunks(cfg):
+            arrays = {name: _to_jagged(chunk[name]) for name in COLLECTIONS}
+            if tree is None:
+                tree = fout.mktree(
+                    TREE_PATH,
+                    {name: arr.type.content for name, arr in arrays.items()},
+                    counter_name=lambda c: "n_" + c,
+                    field_name=lambda outer, inner: f"{outer}_{inner}",
+                )
+            tree.extend(arrays)
+            if keep_truth:
+                truths.append(chunk["truth"])
+    return truths
+
+
 # --------------------------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Config:
+    events: int
+    seed: int
+    chunk_size: int
+    signal_fraction: float
+    pileup: float
+    compression: Any
+    generator: str = "fast"
+    pool_size: int = POOL_SIZE
+    progress: bool | None = None
+
+
+def _config(
+    events: Any, seed: Any, chunk_size: Any, signal_fraction: Any, pileup: Any, compression: Any
+) -> _Config:
+    """The checked arguments of the fast generator (ConfigError on a bad one)."""
+    return _Config(
+        events=_check_int("events", events, lo=1, hi=2**31 - 1),
+        seed=_check_int("seed", seed, lo=0, hi=2**63 - 1),
+        chunk_size=_check_int("chunk_size", chunk_size, lo=1, hi=10_000_000),
+        signal_fraction=_check_float("signal_fraction", signal_fraction, lo=0.0, hi=1.0),
+        pileup=_check_float("pileup", pileup, lo=0.0, hi=1000.0),
+        compression=_parse_compression(compression),
+    )
+
+
+def _with_generator(cfg: _Config, generator: Any, pool_size: Any, progress: Any) -> _Config:
+    """``cfg`` with the checked generator options; ``pythia8`` needs Pythia's bindings."""
+    if generator not in GENERATORS:
+        raise ConfigError(f"generator must be one of {list(GENERATORS)}, got {generator!r}")
+    pool_size = _check_int("pool_size", pool_size, lo=1, hi=10_000_000)
+    if progress is not None and not isinstance(progress, bool):
+        raise ConfigError(f"progress must be True, False or None, got {progress!r}")
+    if generator == "pythia8":
+        load_pythia()  # fail early (exit 2 on the command line) when Pythia is not installed
+    return replace(cfg, generator=generator, pool_size=pool_size, progress=progress)
 
 
 def _check_int(name: str, value: Any, *, lo: int, hi: int) -> int:
@@ -424,6 +521,137 @@ def _chunks(events: int, chunk_size: int, seed: int, signal_fraction: float, pu_
             yield head
             buffered -= take
             buffer = [tail] if buffered > 0 else []
+
+
+def _event_chunks(cfg: _Config) -> Iterator[dict[str, Any]]:
+    """The chunks of ``cfg.chunk_size`` events of the configured generator."""
+    if cfg.generator == "fast":
+        return _chunks(
+            cfg.events, cfg.chunk_size, cfg.seed, cfg.signal_fraction, cfg.pileup / 200.0
+        )
+    return _pythia_chunks(cfg)
+
+
+@dataclass
+class _PythiaSource:
+    signal: SignalSource
+    pool: MuonEvents | None  # muons that can reach a layer; None without pileup
+
+
+def _pythia_chunks(cfg: _Config) -> Iterator[dict[str, Any]]:
+    """Pythia events, one at a time: event ``i`` draws its choices (signal, tau charge,
+    interactions, pool draws) and its detector response from its own random stream, and takes
+    the next accepted event of the signal instance of its tau charge. So the files depend
+    neither on ``chunk_size`` nor (for the first N events) on ``events``."""
+    key = run_key(cfg.seed)
+    pool = None
+    if cfg.pileup > 0:
+        pool = _reachable_pool(muon_pool(cfg.pool_size, key, progress=cfg.progress))
+    src = _PythiaSource(signal=SignalSource(key), pool=pool)
+    bar = progress_bar(total=cfg.events, progress=cfg.progress, desc="pythia8 tau3mu", unit="event")
+    with bar:
+        for start in range(0, cfg.events, cfg.chunk_size):
+            groups = []
+            for i in range(start, min(start + cfg.chunk_size, cfg.events)):
+                seq = np.random.SeedSequence(cfg.seed, spawn_key=(_PYTHIA_STREAM, i))
+                groups.append(_pythia_event(np.random.default_rng(seq), src, cfg))
+                bar.update(1)
+            yield _concat_groups(groups)
+    tried, kept = sum(src.signal.tried.values()), src.signal.accepted
+    log.info(
+        "pythia8 signal: %d events passed the filter of %d generated (%.1f %%)",
+        kept,
+        tried,
+        100.0 * kept / max(tried, 1),
+    )
+
+
+def _pythia_event(rng: np.random.Generator, src: _PythiaSource, cfg: _Config) -> dict[str, Any]:
+    """One event: the signal event's muons (if signal) and ``Poisson(pileup)`` interactions."""
+    is_signal = bool(rng.random() < cfg.signal_fraction)
+    sign = 1 if rng.random() < 0.5 else -1
+    n_int = int(rng.poisson(cfg.pileup))
+    hard = src.signal.events(sign, 1) if is_signal else MuonEvents.empty(1)
+    pu_p4, pu_q = _overlay(rng, src.pool, n_int)
+    mu, sig = _pythia_muons(hard, pu_p4, pu_q)
+    return _detector_block(
+        rng, np.array([is_signal]), np.array([n_int / 200.0]), sig, mu, np.array([n_int])
+    )
+
+
+def _reachable(p4: np.ndarray) -> np.ndarray:
+    """Muons that can reach a layer of the model: |eta| in the layers' range and a momentum
+    above the lowest p_min even after straggling (both with a margin of > 4 sigma)."""
+    p = np.linalg.norm(p4[:, :3], axis=1)
+    abs_eta = np.abs(_ptetaphi(p4)[1])
+    lo, hi = LAYERS.eta_lo.min() - 0.2, LAYERS.eta_hi.max() + 0.2
+    return (p > LAYERS.p_min.min() * np.exp(-5 * _STRAGGLE)) & (abs_eta > lo) & (abs_eta < hi)
+
+
+def _reachable_pool(pool: MuonEvents) -> MuonEvents:
+    """The pool with only the muons that can reach a layer (per interaction)."""
+    keep = _reachable(pool.p4)
+    ev = np.repeat(np.arange(len(pool)), pool.counts)
+    return replace(
+        pool,
+        counts=np.bincount(ev[keep], minlength=len(pool)),
+        **{k: getattr(pool, k)[keep] for k in ("p4", "q", "tau", "record_index")},
+    )
+
+
+def _overlay(
+    rng: np.random.Generator, pool: MuonEvents | None, n_int: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Muons (four-momenta, charges) of ``n_int`` interactions drawn from the pool with
+    replacement, each rotated by a random azimuth and, half of the time, by pi about the x
+    axis (both symmetries of a pp collision)."""
+    if pool is None or n_int == 0:
+        return np.zeros((0, 4)), np.zeros(0, dtype=np.int64)
+    pick = rng.integers(0, len(pool), n_int)
+    phi = rng.uniform(0.0, 2.0 * np.pi, n_int)
+    flip = np.where(rng.random(n_int) < 0.5, -1.0, 1.0)
+    mult = pool.counts[pick]
+    row = np.repeat(np.arange(n_int), mult)
+    j = np.arange(len(row)) - np.repeat(np.cumsum(mult) - mult, mult)
+    src = pool.offsets[:-1][pick][row] + j
+    p4 = pool.p4[src]
+    c, s, f = np.cos(phi)[row], np.sin(phi)[row], flip[row]
+    x, y, z = p4[:, 0], f * p4[:, 1], f * p4[:, 2]
+    return np.stack([c * x - s * y, s * x + c * y, z, p4[:, 3]], axis=1), pool.q[src]
+
+
+def _pythia_muons(
+    hard: MuonEvents, pu_p4: np.ndarray, pu_q: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The ``mu`` and ``sig`` inputs of :func:`_detector_block` for one event: the signal
+    taus' muons first, the signal event's other muons that can reach a layer, the pileup's."""
+    keep = (hard.tau >= 0) | _reachable(hard.p4)
+    p4 = np.concatenate([hard.p4[keep], pu_p4])
+    q = np.concatenate([hard.q[keep], pu_q]).astype(np.int64)
+    n_mu = len(q)
+    pt, eta, phi = _ptetaphi(p4)
+    mu = {
+        "p4": p4,
+        "evt": np.zeros(n_mu, dtype=np.int64),
+        "q": q,
+        "tau": np.concatenate([hard.tau[keep], np.full(len(pu_q), -1, dtype=np.int64)]),
+        "counts": np.array([n_mu]),
+        "idx": np.arange(n_mu),
+        "pt": pt,
+        "eta": eta,
+        "phi": phi,
+    }
+    t_pt, t_eta, t_phi = _ptetaphi(hard.tau_p4)
+    sig = {
+        "evt": np.zeros(len(hard.tau_q), dtype=np.int64),
+        "tau": hard.tau_p4,
+        "q": hard.tau_q,
+        "parent": hard.tau_parent,
+        "pt": t_pt,
+        "eta": t_eta,
+        "phi": t_phi,
+    }
+    return mu, sig
 
 
 def _concat_groups(groups: list[dict[str, Any]]) -> dict[str, Any]:
@@ -558,7 +786,8 @@ def _truncated_exp(rng: np.random.Generator, n: int, lo: float, hi: float, slope
 def _generate_block(
     rng: np.random.Generator, n: int, signal_fraction: float, pu_scale: float
 ) -> dict[str, Any]:
-    """Generate ``n`` events: all collections as flat columns + counts, and the truth.
+    """Generate ``n`` events with the fast generator: all collections as flat columns +
+    counts, and the truth.
 
     The helpers draw from ``rng`` in a fixed order, so a seed gives the same events."""
     is_signal = rng.random(n) < signal_fraction
@@ -566,6 +795,22 @@ def _generate_block(
     sig = _signal_taus(rng, np.flatnonzero(is_signal))
     pu = _pileup_muons(rng, n, pu_factor)
     mu = _all_muons(rng, n, sig, pu)
+    return _detector_block(rng, is_signal, pu_factor, sig, mu, np.full(n, -1))
+
+
+def _detector_block(
+    rng: np.random.Generator,
+    is_signal: np.ndarray,
+    pu_factor: np.ndarray,
+    sig: dict[str, Any],
+    mu: dict[str, np.ndarray],
+    n_pileup: np.ndarray,
+) -> dict[str, Any]:
+    """The detector response of ``n`` events (their generated muons ``mu`` and signal taus
+    ``sig``, both ordered by event): all collections as flat columns + counts, and the truth.
+
+    ``pu_factor`` scales the random (neutron, shower) hits of each event (1 at PU200)."""
+    n = len(is_signal)
     mh = _muon_hits(rng, mu["pt"], mu["eta"], mu["phi"], mu["q"], mu["p4"])
     hits, mu_of_hit = _event_hits(rng, mh, mu, pu_factor, n)
     hit_evt = hits.pop("evt")
@@ -575,6 +820,9 @@ def _generate_block(
     endcap_tau = is_sig & (hits["neighbor"] == 0) & (hits["type"] != DT)
     # distinct tau muons with an endcap hit, per event
     tau_mu_seen = np.unique(mu_of_hit[endcap_tau])
+    first_tau = np.unique(sig["evt"], return_index=True)
+    tau_parent = np.zeros(n, dtype=np.int32)
+    tau_parent[first_tau[0]] = sig["parent"][first_tau[1]]
     truth_rec = {
         "is_signal": is_signal,
         "n_tau_mu_endcap": np.bincount(mu["evt"][tau_mu_seen], minlength=n).astype(np.int16),
@@ -582,6 +830,8 @@ def _generate_block(
         "n_sig_hits": np.bincount(hit_evt[is_sig], minlength=n).astype(np.int32),
         "n_hits_filtered": np.bincount(hit_evt[sel], minlength=n).astype(np.int32),
         "n_sig_hits_filtered": np.bincount(hit_evt[sel & is_sig], minlength=n).astype(np.int32),
+        "n_pileup": np.asarray(n_pileup, dtype=np.int32),
+        "tau_parent": tau_parent,
     }
     gen_mu = {
         "pt": mu["pt"],
@@ -595,10 +845,11 @@ def _generate_block(
     gen_tau = {"pt": sig["pt"], "eta": sig["eta"], "phi": sig["phi"], "e": tau[:, 3]}
     gen_tau["charge"] = sig["q"]
     emtf = _emtf_tracks(rng, mh, mu["pt"], mu["eta"], mu["phi"], mu["q"], mu["evt"], n)
+    tau_counts = np.bincount(sig["evt"], minlength=n).astype(np.int64)
     return {
         "mu_hit": _Jagged(hit_counts, _cast(hits, HIT_BRANCHES)),
         "gen_mu": _Jagged(mu["counts"], _cast(gen_mu, GEN_MU_BRANCHES)),
-        "gen_tau": _Jagged(is_signal.astype(np.int64), _cast(gen_tau, GEN_TAU_BRANCHES)),
+        "gen_tau": _Jagged(tau_counts, _cast(gen_tau, GEN_TAU_BRANCHES)),
         "EMTF_mu": emtf,
         "truth": truth_rec,
     }
@@ -619,6 +870,7 @@ def _signal_taus(rng: np.random.Generator, sig_evt: np.ndarray) -> dict[str, Any
         "tau": tau,
         "mus": mus,
         "q": tau_q,
+        "parent": _DS_PDG * tau_q,
         "pt": tau_pt,
         "eta": tau_eta,
         "phi": tau_phi,

@@ -337,6 +337,11 @@ def test_returned_truth_matches_file(sim):
     assert np.array_equal(tr.n_tau_mu_endcap, n_distinct)
     rec = tr.to_awkward()
     assert len(rec) == 3000 and "n_sig_hits_filtered" in rec.fields
+    # the fast generator scales its pileup rates (no interaction count); its taus come from Ds
+    assert np.all(tr.n_pileup == -1)
+    q = np.zeros(len(a), dtype=np.int64)
+    q[tr.is_signal] = ak.to_numpy(ak.firsts(a["gen_tau_charge"][tr.is_signal]))
+    np.testing.assert_array_equal(tr.tau_parent, 431 * q)
 
 
 def test_filtered_statistics_match_the_paper(sim):
@@ -410,6 +415,9 @@ def test_out_dir_is_created_and_file_replaced(tmp_path):
         ({"events": 10, "compression": "gzip"}, "compression"),
         ({"events": 10, "compression": "zlib:x"}, "compression"),
         ({"events": 10, "compression": 3}, "compression"),
+        ({"events": 10, "generator": "herwig"}, "generator"),
+        ({"events": 10, "pool_size": 0}, "pool_size"),
+        ({"events": 10, "progress": "yes"}, "progress"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, word):
