@@ -58,7 +58,7 @@ def convert(
     >>> hepx.data.convert("tau3mu", ["ntuple.root"], "data/tau3mu")["num_samples"]  # doctest: +SKIP
     """
     from hepx.atomic import atomic_dir, check_output
-    from hepx.data.dataset import is_dataset_dir, write_dataset
+    from hepx.data.store import is_dataset_dir, write_dataset
 
     kind = get_kind(kind)
     check_output(out_dir, overwrite=overwrite, is_ours=is_dataset_dir, what="output directory")

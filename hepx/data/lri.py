@@ -144,7 +144,7 @@ def _split_field(split: dict[str, Any], n: int, path: Path) -> np.ndarray:
 
 def lri_arrays(data: Any, slices: dict[str, Any], split: dict[str, Any], kind: str, path: Path):
     """The :class:`~hepx.data.dataset.PointCloudArrays` of a collated LRI data set."""
-    from hepx.data.dataset import PointCloudArrays
+    from hepx.data.store import PointCloudArrays
 
     ptr = _np(slices["pos"]).astype(np.int64)
     n_samples, sizes = len(ptr) - 1, np.diff(ptr)
@@ -231,7 +231,7 @@ def import_lri(
     >>> import_lri("tau3mu/processed/data.pt", "data/tau3mu_lri")["num_samples"]  # doctest: +SKIP
     """
     from hepx.atomic import check_output
-    from hepx.data.dataset import is_dataset_dir, read_manifest, save_arrays
+    from hepx.data.store import is_dataset_dir, read_manifest, save_arrays
 
     if kind is not None and kind not in LRI_KINDS:
         raise InputError(f"unknown kind {kind!r} for an LRI file; expected {', '.join(LRI_KINDS)}")

@@ -402,7 +402,7 @@ def _find_complexes(inputs: Sequence[str | os.PathLike]) -> list[tuple[str, Path
 
 def _complex_arrays(c: PLBindComplex, index: int, molar: float, threshold_nm: float):
     """The :class:`~hepx.data.dataset.PointCloudArrays` of one complex (one sample)."""
-    from hepx.data.dataset import PointCloudArrays
+    from hepx.data.store import PointCloudArrays
 
     center = c.ca_pos.mean(axis=0)
     n = len(c.ca_pos)
@@ -489,7 +489,7 @@ def convert_plbind(
     (4852, ['residue_type', 'sasa', 'bfactor'])
     """
     from hepx.atomic import atomic_dir, check_output
-    from hepx.data.dataset import is_dataset_dir, read_manifest, write_dataset
+    from hepx.data.store import is_dataset_dir, read_manifest, write_dataset
     from hepx.data.writer import DatasetPart
 
     for value, name in ((pocket_cutoff, "pocket_cutoff"), (chain_cutoff, "chain_cutoff")):

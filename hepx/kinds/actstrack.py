@@ -235,7 +235,7 @@ def actstrack_arrays(events, *, source_file: int = 0):
     >>> arrays.point["pos"].shape  # doctest: +SKIP
     (12345, 3)
     """
-    from hepx.data.dataset import PointCloudArrays
+    from hepx.data.store import PointCloudArrays
     from hepx.kinds.arrays import event_fields, flat, offsets
 
     hits = events.hits

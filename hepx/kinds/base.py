@@ -30,7 +30,7 @@ from hepx.errors import InputError
 if TYPE_CHECKING:
     import awkward as ak
 
-    from hepx.data.dataset import PointCloudArrays
+    from hepx.data.store import PointCloudArrays
 
 __all__ = ["DatasetKind", "ScoringChunk"]
 

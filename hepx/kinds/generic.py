@@ -46,7 +46,7 @@ def generic_arrays(samples: ak.Array, *, source_file: int = 0):
     >>> arrays.meta["pos_dim"]  # doctest: +SKIP
     3
     """
-    from hepx.data.dataset import PointCloudArrays
+    from hepx.data.store import PointCloudArrays
     from hepx.kinds.arrays import flat, offsets
 
     pts = samples.points

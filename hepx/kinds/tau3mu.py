@@ -198,7 +198,7 @@ def tau3mu_arrays(events, *, source_file: int = 0):
     >>> arrays.meta["period"]  # doctest: +SKIP
     [None, 6.283185307179586]
     """
-    from hepx.data.dataset import PointCloudArrays
+    from hepx.data.store import PointCloudArrays
     from hepx.kinds.arrays import event_fields, flat, offsets
 
     hits = events.hits

@@ -46,12 +46,6 @@ def test_help_imports_nothing_heavy(argv, tmp_path):
     assert heavy == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hepx.data imports torch and torch_geometric when imported (hepx/data/__init__.py "
-    "imports hepx/data/dataset.py, whose PointCloudDataset needs them): about 4-8 s of a "
-    "whole `hepx convert`; the conversion itself needs neither",
-)
 @pytest.mark.parametrize("kind", ["tau3mu", "actstrack"])
 def test_convert_imports_no_torch(kind, cms_ntuple, acts_raw, tmp_path):
     source = cms_ntuple if kind == "tau3mu" else acts_raw
