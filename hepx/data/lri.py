@@ -175,31 +175,18 @@ def lri_arrays(data: Any, slices: dict[str, Any], split: dict[str, Any], kind: s
 
 def _meta(kind: str, pos_dim: int, x_dim: int) -> dict[str, Any]:
     if kind == "tau3mu":
-        return {
-            "kind": "tau3mu",
-            "pos_dim": 2,
-            "x_dim": 1,
-            "coords": ["eta", "phi"],
-            "pos_unit": "rad",
-            "period": [None, float(2 * np.pi)],
-            "x_names": ["bend"],
-        }
+        from hepx.kinds.tau3mu import arrays_meta
+
+        return arrays_meta()
     if kind == "actstrack":
-        return {
-            "kind": "actstrack",
-            "pos_dim": 3,
-            "x_dim": 0,
-            "coords": ["x", "y", "z"],
-            "pos_unit": "mm",
-            "period": [None, None, None],
-            "x_names": [],
-        }
-    coords = [f"pos_{i}" for i in range(pos_dim)]
+        from hepx.kinds.actstrack import arrays_meta
+
+        return arrays_meta()
     return {
         "kind": "generic",
         "pos_dim": pos_dim,
         "x_dim": x_dim,
-        "coords": coords,
+        "coords": [f"pos_{i}" for i in range(pos_dim)],
         "pos_unit": "",
         "period": [None] * pos_dim,
         "x_names": [f"x_{i}" for i in range(x_dim)],

@@ -13,7 +13,7 @@ from hepx.config.schema import Field
 from hepx.errors import InputError
 from hepx.kinds.base import DatasetKind, ScoringChunk
 
-__all__ = ["ActsTrack", "actstrack_arrays"]
+__all__ = ["ActsTrack", "actstrack_arrays", "arrays_meta"]
 
 #: Particles files looked for next to a hits file, in this order.
 PARTICLES_FILES = (
@@ -225,6 +225,20 @@ class ActsTrack(DatasetKind):
         return [Permutation(), RotationZ(), *([E3()] if is_e3_invariant(model) else [])]
 
 
+def arrays_meta() -> dict:
+    """The dataset metadata of ActsTrack point clouds: hit (x, y, z) in mm, no point features
+    (a new dict each call)."""
+    return {
+        "kind": "actstrack",
+        "pos_dim": 3,
+        "x_dim": 0,
+        "coords": ["x", "y", "z"],
+        "pos_unit": "mm",
+        "period": [None, None, None],
+        "x_names": [],
+    }
+
+
 def actstrack_arrays(events, *, source_file: int = 0):
     """ActsTrack events -> point clouds: ``pos`` = hit (x, y, z) in mm, no point features,
     plus ``track_ids`` and ``node_dir`` (unit true momentum direction at each hit).
@@ -254,13 +268,5 @@ def actstrack_arrays(events, *, source_file: int = 0):
             "node_dir": node_dir,
         },
         sample=event_fields(events, source_file),
-        meta={
-            "kind": "actstrack",
-            "pos_dim": 3,
-            "x_dim": 0,
-            "coords": ["x", "y", "z"],
-            "pos_unit": "mm",
-            "period": [None, None, None],
-            "x_names": [],
-        },
+        meta=arrays_meta(),
     )

@@ -12,7 +12,7 @@ import numpy as np
 from hepx.config.schema import Field
 from hepx.kinds.base import DatasetKind, ScoringChunk
 
-__all__ = ["MUON_TREE", "Tau3Mu", "tau3mu_arrays"]
+__all__ = ["MUON_TREE", "Tau3Mu", "arrays_meta", "tau3mu_arrays"]
 
 MUON_TREE = "Ntuplizer/MuonTrackTree"
 #: The muon detector technologies of ``mu_hit_type`` (the reader's ``technology``).
@@ -189,6 +189,20 @@ def _restore_ids(scored: ak.Array, ids: np.ndarray, start: int) -> ak.Array:
     return ak.with_field(scored, ids[entry - start], "event_id")
 
 
+def arrays_meta() -> dict:
+    """The dataset metadata of Tau3Mu point clouds: (eta, phi [rad]) with phi periodic, the
+    bend as the one feature (a new dict each call)."""
+    return {
+        "kind": "tau3mu",
+        "pos_dim": 2,
+        "x_dim": 1,
+        "coords": ["eta", "phi"],
+        "pos_unit": "rad",
+        "period": [None, float(2 * np.pi)],
+        "x_names": ["bend"],
+    }
+
+
 def tau3mu_arrays(events, *, source_file: int = 0):
     """Tau3Mu events -> point clouds: ``pos`` = (eta, phi [rad]) with phi periodic, ``x`` = bend.
 
@@ -212,13 +226,5 @@ def tau3mu_arrays(events, *, source_file: int = 0):
             "hit_index": flat(hits.hit_index, np.int64),
         },
         sample=event_fields(events, source_file),
-        meta={
-            "kind": "tau3mu",
-            "pos_dim": 2,
-            "x_dim": 1,
-            "coords": ["eta", "phi"],
-            "pos_unit": "rad",
-            "period": [None, float(2 * np.pi)],
-            "x_names": ["bend"],
-        },
+        meta=arrays_meta(),
     )
