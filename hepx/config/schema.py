@@ -76,7 +76,10 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "list": (lambda v: isinstance(v, (list, tuple)), "a list"),
     "mapping": (lambda v: isinstance(v, Mapping), "a mapping"),
     "path": (lambda v: isinstance(v, (str, os.PathLike)), "a path"),
-    "size": (lambda v: (_is_int(v) and v > 0) or isinstance(v, str), "a size (bytes or '100 MB')"),
+    "size": (
+        lambda v: (_is_int(v) and v > 0) or isinstance(v, str),
+        "a number of entries or a size like '100 MB'",
+    ),
 }
 _FLOAT_KINDS = {"number", "posnumber", "nonnegnumber", "prob", "open_unit", "unit"}
 
