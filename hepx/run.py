@@ -34,8 +34,6 @@ import copy
 import json
 import logging
 import os
-import pickle
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from hepx.atomic import atomic_file
 from hepx.errors import CheckpointError, InputError
+from hepx.torchfile import RefusedObject, UnreadableFile, load_weights_only
 
 log = logging.getLogger(__name__)
 
@@ -160,28 +159,25 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         CheckpointError: missing, unreadable, not a hepx checkpoint, or from a newer hepx.
     """
-    import torch
-
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        if found is None:
-            raise CheckpointError(
-                f"{path}: not a readable hepx checkpoint, corrupted or foreign (not a torch "
-                "file of tensors and plain values); expected a checkpoint written by hepx train"
-            ) from None
+        state = load_weights_only(path)
+    except RefusedObject as err:
         raise CheckpointError(
-            f"{path}: refused: it asks to load the Python object {found.group(1)}, and hepx "
+            f"{path}: refused: it asks to load the Python object {err.name}, and hepx "
             "never unpickles; expected a checkpoint written by hepx train"
         ) from None
-    except Exception as err:
+    except UnreadableFile as err:
+        detail = (
+            f"({err.detail})"
+            if err.detail
+            else "(not a torch file of tensors and plain values); expected a checkpoint "
+            "written by hepx train"
+        )
         raise CheckpointError(
-            f"{path}: not a readable hepx checkpoint, corrupted or foreign ({type(err).__name__}: "
-            f"{' '.join(str(err).split())[:120]})"
+            f"{path}: not a readable hepx checkpoint, corrupted or foreign {detail}"
         ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a hepx checkpoint (no '{CHECKPOINT_FORMAT}' marker)")

@@ -33,14 +33,13 @@ ActsTrack's ``signal_im`` ...) are not imported; the manifest lists them.
 from __future__ import annotations
 
 import os
-import pickle
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hepx.errors import InputError
+from hepx.torchfile import RefusedObject, UnreadableFile, load_weights_only
 
 __all__ = ["import_lri", "read_lri_file"]
 
@@ -76,29 +75,21 @@ def read_lri_file(path: str | os.PathLike) -> tuple[Any, dict[str, Any], dict[st
     -------
     >>> data, slices, split = read_lri_file("tau3mu/processed/data.pt")  # doctest: +SKIP
     """
-    import torch
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file; expected a processed LRI data set (data.pt)")
     try:
-        with torch.serialization.safe_globals(_allowed_globals()):
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        if found is None:
-            raise InputError(
-                f"{path}: not a readable torch file, corrupted or foreign; expected a processed "
-                "LRI data set (data.pt)"
-            ) from None
+        state = load_weights_only(path, _allowed_globals())
+    except RefusedObject as err:
         raise InputError(
-            f"{path}: refused: it asks to load the Python object {found.group(1)}, and hepx "
+            f"{path}: refused: it asks to load the Python object {err.name}, and hepx "
             "only loads PyG data and arrays; expected a processed LRI data set"
         ) from None
-    except Exception as err:
+    except UnreadableFile as err:
+        why = f" ({err.detail.split(':')[0]})" if err.detail else ", corrupted or foreign"
         raise InputError(
-            f"{path}: not a readable torch file ({type(err).__name__}); expected a processed "
-            "LRI data set (data.pt)"
+            f"{path}: not a readable torch file{why}; expected a processed LRI data set (data.pt)"
         ) from None
     return _unpack(path, state)
 
