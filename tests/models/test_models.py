@@ -133,7 +133,9 @@ def test_training_reduces_loss(backbone, method):
     losses = []
     torch.manual_seed(2)
     model.train()
-    for _ in range(30):
+    # GMT-sam's hard sampled masks drop about half the edges at the untrained extractor's
+    # scores: a noisier gradient that needs more steps on this toy task
+    for _ in range(90 if method == "gmt_sam" else 30):
         opt.zero_grad()
         out = model(batch)
         logits = out.logits if isinstance(out, LRIOutput) else out
