@@ -75,6 +75,8 @@ class TrainedModel:
         from hepx.explain.registry import resolve_explainer
         from hepx.scoring import EventScorer
 
+        if max_points is None:  # the run's own evaluation budget (full events), if it has one
+            max_points = self.run.config["train"].get("eval_max_points_per_batch")
         return EventScorer(
             self.model,
             self.run.kind,
@@ -109,7 +111,8 @@ class TrainedModel:
         post-hoc method (or is a function ``f(model, batch) -> scores``) for plain runs.
         ``progress`` shows a bar over the batches (``None``: when stderr is a terminal).
         ``max_points`` caps the hits per model batch (``batch_size`` then caps the events;
-        an event with more hits is a batch alone): memory bounded by hits, not events.
+        an event with more hits is a batch alone): memory bounded by hits, not events
+        (``None``: the run's ``train.eval_max_points_per_batch``, if it has one).
         """
         self._check_kind(events)
         scorer = self._scorer(explainer, batch_size, max_points)

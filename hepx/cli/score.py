@@ -52,8 +52,9 @@ def add_parser(sub) -> None:
         "--max-points",
         type=int,
         default=None,
-        help="hits per model batch at most, an event with more alone (default: no budget, "
-        "--batch-size events); bounds memory whatever the event size",
+        help="hits per model batch at most, an event with more alone (default: the run's "
+        "train.eval_max_points_per_batch, else --batch-size events); bounds memory whatever the "
+        "event size",
     )
     p.add_argument(
         "--chunk-entries", type=int, default=20_000, help="Tau3Mu tree entries read per chunk"

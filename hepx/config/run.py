@@ -24,6 +24,7 @@ __all__ = [
     "LR_SCHEDULES",
     "METHODS",
     "MODEL_SCHEMA",
+    "POOLS",
     "RUN_SCHEMA",
     "SELECTION_METRICS",
     "TRAIN_SCHEMA",
@@ -36,6 +37,8 @@ METHODS = ("plain", "lri_bernoulli", "lri_gaussian", "gmt_lin", "gmt_sam", "poin
 SELECTION_METRICS = ("pred_auc", "pred_acc")
 FRAMES = ("global", "beam")
 GRAPH_SPACES = ("position", "direction")
+#: Global pools of the classifier (``model.pool``).
+POOLS = ("add", "mean")
 LR_SCHEDULES = ("constant", "cosine")
 DATASET_KINDS = ("actstrack", "tau3mu", "generic")
 
@@ -65,6 +68,9 @@ MODEL_SCHEMA: Schema = {
     "pos_scale": Field("posnumber", 1.0, doc="positions are multiplied by it first"),
     "unit_direction": Field("bool", False, doc="replace positions by unit directions"),
     "frame": Field("str", "global", choices=FRAMES, doc="coordinates the layers see"),
+    "pool": Field(
+        "str", "add", choices=POOLS, doc="global pool: add (the reference) or mean (full events)"
+    ),
     "graph": {
         "kind": Field("str", "knn", choices=("knn", "radius"), doc="kNN or radius graph"),
         "k": Field("posint", 5, doc="neighbours per point (kNN, self-loop included)"),

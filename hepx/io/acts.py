@@ -32,7 +32,7 @@ from hepx.io.rootfile import (
 log = logging.getLogger(__name__)
 vector.register_awkward()
 
-Z_MASS = 91.1876  # GeV, PDG
+Z_MASS = 91.1876  # GeV: the LRI label rule's Z mass (PDG 2022); not particle's newer PDG value
 
 BARCODE_FIELDS = ("vertex_primary", "vertex_secondary", "particle", "generation", "sub_particle")
 # (shift, width in bits) of each barcode level in the packed <= v43 particle_id.
@@ -551,8 +551,10 @@ def read_acts(
     lepton pair (e or mu, each with at least ``min_lepton_hits`` hits) whose invariant mass is
     within ``mass_window`` GeV of ``z_mass``; the hits of that pair get ``node_label`` 1.
     Tracks are particles with at least ``min_track_hits`` hits; ``tracks_per_event`` of them are
-    kept per event (the signal pair always, the rest sampled without replacement with ``seed``;
-    ``None`` keeps all). Only the kept tracks' hits are returned.
+    kept per event (the signal pair always, the rest sampled without replacement with ``seed``)
+    and only their hits are returned. ``tracks_per_event=None`` reads full events: every track
+    and every hit, also those of particles with fewer than ``min_track_hits`` hits and those
+    without a particle (``track`` -1 for both), and every event with a hit.
 
     A NaN or infinite hit position or momentum (``tx, ty, tz, tpx, tpy, tpz``) or particle
     momentum or mass is an error naming the file, branch and count (``nonfinite="error"``), or
@@ -620,7 +622,9 @@ def _chunk_events(
         selection["tracks_per_event"],
         (selection["seed"], offset),
     )
-    events = _assemble(h, p, p_ev, ev_ids, matched, h_prow, n_hits, is_signal, candidate, keep)
+    full = selection["tracks_per_event"] is None
+    truth = (n_hits, is_signal, candidate, keep)
+    events = _assemble(h, p, p_ev, ev_ids, matched, h_prow, truth, all_hits=full)
     report["dropped_no_tracks"] = int(report["events_read"] - len(events))
     report["events_kept"] = len(events)
     return events
@@ -674,9 +678,14 @@ def _finite_rows(
     return kept
 
 
-def _assemble(h, p, p_ev, ev_ids, matched, h_prow, n_hits, is_signal, candidate, keep):
+def _assemble(h, p, p_ev, ev_ids, matched, h_prow, truth, *, all_hits=False):
     """The events with kept tracks: per event the label, the hits of its kept tracks (in entry
-    order) and the kept tracks (in barcode order), as one awkward array."""
+    order) and the kept tracks (in barcode order), as one awkward array. ``truth`` is
+    ``(n_hits, is_signal, candidate, keep)`` per particle row.
+
+    ``all_hits`` (full events): every hit of the events, also those of particles that are no
+    track and those without a particle (``track`` -1), and every event with a hit."""
+    n_hits, is_signal, candidate, keep = truth
     n_events = len(ev_ids)
     label = np.zeros(n_events, dtype=np.int8)
     np.add.at(label, p_ev[is_signal], 1)
@@ -689,15 +698,16 @@ def _assemble(h, p, p_ev, ev_ids, matched, h_prow, n_hits, is_signal, candidate,
     local_of_row = np.full(len(p_ev), -1, dtype=np.int64)
     local_of_row[t_rows] = np.arange(len(t_rows)) - t_start[p_ev[t_rows]]
     # Kept hits, ordered by (event, original entry).
-    h_sel = np.flatnonzero(matched)  # h_prow = -1 only where not matched
-    h_sel = h_sel[keep[h_prow[h_sel]]]
-    h_sel = h_sel[np.argsort(p_ev[h_prow[h_sel]], kind="stable")]  # keeps the entry order
-    h_rows = h_prow[h_sel]
-    h_counts = np.bincount(p_ev[h_rows], minlength=n_events)
-    hit_rec = ak.zip(_hit_fields(h, h_sel, local_of_row[h_rows], is_signal[h_rows]))
+    h_sel, h_event = _kept_hits(h, ev_ids, p_ev, matched, h_prow, keep, all_hits)
+    h_rows = h_prow[h_sel]  # -1: no particle (full events only)
+    h_counts = np.bincount(h_event, minlength=n_events)
+    has_particle = h_rows >= 0
+    track = np.where(has_particle, local_of_row[h_rows], -1)
+    signal = has_particle & is_signal[h_rows]
+    hit_rec = ak.zip(_hit_fields(h, h_sel, track, signal))
     # tracks are Lorentz vectors (vector's Momentum4D): tracks.px, (l1 + l2).mass, ...
     track_rec = ak.zip(_track_fields(p, t_rows, n_hits, is_signal), with_name="Momentum4D")
-    ev_keep = t_counts > 0
+    ev_keep = h_counts > 0 if all_hits else t_counts > 0
     return ak.zip(
         {
             "event_id": ev_ids[ev_keep].astype(np.int64),
@@ -708,6 +718,23 @@ def _assemble(h, p, p_ev, ev_ids, matched, h_prow, n_hits, is_signal, candidate,
         },
         depth_limit=1,
     )
+
+
+def _kept_hits(h, ev_ids, p_ev, matched, h_prow, keep, all_hits):
+    """Rows of ``h`` kept, ordered by (event, entry), and the event index of each: the hits of
+    kept tracks, or (``all_hits``) every hit of an event of ``ev_ids``."""
+    if all_hits:
+        ev = np.searchsorted(ev_ids, h["event_id"])
+        ev_c = np.minimum(ev, max(len(ev_ids) - 1, 0))
+        known = (ev < len(ev_ids)) & (ev_ids[ev_c] == h["event_id"]) if len(ev_ids) else ev < 0
+        h_sel = np.flatnonzero(known)
+        h_event = ev_c[h_sel]
+    else:
+        h_sel = np.flatnonzero(matched)  # h_prow = -1 only where not matched
+        h_sel = h_sel[keep[h_prow[h_sel]]]
+        h_event = p_ev[h_prow[h_sel]]
+    order = np.argsort(h_event, kind="stable")  # keeps the entry order inside an event
+    return h_sel[order], h_event[order]
 
 
 def _log_report(hits: Any, report: Mapping[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Point-cloud classifier: graph construction + backbone + global add pool + MLP head."""
+"""Point-cloud classifier: graph construction + backbone + global pool + MLP head."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data.data import BaseData
 from torch_geometric.nn import global_add_pool
+from torch_geometric.utils import degree
 
-from hepx.config.run import GRAPH_SPACES
+from hepx.config.run import GRAPH_SPACES, POOLS
 from hepx.data.graph import knn_graph, radius_graph
 from hepx.errors import ConfigError, InputError
 from hepx.models.backbones.base import PointEncoder, mlp
@@ -128,7 +129,7 @@ class PointCloudClassifier(nn.Module):
     """Binary point-cloud classifier ``logits [B, 1]``.
 
     ``pos * pos_scale (+ pos_noise)`` -> graph (``graph``) -> ``backbone`` node embeddings
-    ``h [N, C]`` -> (weighted) global add pool ``[B, C]`` -> MLP ``C-2C-C-1``.
+    ``h [N, C]`` -> (weighted) global pool ``[B, C]`` -> MLP ``C-2C-C-1``.
 
     Args:
         backbone: a :class:`~hepx.models.backbones.PointEncoder`.
@@ -137,6 +138,9 @@ class PointCloudClassifier(nn.Module):
         pos_scale: positions are multiplied by it before anything else (e.g. ``1e-3`` turns
             ActsTrack millimetres into metres).
         dropout: dropout of the output MLP.
+        pool: ``"add"`` (the LRI reference: ``sum_i w_i h_i``) or ``"mean"`` (that sum over
+            the cloud's number of points, so the head sees the same scale whether an event has
+            a hundred hits or ten thousand, e.g. full events at high pileup).
     """
 
     def __init__(
@@ -147,8 +151,11 @@ class PointCloudClassifier(nn.Module):
         pos_scale: float = 1.0,
         unit_direction: bool = False,
         dropout: float = 0.2,
+        pool: str = "add",
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ConfigError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         if not (math.isfinite(pos_scale) and pos_scale > 0):
             raise ConfigError(f"pos_scale must be a positive number, got {pos_scale!r}")
         if graph.period is not None and len(graph.period) != backbone.pos_dim:
@@ -159,6 +166,7 @@ class PointCloudClassifier(nn.Module):
         self.graph = graph
         self.pos_scale = float(pos_scale)
         self.unit_direction = bool(unit_direction)
+        self.pool = pool
         c = backbone.hidden_channels
         self.head = mlp([c, 2 * c, c, 1], dropout=dropout, norm=False)
 
@@ -216,10 +224,15 @@ class PointCloudClassifier(nn.Module):
     def readout(
         self, h: Tensor, batch: Tensor, num_graphs: int, node_weight: Tensor | None = None
     ) -> Tensor:
-        """``sum_i w_i h_i`` per cloud, then the MLP head: ``[N, C] -> [B, 1]``."""
+        """``sum_i w_i h_i`` per cloud (over its point count with ``pool="mean"``), then the MLP
+        head: ``[N, C] -> [B, 1]``."""
         if node_weight is not None:
             h = h * node_weight.unsqueeze(-1)
-        return self.head(global_add_pool(h, batch, size=num_graphs))
+        pooled = global_add_pool(h, batch, size=num_graphs)
+        if self.pool == "mean":
+            count = degree(batch, num_graphs, dtype=pooled.dtype).clamp(min=1)
+            pooled = pooled / count.unsqueeze(-1)
+        return self.head(pooled)
 
     def forward(
         self,

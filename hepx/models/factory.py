@@ -95,6 +95,7 @@ def build_model(
         pos_scale=scale,
         unit_direction=cfg["unit_direction"],
         dropout=cfg["dropout"],
+        pool=cfg["pool"],
     )
     model: nn.Module
     if cfg["method"] == "plain":

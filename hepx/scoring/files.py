@@ -184,8 +184,9 @@ def score_files(
         executor: runs the per-input work (e.g. :func:`hepx.scale.dask_executor`); each worker
             loads the model from the checkpoint and writes into ``out``'s temporary directory,
             which must be on a file system shared with the workers. Default: here.
-        max_points: hits per model batch at most, an event with more alone (``None``: by
-            ``batch_size``): bounds the model's memory whatever the event size, not the scores.
+        max_points: hits per model batch at most, an event with more alone (``None``: the
+            run's ``train.eval_max_points_per_batch``, else by ``batch_size``): bounds the
+            model's memory whatever the event size, not the scores.
 
     Returns:
         The manifest written to ``out/manifest.json``.
@@ -207,6 +208,8 @@ def score_files(
     options = kind.reader_options({**run.reader_options, **dict(reader_options or {})})
     algorithm = resolve_explainer(explainer)
     items = _checked_items(kind, inputs, options)
+    if max_points is None:  # the run's own evaluation budget (full events), if it has one
+        max_points = run.config["train"].get("eval_max_points_per_batch")
     job = ScoreJob(
         checkpoint=run.checkpoint_path.resolve(),
         kind=kind.name,

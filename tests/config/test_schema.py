@@ -187,8 +187,9 @@ def test_shipped_configs_lists_every_yaml():
     )
     assert {"base", "datasets/tau3mu", "convert/actstrack", "actstrack/plain_egnn"} <= set(names)
     # 4 datasets x 3 methods x 3 backbones; GMT-lin / GMT-sam with EGNN on ActsTrack and Tau3Mu;
-    # PointMask with the 3 backbones on ActsTrack and Tau3Mu
-    assert len(RUN_CONFIGS) == 36 + 4 + 6
+    # PointMask with the 3 backbones on ActsTrack and Tau3Mu; plain and LRI-Bernoulli EGNN on
+    # ActsTrack full events
+    assert len(RUN_CONFIGS) == 36 + 4 + 6 + 2
 
 
 @pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -200,7 +201,8 @@ def test_every_shipped_run_config_resolves(path, tmp_path):
     if backbone == "transformer":  # point_transformer
         method, backbone = method.removesuffix("_point"), "point_transformer"
     assert (cfg["model"]["method"], cfg["model"]["backbone"]) == (method, backbone)
-    kind = {"synmol": "generic", "plbind": "generic"}.get(path.parent.name, path.parent.name)
+    kinds = {"synmol": "generic", "plbind": "generic", "actstrack_full": "actstrack"}
+    kind = kinds.get(path.parent.name, path.parent.name)
     assert cfg["dataset"]["kind"] == kind
     assert cfg["train"]["epochs"] > cfg["train"]["warmup"] >= 0
     assert yaml.safe_load(yaml.safe_dump(cfg)) == cfg  # plain data (what config.yaml holds)

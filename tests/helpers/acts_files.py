@@ -69,10 +69,19 @@ def build_events(n_events=12, seed=1):
 
 
 def write_acts(
-    directory, events, *, schema="v43", particles_layout="per_event", order="interleaved", seed=2
+    directory,
+    events,
+    *,
+    schema="v43",
+    particles_layout="per_event",
+    order="interleaved",
+    seed=2,
+    hits_without_particle=0,
 ):
     """Write hits.root and particles.root; returns nothing. Particle k of an event has barcode
-    (vertex 1, particle k+1); hits of all events are shuffled together for order='interleaved'."""
+    (vertex 1, particle k+1); hits of all events are shuffled together for order='interleaved'.
+    ``hits_without_particle`` hits per event carry barcode (vertex 1, particle 999), which no
+    particle has (noise, or a particle the writer did not record)."""
     rng = np.random.default_rng(seed)
     rows = []  # hit rows
     prow = []  # particle rows
@@ -82,6 +91,8 @@ def write_acts(
             prow.append((ev["event_id"], comps, pdg, q, p3, m, nh))
             for i in range(nh):
                 rows.append((ev["event_id"], comps, i, p3))
+        for i in range(hits_without_particle):
+            rows.append((ev["event_id"], (1, 0, 999, 0, 0), i, ev["particles"][0][2]))
     hit_order = rng.permutation(len(rows)) if order == "interleaved" else np.arange(len(rows))
     rows = [rows[i] for i in hit_order]
     n = len(rows)

@@ -42,6 +42,43 @@ def test_labels_and_node_labels_match_truth(schema_dir, layout, tmp_path):
         assert int(ak.sum(tracks.is_signal)) == 2 * t["label"]
 
 
+@pytest.mark.parametrize("schema", ["v43", "v44.3"])
+def test_full_events_keep_every_hit_of_the_file(tmp_path, schema):
+    """tracks_per_event=None: every entry of the hits tree is read exactly once, also the hits
+    of particles too short to be tracks and hits without a particle (track -1, not signal)."""
+    af.write_acts(tmp_path, EVENTS, schema=schema, hits_without_particle=2)
+    raw = uproot.open(tmp_path / "hits.root")["hits"].arrays(["event_id", "tx"], library="np")
+    min_track_hits = 6
+    ev = read_acts(
+        tmp_path / "hits.root",
+        tmp_path / "particles.root",
+        tracks_per_event=None,
+        min_track_hits=min_track_hits,
+        step_size=100,
+    )
+    flat_index = ak.to_numpy(ak.flatten(ev.hits.hit_index))
+    np.testing.assert_array_equal(np.sort(flat_index), np.arange(len(raw["tx"])))
+    np.testing.assert_array_equal(raw["tx"][flat_index], ak.to_numpy(ak.flatten(ev.hits.x)))
+    assert ev.attrs["hepx_report"]["hits_without_particle"] == 2 * len(EVENTS)
+    truth = {e["event_id"]: e for e in EVENTS}
+    for event_id, hits, tracks in zip(ev.event_id, ev.hits, ev.tracks, strict=True):
+        t = truth[event_id]
+        particle = decode_barcode(np.asarray(hits.barcode))["particle"]
+        orphan = particle == 999
+        assert orphan.sum() == 2
+        n_of = np.array([0, *t["n_hits"]] + [0] * 999)[particle]  # hits of the hit's particle
+        short = ~orphan & (n_of < min_track_hits)
+        track = np.asarray(hits.track)
+        assert (track[orphan | short] == -1).all() and (track[~orphan & ~short] >= 0).all()
+        assert not np.asarray(hits.node_label)[orphan].any()
+        assert sorted(tracks.n_hits.tolist()) == sorted(n for n in t["n_hits"] if n >= 6)
+        # a hit's track is the particle it came from
+        kept = track >= 0
+        np.testing.assert_array_equal(
+            np.asarray(tracks.barcode)[track[kept]], np.asarray(hits.barcode)[kept]
+        )
+
+
 def test_interleaved_hits_are_grouped_and_map_back(schema_dir):
     ev = read_acts(schema_dir / "hits.root", schema_dir / "particles.root")
     raw = uproot.open(schema_dir / "hits.root")["hits"].arrays(

@@ -153,6 +153,34 @@ def test_training_reduces_loss(backbone, method):
         assert torch.isfinite(logits_of(model, batch)).all()
 
 
+@pytest.mark.parametrize("method", ["plain", "lri_bernoulli"])
+def test_mean_pool_divides_the_sum_by_the_point_count(method):
+    """model.pool mean: the head sees sum_i w_i h_i / n_points per cloud (PyG's
+    global_mean_pool for unit weights), so a cloud's scale does not grow with its size."""
+    from torch_geometric.nn import global_add_pool, global_mean_pool
+
+    batch = make_batch("acts", n_clouds=6, seed=3)
+    model = make_model("egnn", method, "acts", seed=0, pool="mean").eval()
+    clf = model if method == "plain" else model.classifier
+    h = torch.randn(
+        batch.num_nodes, clf.hidden_channels, generator=torch.Generator().manual_seed(1)
+    )
+    with torch.no_grad():
+        got = clf.readout(h, batch.batch, batch.num_graphs)
+        expected = clf.head(global_mean_pool(h, batch.batch, size=batch.num_graphs))
+        torch.testing.assert_close(got, expected)
+        w = torch.rand(batch.num_nodes)
+        counts = torch.bincount(batch.batch, minlength=batch.num_graphs).unsqueeze(-1)
+        weighted = global_add_pool(h * w.unsqueeze(-1), batch.batch) / counts
+        torch.testing.assert_close(clf.readout(h, batch.batch, 6, w), clf.head(weighted))
+        # the whole model runs with it; the default stays the reference's add pool
+        assert torch.isfinite(logits_of(model, batch)).all()
+    default = make_model("egnn", "plain", "acts")
+    assert default.pool == "add"
+    with pytest.raises(ConfigError, match="pool"):
+        make_model("egnn", "plain", "acts", pool="max")
+
+
 # ------------------------------------------------------------------------------------------
 # LRI pieces
 # ------------------------------------------------------------------------------------------
