@@ -184,9 +184,8 @@ def score_files(
         executor: runs the per-input work (e.g. :func:`hepx.scale.dask_executor`); each worker
             loads the model from the checkpoint and writes into ``out``'s temporary directory,
             which must be on a file system shared with the workers. Default: here.
-        max_points: hits per model batch at most, an event with more alone (``None``: the
-            run's ``train.eval_max_points_per_batch``, else by ``batch_size``): bounds the
-            model's memory whatever the event size, not the scores.
+        max_points: hits per model batch at most (bounds memory, not the scores), an event
+            with more alone; ``None``: the run's ``train.eval_max_points_per_batch`` or none.
 
     Returns:
         The manifest written to ``out/manifest.json``.
@@ -208,8 +207,6 @@ def score_files(
     options = kind.reader_options({**run.reader_options, **dict(reader_options or {})})
     algorithm = resolve_explainer(explainer)
     items = _checked_items(kind, inputs, options)
-    if max_points is None:  # the run's own evaluation budget (full events), if it has one
-        max_points = run.config["train"].get("eval_max_points_per_batch")
     job = ScoreJob(
         checkpoint=run.checkpoint_path.resolve(),
         kind=kind.name,
@@ -221,7 +218,7 @@ def score_files(
         k=k,
         explainer=algorithm,
         progress=progress if executor is None else False,
-        max_points=max_points,
+        max_points=_budget(run, max_points),
     )
     try:
         _scorer(job, run.state).require_scores(str(run_dir))
@@ -230,6 +227,13 @@ def score_files(
         )
     finally:
         _SCORER_CACHE.clear()  # no model (or GPU memory) kept after the call
+
+
+def _budget(run: TrainedRun, max_points: int | None) -> int | None:
+    """``max_points``, else the run's own evaluation budget (full events), if it has one."""
+    if max_points is not None:
+        return max_points
+    return run.config["train"].get("eval_max_points_per_batch")
 
 
 def _check_arguments(
