@@ -70,6 +70,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import uproot
+from particle import Particle
 
 from hepx.atomic import atomic_file, check_creatable, make_dir
 from hepx.errors import ConfigError
@@ -113,12 +114,19 @@ GENERATORS = ("fast", "pythia8")
 POOL_SIZE = 10000
 _PYTHIA_STREAM = 1  # spawn_key prefix of the pythia8 generator's per-event random streams
 
-# PDG masses (GeV).
-M_DS = 1.96835
-M_TAU = 1.77686
-M_MU = 0.1056584
-M_JPSI = 3.0969
 _DS_PDG = 431  # Ds+ (its tau+ has the same sign)
+
+
+def _pdg_mass(pdgid: int) -> float:
+    """Mass (GeV) of ``pdgid`` in the PDG tables of the ``particle`` package."""
+    return Particle.from_pdgid(pdgid).mass / 1000.0
+
+
+# Masses (GeV) from the ``particle`` package (PDG).
+M_DS = _pdg_mass(_DS_PDG)
+M_TAU = _pdg_mass(15)
+M_MU = _pdg_mass(13)
+M_JPSI = _pdg_mass(443)
 
 # Signal kinematics: Ds pT (GeV) truncated exponential, |eta| uniform.
 _DS_PT_MIN, _DS_PT_MAX, _DS_PT_SLOPE = 5.0, 40.0, 6.0

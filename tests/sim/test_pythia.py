@@ -11,7 +11,7 @@ import uproot
 from hepx.cli import main
 from hepx.data import load_dataset
 from hepx.errors import ConfigError
-from hepx.sim.actstrack import PAIR_NONE, PAIR_Z, Z_MASS, simulate_actstrack
+from hepx.sim.actstrack import PAIR_NONE, PAIR_Z, Z_LABEL_MASS, Z_MASS, simulate_actstrack
 from hepx.sim.pythia import HardScatter, event_particles, pythia_seed
 
 SEED = 3
@@ -111,7 +111,7 @@ def test_signal_leptons_are_the_z_daughters_of_pythias_record(run):
                 np.testing.assert_allclose(p_file, p_pythia, rtol=1e-6, atol=1e-6)
             # the dilepton mass is the truth's, below the Z's by what QED radiation took
             assert truth.pair_mass[row] <= prt["m"][z[0]] + 1e-6
-            in_window = abs(truth.pair_mass[row] - Z_MASS) < 2.0
+            in_window = abs(truth.pair_mass[row] - Z_LABEL_MASS) < 2.0  # the label rule
             assert truth.z_in_window[row] == in_window
             checked += 1
     assert checked == truth.is_signal.sum() > 3
