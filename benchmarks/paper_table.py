@@ -1,11 +1,12 @@
-"""Paper-style table: every method x {EGNN, DGCNN} x {ActsTrack-sim, Tau3Mu-sim}, several seeds.
+"""Paper-style table: every method x {EGNN, DGCNN} x {ActsTrack-sim, Tau3Mu-sim, SynMol}, seeds.
 
     python benchmarks/paper_table.py [--out bench/paper] [--seeds 0 1 2] [--datasets ...]
-        [--backbones egnn dgcnn] [--epochs-actstrack N] [--epochs-tau3mu N] [--min-seeds 3]
-        [--smoke]
+        [--backbones egnn dgcnn] [--epochs-actstrack N] [--epochs-tau3mu N] [--epochs-synmol N]
+        [--samples-synmol N] [--min-seeds 3] [--smoke]
 
 Steps: simulate + convert both datasets (built-in simulations, the quality benchmark's
-cached ActsTrack-sim 3000 events / Tau3Mu-sim 20000 events), train plain / LRI-Bernoulli /
+cached ActsTrack-sim 3000 events / Tau3Mu-sim 20000 events; with ``--datasets synmol`` also
+SynMol, 8,663 molecules as in the paper, ``--samples-synmol``), train plain / LRI-Bernoulli /
 LRI-Gaussian runs per backbone and seed, and a second LRI-Bernoulli run with the mask-weighted
 global pool (``model.bernoulli.mask_pool=true``, run ``<kind>_lri_bernoulli_maskpool_...``;
 the reference pool is unweighted) (reference configs with the epochs of
@@ -18,11 +19,13 @@ mean over seeds into ``paper_table.md`` / ``paper_table.csv`` / ``paper_table.js
 finished report under ``--out`` enters the table: run one process per backbone to use several
 cores). A cell with fewer than ``--min-seeds`` seeds reads ``pending (n of N seeds)``. The
 EGNN rows carry the real-data numbers the literature reports (GMT paper, Table 3, quoting the
-LRI paper).
+LRI paper); SynMol has none. A run whose method has no shipped config for a dataset and
+backbone (SynMol: PointMask and GMT; GMT: EGNN only) is skipped, the reason printed once.
 
 The claims under test, per dataset and backbone, on paired per-seed differences: LRI-Bernoulli
-above every post-hoc method, GMT above LRI-Bernoulli (pending without GMT runs), and the
-reference LRI-Bernoulli against its mask-weighted-pool variant.
+above every post-hoc method, GMT above LRI-Bernoulli (pending without GMT runs, not tested
+without a GMT config), and the reference LRI-Bernoulli against its mask-weighted-pool
+variant.
 
 ``--smoke`` uses the smallest settings (tiny data, 2 epochs, small models, few iterations,
 one seed per cell) to check that the pipeline runs; its numbers mean nothing.
@@ -35,6 +38,7 @@ import csv
 import json
 import logging
 import math
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -54,8 +58,9 @@ from scipy import stats
 
 from hepx.config import load_yaml
 from hepx.config.evaluate import PATH_BASELINES as BASELINES
+from hepx.errors import ConfigError
 from hepx.evaluation import evaluate
-from hepx.explain.registry import POST_HOC
+from hepx.explain.registry import POST_HOC, SELF_INTERPRETABLE
 
 METRICS = [
     "pred_auc",
@@ -74,7 +79,12 @@ TABLE_METRICS = ["interp_auc", "prec@k1", "prec@k2", "prec@k3", "pred_auc"]
 #: The metrics of the claims.
 CLAIM_METRICS = ("interp_auc", "prec@k1")
 
-#: The runs trained per dataset, backbone and seed.
+#: The data sets of the table (:func:`_common.simulated_dataset`).
+DATASETS = ("actstrack", "tau3mu", "synmol")
+#: Samples of each data set with ``--smoke`` (SynMol: molecules).
+SMOKE_EVENTS = {"actstrack": 120, "tau3mu": 600, "synmol": 300}
+#: The runs trained per dataset, backbone and seed (those with a shipped config:
+#: :func:`available_jobs`).
 RUN_METHODS = ("plain", "lri_bernoulli", "lri_gaussian", "pointmask")
 #: GMT's runs (Chen et al. 2024), trained with the backbone its shipped configs exist for.
 GMT_METHODS = ("gmt_lin", "gmt_sam")
@@ -152,6 +162,39 @@ def is_post_hoc(method: str) -> bool:
     """Every method but LRI's and GMT's (``lri*``, ``gmt*``) is a baseline of the claims: the
     post-hoc methods and the LRI paper's jointly trained PointMask (``pointmask``)."""
     return not method.startswith(("lri", "gmt"))
+
+
+def run_config(ds: str, kind: str, bb: str) -> Path:
+    """The shipped config a run of ``kind`` (a run method or :data:`MASKPOOL`) of ``ds`` and
+    ``bb`` is trained from: ``<ds>/<method>_<bb>.yaml``."""
+    method = "lri_bernoulli" if kind == MASKPOOL else kind
+    return CONFIGS / ds / f"{method}_{bb}.yaml"
+
+
+def has_config(ds: str, kind: str, bb: str) -> bool:
+    """Whether a run of ``kind`` can be trained for ``ds`` and ``bb`` (:func:`run_config`)."""
+    return run_config(ds, kind, bb).exists()
+
+
+def available_jobs(jobs: list[tuple], ds: str, bb: str) -> tuple[list[tuple], list[str]]:
+    """``jobs`` (:func:`_report_jobs`) without the runs that have no shipped config for ``ds``
+    and ``bb`` (SynMol has no PointMask or GMT configs), and the reasons, one per run left
+    out. A job keeps its explicitly requested methods but those that are the skipped runs' own
+    scores; a job left without runs, or without methods, is dropped."""
+    kept, reasons = [], []
+    for name, kinds, methods in jobs:
+        missing = [k for k in kinds if not has_config(ds, k, bb)]
+        for k in missing:
+            path = run_config(ds, k, bb).relative_to(CONFIGS)
+            reason = f"{ds} / {bb}: no {k} run, no shipped config {path.as_posix()}"
+            if reason not in reasons:
+                reasons.append(reason)
+        runs = tuple(k for k in kinds if k not in missing)
+        if methods is not None:
+            methods = [m for m in methods if m not in SELF_INTERPRETABLE or has_config(ds, m, bb)]
+        if runs and methods != []:
+            kept.append((name, runs, methods))
+    return kept, reasons
 
 
 def _by_seed(rows) -> dict[tuple, dict[int, dict]]:
@@ -237,6 +280,8 @@ def claims(index, ds: str, bb: str, min_seeds: int) -> list[dict]:
             | {"verdict": verdict, "named": named, "comparisons": comps}
         )
         comps, verdict, named = [], "pending (no GMT runs)", []
+        if "gmt_lin" not in methods and not has_config(ds, "gmt_lin", bb):
+            verdict = f"not tested (no shipped config {ds}/gmt_lin_{bb}.yaml)"
         if "gmt_lin" in methods:
             comps = [
                 _withheld(paired(index, ds, bb, "gmt_lin", "lri_bernoulli", metric), min_seeds)
@@ -296,7 +341,7 @@ def claim_text(rec: dict) -> str:
 
 # --- the table -------------------------------------------------------------------------------
 
-TITLES = {"actstrack": "ActsTrack-sim", "tau3mu": "Tau3Mu-sim"}
+TITLES = {"actstrack": "ActsTrack-sim", "tau3mu": "Tau3Mu-sim", "synmol": "SynMol"}
 
 
 def literature(ds: str, bb: str, method: str) -> dict | None:
@@ -309,10 +354,11 @@ def literature(ds: str, bb: str, method: str) -> dict | None:
 
 
 def _methods(index, ds: str, bb: str) -> list[str]:
-    """The rows of one dataset and backbone: the expected methods (pending without runs),
-    those with runs, and on EGNN those the literature reports; post-hoc first, then LRI,
-    then GMT."""
-    want = set(POST_HOC) | {"lri_bernoulli", MASKPOOL, "lri_gaussian"}
+    """The rows of one dataset and backbone: the expected methods (pending without runs; those
+    of a run without a shipped config left out), those with runs, and on EGNN those the
+    literature reports; post-hoc first, then LRI, then GMT."""
+    want = {m for m in POST_HOC if has_config(ds, "plain", bb)}
+    want |= {m for m in ("lri_bernoulli", MASKPOOL, "lri_gaussian") if has_config(ds, m, bb)}
     want |= {m for (d, b, m) in index if (d, b) == (ds, bb)}
     if bb == LITERATURE_BACKBONE:
         want |= set(LITERATURE.get(ds, {}))
@@ -342,7 +388,7 @@ def table_rows(rows, min_seeds: int, grid=()) -> list[dict]:
 def _precision_ks(ds: str) -> list[int]:
     try:
         return list(load_yaml(CONFIGS / "datasets" / f"{ds}.yaml")["eval"]["precision_k"])
-    except (OSError, KeyError, TypeError):
+    except (OSError, ConfigError, KeyError, TypeError):
         return []
 
 
@@ -391,8 +437,9 @@ def schedule_text() -> str:
     )
     if short:
         text += (
-            f" {', '.join(short)} is shortened from the reference schedule because a run must "
-            "fit the machine (about 15 minutes per run on 2 CPU cores)."
+            f" {' and '.join(short)} {'is' if len(short) == 1 else 'are'} shortened from the "
+            "reference schedule because a run must fit the machine (about 15 minutes per run "
+            "on 2 CPU cores)."
         )
     return text
 
@@ -402,10 +449,11 @@ def epochs_used(rows) -> dict[str, dict[str, list[int]]]:
     names ``<kind>_<method>_<backbone>_s<seed>_e<epochs>``."""
     used: dict[str, dict[str, set[int]]] = {}
     for r in rows:
-        name, ds = str(r.get("run", "")), r["dataset"]
-        parts = name[len(ds) + 1 :].rsplit("_", 3) if name.startswith(ds + "_") else []
-        if len(parts) == 4 and parts[3][:1] == "e" and parts[3][1:].isdigit():
-            used.setdefault(ds, {}).setdefault(parts[0], set()).add(int(parts[3][1:]))
+        ds, bb = r["dataset"], re.escape(str(r.get("backbone", "")))
+        # the backbone named, since it may hold an underscore (point_transformer)
+        found = re.fullmatch(rf"{re.escape(ds)}_(\w+)_{bb}_s\d+_e(\d+)", str(r.get("run", "")))
+        if found:
+            used.setdefault(ds, {}).setdefault(found[1], set()).add(int(found[2]))
     return {d: {m: sorted(e) for m, e in sorted(ms.items())} for d, ms in sorted(used.items())}
 
 
@@ -424,7 +472,9 @@ GMT paper labels every precision column Prec@12, but the LRI reference code logs
 at its first k (`topk[0]`: ActsTrack 12, Tau3Mu 3), so the literature precision stands beside
 prec@k1; the Tau3Mu literature column is most likely precision@3 (the reference's first k),
 not @12. hepx's `pointmask_posthoc` is not the published PointMask, which is the row
-`pointmask` (a run trained with the mask from scratch).
+`pointmask` (a run trained with the mask from scratch). SynMol has no literature numbers
+here (the table quotes none), and no PointMask or GMT rows: hepx ships no SynMol configs for
+them, and a run without a shipped config is skipped (GMT: EGNN only).
 """
 
 
@@ -520,9 +570,25 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--runs-dir", type=Path, default=WORKDIR / "runs", help="shared run cache")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--backbones", nargs="+", default=["egnn", "dgcnn"])
-    ap.add_argument("--datasets", nargs="+", default=["actstrack", "tau3mu"])
+    ap.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["actstrack", "tau3mu"],
+        choices=DATASETS,
+        metavar="DS",
+        help=f"of {', '.join(DATASETS)} (default actstrack tau3mu)",
+    )
     ap.add_argument("--epochs-actstrack", type=int, default=None, help="default: BENCH_EPOCHS")
     ap.add_argument("--epochs-tau3mu", type=int, default=None, help="default: BENCH_EPOCHS")
+    ap.add_argument("--epochs-synmol", type=int, default=None, help="default: BENCH_EPOCHS")
+    ap.add_argument(
+        "--samples-synmol",
+        type=int,
+        default=None,
+        help=f"SynMol molecules (default {EVENTS['synmol']}, the paper's; --smoke "
+        f"{SMOKE_EVENTS['synmol']}); another count trains into runs-dir/synmol_<N>: give it its "
+        "own --out too, since finished reports are reused",
+    )
     ap.add_argument(
         "--min-seeds", type=int, default=None, help="seeds a cell needs (default 3, --smoke 1)"
     )
@@ -557,7 +623,7 @@ def _settings(args) -> tuple[list[str], dict]:
     overrides: list[str] = []
     eval_opts: dict = {"robustness_draws": 50, "robustness_samples": 64}
     if args.smoke:
-        args.epochs_actstrack = args.epochs_tau3mu = 2
+        args.epochs_actstrack = args.epochs_tau3mu = args.epochs_synmol = 2
         overrides = ["model.hidden_channels=8", "model.num_layers=2", "train.warmup=1"]
         eval_opts = {
             "robustness_draws": 2,
@@ -625,14 +691,21 @@ def main(argv=None) -> None:
     out = args.out
     overrides, eval_opts = _settings(args)
     min_seeds = args.min_seeds or (1 if args.smoke else 3)
+    events = dict(SMOKE_EVENTS if args.smoke else EVENTS)
+    if args.samples_synmol is not None:
+        events["synmol"] = args.samples_synmol
     if args.smoke:  # tiny private data and runs, never mixed with the shared cache
-        events = {"actstrack": 120, "tau3mu": 600}
         data = {k: simulated_dataset(k, events[k], workdir=out) for k in args.datasets}
-        runs_dir = out / "runs"
+        runs_dir = {k: out / "runs" for k in args.datasets}
     else:
-        data = {kind: simulated_dataset(kind, EVENTS[kind]) for kind in args.datasets}
-        runs_dir = args.runs_dir
-    epochs = {"actstrack": args.epochs_actstrack, "tau3mu": args.epochs_tau3mu}
+        data = {kind: simulated_dataset(kind, events[kind]) for kind in args.datasets}
+        # runs are named without the data size: another size trains into a directory of its own
+        runs_dir = {
+            k: args.runs_dir / (f"{k}_{events[k]}" if events[k] != EVENTS[k] else "")
+            for k in args.datasets
+        }
+    epochs = {ds: getattr(args, f"epochs_{ds}") for ds in DATASETS}
+    skipped: set[str] = set()
 
     for seed in args.seeds:
         for ds in args.datasets:
@@ -640,14 +713,19 @@ def main(argv=None) -> None:
                 train = {
                     "epochs": epochs[ds],
                     "seed": seed,
-                    "runs_dir": runs_dir,
+                    "runs_dir": runs_dir[ds],
                     "data": data[ds],
                     "overrides": overrides,
                     "device": args.device,
                 }
-                for name, kinds, methods in _report_jobs(
-                    f"{ds}_{bb}_s{seed}", args.methods, args.tag, bb
-                ):
+                jobs, missing = available_jobs(
+                    _report_jobs(f"{ds}_{bb}_s{seed}", args.methods, args.tag, bb), ds, bb
+                )
+                for reason in missing:
+                    if reason not in skipped:  # once, not per seed
+                        skipped.add(reason)
+                        print(f"skipped: {reason}", flush=True)
+                for name, kinds, methods in jobs:
                     report = out / "reports" / name
                     if (report / "results.json").exists() or report.with_suffix(".json").exists():
                         continue  # finished reports are reused
@@ -669,6 +747,15 @@ def _report_files(reports: Path) -> list[tuple[str, Path]]:
     return found
 
 
+def table_dataset(row: dict, report: str) -> str:
+    """The table's dataset of a report row: the one its report is named after
+    (``<dataset>_<backbone>_s<seed>``), since the row's own ``dataset`` is the run's data kind,
+    ``generic`` for SynMol; the row's if the name does not have that form."""
+    prefix = report.split("-", 1)[0].rsplit("_s", 1)[0]
+    suffix = f"_{row.get('backbone')}"
+    return prefix[: -len(suffix)] if prefix.endswith(suffix) else row["dataset"]
+
+
 def table_method(row: dict, report: str) -> str:
     """The table's method of a report row: ``lri_bernoulli_maskpool`` for LRI-Bernoulli rows
     of a mask-pool run (run ``<kind>_lri_bernoulli_maskpool_...``, or report
@@ -682,7 +769,8 @@ def table_method(row: dict, report: str) -> str:
 def _collect(reports: Path) -> list[dict]:
     """Rows of every finished report under ``reports`` (``<dataset>_<backbone>_s<seed>``,
     optionally ``-<tag>``), so that processes started on different backbones or seeds all feed
-    one table; the mask-pool run's rows relabelled (:func:`table_method`). Where several
+    one table; the rows' dataset the report's (:func:`table_dataset`) and the mask-pool run's
+    rows relabelled (:func:`table_method`). Where several
     reports hold the same (dataset, backbone, method, seed), a ``--methods`` re-evaluation
     (``-<tag>``) replaces the base report's rows, and among re-evaluations the newest wins.
     Tagged before time, because a git checkout of committed reports (``benchmarks/results``)
@@ -698,6 +786,7 @@ def _collect(reports: Path) -> list[dict]:
             ks = sorted(int(k[5:]) for k in r if k.startswith("prec@"))
             for i, k in enumerate(ks):
                 r[f"prec@k{i + 1}"] = r[f"prec@{k}"]
+            r["dataset"] = table_dataset(r, name)
             r["method"] = table_method(r, name)
             rows[(r["dataset"], r["backbone"], r["method"], seed)] = {**r, "seed": seed}
     return list(rows.values())

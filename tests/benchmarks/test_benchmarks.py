@@ -478,7 +478,7 @@ def test_paper_table_outputs(tmp_path):
     md = (tmp_path / "paper_table.md").read_text()
     assert "```bash\nCMD --x\n```" in md and "## Tau3Mu-sim (`tau3mu`)" in md
     assert "most likely precision@3" in md and "BENCH_EPOCHS" in md
-    assert "actstrack is shortened from the reference schedule" in md
+    assert "actstrack and synmol are shortened from the reference schedule" in md
     head = (tmp_path / "paper_table.csv").read_text().splitlines()[0].split(",")
     assert head[:4] == ["dataset", "backbone", "method", "seeds"]
     assert {"interp_auc_mean", "interp_auc_lo", "literature_prec"} <= set(head)
@@ -497,3 +497,163 @@ def test_train_run_label_names_a_variant_run(tmp_path):
         train_run("tau3mu", "lri_bernoulli", "egnn", label="lri_bernoulli_maskpool", **kwargs)
         == run
     )
+
+
+# --- benchmarks/paper_table.py: SynMol --------------------------------------------------------
+
+
+def test_paper_table_synmol_skips_runs_without_a_shipped_config():
+    """SynMol ships plain / LRI configs only: its PointMask and GMT runs are left out with one
+    reason each, the mask-pool run (LRI-Bernoulli's config) stays; ActsTrack loses nothing."""
+    from paper_table import _report_jobs, available_jobs, has_config
+
+    assert has_config("synmol", "lri_bernoulli_maskpool", "dgcnn")
+    assert not has_config("synmol", "pointmask", "egnn")
+    jobs, reasons = available_jobs(
+        _report_jobs("synmol_egnn_s0", None, None, "egnn"), *("synmol", "egnn")
+    )
+    assert jobs == [
+        ("synmol_egnn_s0", ("plain", "lri_bernoulli", "lri_gaussian"), None),
+        ("synmol_egnn_s0-maskpool", ("lri_bernoulli_maskpool",), ["lri_bernoulli"]),
+    ]  # the GMT report is dropped: none of its runs has a config
+    assert reasons == [
+        "synmol / egnn: no pointmask run, no shipped config synmol/pointmask_egnn.yaml",
+        "synmol / egnn: no gmt_lin run, no shipped config synmol/gmt_lin_egnn.yaml",
+        "synmol / egnn: no gmt_sam run, no shipped config synmol/gmt_sam_egnn.yaml",
+    ]
+    # a re-evaluation keeps its post-hoc methods, drops the skipped runs' own scores, and is
+    # dropped when nothing is left to evaluate
+    jobs, _ = available_jobs(
+        _report_jobs("synmol_egnn_s0", ["ig", "pointmask", "gmt_sam"], "x", "egnn"),
+        "synmol",
+        "egnn",
+    )
+    assert jobs == [("synmol_egnn_s0-x", ("plain", "lri_bernoulli", "lri_gaussian"), ["ig"])]
+    jobs, _ = available_jobs(
+        _report_jobs("synmol_egnn_s0", ["gmt_sam"], "y", "egnn"), "synmol", "egnn"
+    )
+    assert jobs == []
+    full = _report_jobs("actstrack_egnn_s0", None, None, "egnn")
+    assert available_jobs(full, "actstrack", "egnn") == (full, [])
+
+
+def test_paper_table_synmol_rows_header_and_claims():
+    """SynMol rows: no PointMask / GMT rows and no literature; precision@k at the k of the
+    shipped SynMol configs; the GMT claim is not tested (no config) rather than pending."""
+    from paper_table import TITLES, _by_seed, _markdown_table, claims, table_rows
+
+    from hepx.config import resolve_run_config
+
+    rows = _pt_rows({"lri_bernoulli": [0.9], "gradcam": [0.8]}, ds="synmol")
+    table = table_rows(rows, 1, grid=[("synmol", "dgcnn")])
+    got = {(t["backbone"], t["method"]) for t in table}
+    assert ("egnn", "gradcam") in got and ("dgcnn", "lri_gaussian") in got
+    assert ("dgcnn", "lri_bernoulli_maskpool") in got
+    assert not {m for _, m in got} & {"pointmask", "gmt_lin", "gmt_sam"}
+    assert all(t["literature"] is None for t in table)
+    for name in ("plain_egnn", "lri_bernoulli_dgcnn", "lri_gaussian_point_transformer"):
+        ks = resolve_run_config(load_yaml(SHIPPED / "synmol" / f"{name}.yaml"))["eval"]
+        assert ks["precision_k"] == [5, 8, 10]
+    head = _markdown_table(table, "synmol", 1)[0]
+    assert "| prec@k1 (k=5) | prec@k2 (k=8) | prec@k3 (k=10) |" in head
+    assert TITLES["synmol"] == "SynMol"
+    recs = {(r["claim"], r["metric"]): r for r in claims(_by_seed(rows), "synmol", "egnn", 1)}
+    gmt = recs["GMT above LRI-Bernoulli", "interp_auc"]
+    assert gmt["verdict"] == "not tested (no shipped config synmol/gmt_lin_egnn.yaml)"
+    # Tau3Mu has GMT configs: still pending without runs
+    tau = {
+        (r["claim"], r["metric"]): r for r in claims(_by_seed(_pt_rows({})), "tau3mu", "egnn", 1)
+    }
+    assert tau["GMT above LRI-Bernoulli", "interp_auc"]["verdict"] == "pending (no GMT runs)"
+
+
+def test_paper_table_synmol_rows_take_the_report_dataset(tmp_path):
+    """SynMol runs read generic data: their report rows say ``dataset: generic``. The table
+    files them under the report's dataset, ``synmol``, with precision@k of its own k list, and
+    still tells the mask-pool run in a re-evaluation by its run name."""
+    import json
+
+    from paper_table import _collect, epochs_used, table_dataset
+
+    def report(name, rows):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(rows))
+
+    row = {"dataset": "generic", "method": "lri_bernoulli", "prec@5": 0.5, "prec@10": 0.4}
+    report(
+        "synmol_point_transformer_s0",
+        [{**row, "backbone": "point_transformer", "run": "synmol_plain_point_transformer_s0_e2"}],
+    )
+    report(
+        "synmol_egnn_s1-again",
+        [
+            {**row, "backbone": "egnn", "run": "synmol_lri_bernoulli_egnn_s1_e40"},
+            {**row, "backbone": "egnn", "run": "synmol_lri_bernoulli_maskpool_egnn_s1_e40"},
+        ],
+    )
+    got = {(r["dataset"], r["backbone"], r["method"], r["seed"]): r for r in _collect(tmp_path)}
+    assert set(got) == {
+        ("synmol", "point_transformer", "lri_bernoulli", 0),
+        ("synmol", "egnn", "lri_bernoulli", 1),
+        ("synmol", "egnn", "lri_bernoulli_maskpool", 1),
+    }
+    assert got["synmol", "egnn", "lri_bernoulli", 1]["prec@k2"] == 0.4  # k = 5, 10: k2 is 10
+    assert epochs_used(got.values())["synmol"] == {
+        "lri_bernoulli": [40],
+        "lri_bernoulli_maskpool": [40],
+        "plain": [2],
+    }
+    # the rows of ActsTrack / Tau3Mu reports keep their dataset
+    assert table_dataset({"dataset": "tau3mu", "backbone": "egnn"}, "tau3mu_egnn_s2-x") == "tau3mu"
+    assert table_dataset({"dataset": "tau3mu", "backbone": "egnn"}, "odd") == "tau3mu"
+
+
+def test_paper_table_synmol_arguments():
+    """``--datasets synmol`` parses, with its own epochs and sample count; ``--smoke`` shortens
+    SynMol like the others; an unknown dataset is refused."""
+    from _common import EVENTS
+    from paper_table import SMOKE_EVENTS, _parser, _settings
+
+    assert EVENTS["synmol"] == 8663  # the paper's SynMol (Table 1)
+    ap = _parser()
+    args = ap.parse_args(
+        ["--datasets", "synmol", "--samples-synmol", "500", "--epochs-synmol", "7"]
+    )
+    assert args.datasets == ["synmol"] and args.samples_synmol == 500 and args.epochs_synmol == 7
+    args = ap.parse_args(["--datasets", "synmol", "--smoke"])
+    _settings(args)
+    assert args.epochs_synmol == 2 and SMOKE_EVENTS["synmol"] < 1000
+    with pytest.raises(SystemExit):
+        ap.parse_args(["--datasets", "plbind"])
+
+
+def test_simulated_synmol_is_built_once(tmp_path, monkeypatch):
+    """SynMol is simulated and converted once and reused; a finished simulation whose
+    conversion is missing is converted without simulating again."""
+    pytest.importorskip("rdkit")
+    import _common
+
+    from hepx.sim.synmol import moses_smiles_path
+
+    try:
+        moses_smiles_path()
+    except Exception:
+        pytest.skip("molsets is not installed (pip install --no-deps molsets)")
+    import json
+    import shutil
+
+    data = _common.simulated_dataset("synmol", 12, seed=2, workdir=tmp_path)
+    assert data == tmp_path / "data" / "synmol_12_s2"
+    assert json.loads((data / "manifest.json").read_text())["num_samples"] == 12
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated again")
+
+    monkeypatch.setattr(_common.sim, "simulate_synmol", no_simulation)
+    assert _common.simulated_dataset("synmol", 12, seed=2, workdir=tmp_path) == data
+    shutil.rmtree(data)
+    assert (
+        _common.simulated_dataset("synmol", 12, seed=2, workdir=tmp_path) / "manifest.json"
+    ).exists()
+    with pytest.raises(ValueError, match="no simulation of 'plbind'"):
+        _common.simulated_dataset("plbind", 12, workdir=tmp_path)
