@@ -17,7 +17,6 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-import vector
 
 from hepx.errors import InputError
 from hepx.io.rootfile import (
@@ -30,7 +29,16 @@ from hepx.io.rootfile import (
 )
 
 log = logging.getLogger(__name__)
-vector.register_awkward()
+
+
+def register_vector() -> None:
+    """Give the tracks records (``Momentum4D``) vector's behaviour: ``(l1 + l2).mass``, boosts.
+
+    The readers call it before they hand events to the user; the conversion, which needs no
+    Lorentz algebra, does not import vector (about half a second with its sympy backend)."""
+    import vector
+
+    vector.register_awkward()
 
 Z_MASS = 91.1876  # GeV: the LRI label rule's Z mass (PDG 2022); not particle's newer PDG value
 
@@ -477,6 +485,11 @@ class ActsChunks:
         return plan_chunks(events, segment, seg_stop, self.target, self.hits.baskets)
 
     def __iter__(self) -> Iterator[ak.Array]:
+        register_vector()
+        yield from self.events()
+
+    def events(self) -> Iterator[ak.Array]:
+        """The chunks' events (non-empty), without registering vector's behaviour."""
         for events, _ in self.pieces():
             if len(events):
                 yield events
@@ -592,7 +605,8 @@ def read_acts(
     """
     options = {k: v for k, v in locals().items() if k not in ("hits", "particles")}
     chunks = ActsChunks(hits, particles, **options)
-    return chunks.finish(list(chunks))
+    register_vector()
+    return chunks.finish(list(chunks.events()))
 
 
 def _chunk_events(
@@ -858,6 +872,16 @@ def _track_fields(
     return out
 
 
+def _pair_mass(p: Mapping[str, np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Invariant mass of the particle pairs ``(a[i], b[i])`` (rows of ``p``), in float64:
+    ``sqrt((E_a + E_b)^2 - |p_a + p_b|^2)`` with ``E = sqrt(|p|^2 + m^2)``."""
+    mom = np.stack([p[k].astype(np.float64) for k in ("px", "py", "pz")], axis=1)
+    energy = np.sqrt(np.sum(mom**2, axis=1) + p["m"].astype(np.float64) ** 2)
+    total = mom[a] + mom[b]
+    m2 = (energy[a] + energy[b]) ** 2 - np.sum(total**2, axis=1)
+    return np.sqrt(np.maximum(m2, 0.0))
+
+
 def _z_truth(
     p: Mapping[str, np.ndarray],
     p_ev: np.ndarray,
@@ -874,21 +898,13 @@ def _z_truth(
     lep_ev = p_ev[lep_rows]
     counts = np.bincount(lep_ev, minlength=n_events)
     # Pairs inside each event: combinations of local indices (lep_rows is sorted by event),
-    # then the kinematics on flat arrays with vector's numpy backend.
+    # then the pair's invariant mass on flat arrays.
     local = ak.unflatten(np.arange(len(lep_rows)), counts)
     ia, ib = (ak.to_numpy(ak.flatten(x)) for x in ak.unzip(ak.argcombinations(local, 2)))
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     pair_ev = np.repeat(np.arange(n_events), ak.to_numpy(ak.num(ak.argcombinations(local, 2))))
     ia, ib = ia + offsets[pair_ev], ib + offsets[pair_ev]
-    mom = vector.array(
-        {
-            "px": p["px"][lep_rows].astype(np.float64),
-            "py": p["py"][lep_rows].astype(np.float64),
-            "pz": p["pz"][lep_rows].astype(np.float64),
-            "mass": p["m"][lep_rows].astype(np.float64),
-        }
-    )
-    mass = np.asarray((mom[ia] + mom[ib]).mass)
+    mass = _pair_mass(p, lep_rows[ia], lep_rows[ib])
     flavour, charge = np.abs(pdg[lep_rows]), p["q"][lep_rows]
     cand = (
         (flavour[ia] == flavour[ib])

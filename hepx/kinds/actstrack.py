@@ -126,7 +126,7 @@ class ActsTrack(DatasetKind):
         from hepx.io.acts import ActsChunks
 
         chunks = ActsChunks(item[0], item[1], **options)
-        yield from chunks
+        yield from chunks.events()  # datasets and scores need no Lorentz algebra (vector)
         chunks.check_kept()
         report.update(chunks.report)
 

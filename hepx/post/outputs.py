@@ -464,14 +464,20 @@ def write_parquet(path: str | os.PathLike, events: ak.Array) -> Path:
 
 
 def read_parquet(path: str | os.PathLike) -> ak.Array:
-    """Read events written by :func:`write_parquet` (or ``hepx score``)."""
+    """Read events written by :func:`write_parquet` (or ``hepx score``); ActsTrack tracks
+    come back as vector's Lorentz vectors, as :func:`hepx.io.read_acts` gives them."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     try:
-        return ak.from_parquet(path)
+        events = ak.from_parquet(path)
     except Exception as err:  # pyarrow's ArrowInvalid, OSError, ... on damaged files
         raise InputError(
             f"{path}: not a readable Parquet file, damaged or foreign ({type(err).__name__}: "
             f"{' '.join(str(err).split())[:160]})"
         ) from None
+    if "tracks" in events.fields:
+        from hepx.io.acts import register_vector
+
+        register_vector()
+    return events

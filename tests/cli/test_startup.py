@@ -9,10 +9,10 @@ import sys
 import pytest
 
 #: Modules that take seconds to import and that no help text needs.
-HEAVY = ("torch", "torch_geometric", "numba", "matplotlib", "uproot", "awkward")
+HEAVY = ("torch", "torch_geometric", "numba", "matplotlib", "uproot", "awkward", "vector", "sympy")
 
 #: Modules that converting ROOT files to a dataset does not need.
-NOT_FOR_CONVERT = ("torch", "torch_geometric", "numba", "matplotlib")
+NOT_FOR_CONVERT = ("torch", "torch_geometric", "numba", "matplotlib", "vector", "sympy")
 
 
 def _hepx_in_fresh_process(argv: list[str], tmp_path) -> tuple[int, list[str], str]:
