@@ -40,6 +40,7 @@ def register_vector() -> None:
 
     vector.register_awkward()
 
+
 Z_MASS = 91.1876  # GeV: the LRI label rule's Z mass (PDG 2022); not particle's newer PDG value
 
 BARCODE_FIELDS = ("vertex_primary", "vertex_secondary", "particle", "generation", "sub_particle")
