@@ -21,9 +21,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from hepx.allocator import tune_allocator
     from hepx.threads import configure_threads
 
     configure_threads(args.threads)
+    tune_allocator()
     from hepx.demo import run_demo
 
     run_demo(args.out, quick=args.quick, seed=args.seed)

@@ -87,9 +87,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from hepx.allocator import tune_allocator
     from hepx.threads import configure_threads
 
     configure_threads(args.threads)
+    tune_allocator()
     from hepx.evaluation import evaluate
 
     methods = None

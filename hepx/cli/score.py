@@ -85,9 +85,11 @@ def _top_k(text: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> None:
+    from hepx.allocator import tune_allocator
     from hepx.threads import configure_threads
 
     configure_threads(args.threads)
+    tune_allocator()
     from hepx.scoring import score_files
 
     manifest = score_files(

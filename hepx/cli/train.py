@@ -45,9 +45,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from hepx.allocator import tune_allocator
     from hepx.threads import configure_threads
 
     configure_threads(args.threads)
+    tune_allocator()
     from hepx.config import apply_overrides, find_config, load_yaml
     from hepx.training import train
     from hepx.training.distributed import init_process_group
