@@ -43,6 +43,7 @@ from __future__ import annotations
 import importlib
 import logging
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -69,6 +70,7 @@ __all__ = [
     "load_pythia",
     "make_pythia",
     "minbias_pool",
+    "minbias_records",
     "particle_names",
     "particle_properties",
     "pythia_seed",
@@ -435,6 +437,21 @@ def _empty(n_ev: int) -> PythiaParticles:
     )
 
 
+def minbias_records(
+    size: int, key: int, stream: str, *, progress: bool | None = None
+) -> Iterator[Any]:
+    """``size`` ``SoftQCD:nonDiffractive`` events of Pythia's seed for ``(key, stream)``, as
+    batches of Pythia's awkward event records (``nextBatch``), with a progress bar."""
+    pythia = make_pythia(MINBIAS, pythia_seed(key, stream))
+    with progress_bar(
+        total=size, progress=progress, desc="pythia8 pileup pool", unit="event"
+    ) as bar:
+        for start in range(0, size, _BATCH):
+            n = min(_BATCH, size - start)
+            yield pythia.nextBatch(n, _MAX_TRIES)
+            bar.update(n)
+
+
 def minbias_pool(size: int, key: int, *, progress: bool | None = None) -> PythiaParticles:
     """A pool of ``size`` ``SoftQCD:nonDiffractive`` events (kept particles only), seeded
     from ``key``; pileup interactions are drawn from it.
@@ -444,16 +461,8 @@ def minbias_pool(size: int, key: int, *, progress: bool | None = None) -> Pythia
     >>> pool = minbias_pool(200, key=12345, progress=False)   # doctest: +SKIP
     >>> pool.counts.mean()   # charged particles per interaction in the acceptance
     """
-    pythia = make_pythia(MINBIAS, pythia_seed(key, "minbias"))
-    parts = []
-    with progress_bar(
-        total=size, progress=progress, desc="pythia8 pileup pool", unit="event"
-    ) as bar:
-        for start in range(0, size, _BATCH):
-            n = min(_BATCH, size - start)
-            parts.append(event_particles(pythia.nextBatch(n, _MAX_TRIES)))
-            bar.update(n)
-    pool = concatenate(parts)
+    records = minbias_records(size, key, "minbias", progress=progress)
+    pool = concatenate([event_particles(batch) for batch in records])
     pdg, n = np.unique(pool.pdg, return_counts=True)
     top = np.argsort(-n)[:6]
     mix = ", ".join(

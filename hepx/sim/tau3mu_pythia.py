@@ -38,8 +38,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from hepx.progress import progress_bar
-from hepx.sim.pythia import MINBIAS, make_pythia, pythia_seed
+from hepx.sim.pythia import make_pythia, minbias_records, pythia_seed
 
 __all__ = [
     "PARENT_ABS_ETA",
@@ -311,17 +310,8 @@ def muon_pool(size: int, key: int, *, progress: bool | None = None) -> MuonEvent
     >>> pool = muon_pool(2000, key=12345, progress=False)   # doctest: +SKIP
     >>> pool.counts.mean()   # final-state muons per interaction   # doctest: +SKIP
     """
-    pythia = make_pythia(MINBIAS, pythia_seed(key, "tau3mu-minbias"))
-    parts = []
-    with progress_bar(
-        total=size, progress=progress, desc="pythia8 pileup pool", unit="event"
-    ) as bar:
-        for start in range(0, size, _BATCH):
-            n = min(_BATCH, size - start)
-            batch = pythia.nextBatch(n, _MAX_TRIES)
-            parts.append(event_muons(batch))
-            bar.update(n)
-    pool = MuonEvents.concatenate(parts)
+    records = minbias_records(size, key, "tau3mu-minbias", progress=progress)
+    pool = MuonEvents.concatenate([event_muons(batch) for batch in records])
     log.info(
         "pythia8 pileup pool: %d interactions, %.3f final-state muons each",
         size,
