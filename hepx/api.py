@@ -75,15 +75,13 @@ class TrainedModel:
         from hepx.explain.registry import resolve_explainer
         from hepx.scoring import EventScorer
 
-        if max_points is None:  # the run's own evaluation budget (full events), if it has one
-            max_points = self.run.config["train"].get("eval_max_points_per_batch")
         return EventScorer(
             self.model,
             self.run.kind,
             batch_size=batch_size,
             device=self.device,
             explainer=resolve_explainer(explainer),
-            max_points=max_points,
+            max_points=self.run.eval_max_points if max_points is None else max_points,
         )
 
     def _check_kind(self, events: ak.Array) -> None:

@@ -399,6 +399,13 @@ class TrainedRun:
         return dict(self.state["dataset"].get("reader_options") or {})
 
     @property
+    def eval_max_points(self) -> int | None:
+        """Hits per evaluation batch the run was trained with (``train.
+        eval_max_points_per_batch``; full events), ``None`` when it counted events: the default
+        budget of scoring with this run."""
+        return self.config["train"].get("eval_max_points_per_batch")
+
+    @property
     def dataset_path(self) -> Path:
         """The training dataset's directory (:func:`resolve_dataset_path`)."""
         return resolve_dataset_path(self.config["dataset"]["path"])

@@ -35,7 +35,7 @@ def register_vector() -> None:
     """Give the tracks records (``Momentum4D``) vector's behaviour: ``(l1 + l2).mass``, boosts.
 
     The readers call it before they hand events to the user; the conversion, which needs no
-    Lorentz algebra, does not import vector (about half a second with its sympy backend)."""
+    Lorentz algebra, does not import vector (nor the sympy backend it loads)."""
     import vector
 
     vector.register_awkward()
@@ -873,11 +873,13 @@ def _track_fields(
     return out
 
 
-def _pair_mass(p: Mapping[str, np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Invariant mass of the particle pairs ``(a[i], b[i])`` (rows of ``p``), in float64:
-    ``sqrt((E_a + E_b)^2 - |p_a + p_b|^2)`` with ``E = sqrt(|p|^2 + m^2)``."""
-    mom = np.stack([p[k].astype(np.float64) for k in ("px", "py", "pz")], axis=1)
-    energy = np.sqrt(np.sum(mom**2, axis=1) + p["m"].astype(np.float64) ** 2)
+def _pair_mass(
+    p: Mapping[str, np.ndarray], rows: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """Invariant mass of the pairs ``(rows[a[i]], rows[b[i]])`` of particles (rows of ``p``),
+    in float64: ``sqrt((E_a + E_b)^2 - |p_a + p_b|^2)`` with ``E = sqrt(|p|^2 + m^2)``."""
+    mom = np.stack([p[k][rows].astype(np.float64) for k in ("px", "py", "pz")], axis=1)
+    energy = np.sqrt(np.sum(mom**2, axis=1) + p["m"][rows].astype(np.float64) ** 2)
     total = mom[a] + mom[b]
     m2 = (energy[a] + energy[b]) ** 2 - np.sum(total**2, axis=1)
     return np.sqrt(np.maximum(m2, 0.0))
@@ -905,7 +907,7 @@ def _z_truth(
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     pair_ev = np.repeat(np.arange(n_events), ak.to_numpy(ak.num(ak.argcombinations(local, 2))))
     ia, ib = ia + offsets[pair_ev], ib + offsets[pair_ev]
-    mass = _pair_mass(p, lep_rows[ia], lep_rows[ib])
+    mass = _pair_mass(p, lep_rows, ia, ib)  # the candidate leptons' kinematics only
     flavour, charge = np.abs(pdg[lep_rows]), p["q"][lep_rows]
     cand = (
         (flavour[ia] == flavour[ib])

@@ -139,8 +139,8 @@ class PointCloudClassifier(nn.Module):
             ActsTrack millimetres into metres).
         dropout: dropout of the output MLP.
         pool: ``"add"`` (the LRI reference: ``sum_i w_i h_i``) or ``"mean"`` (that sum over
-            the cloud's number of points, so the head sees the same scale whether an event has
-            a hundred hits or ten thousand, e.g. full events at high pileup).
+            the cloud's number of points, so the head sees the same scale whatever the event
+            size, e.g. full events at high pileup).
     """
 
     def __init__(

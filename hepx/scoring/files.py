@@ -218,7 +218,7 @@ def score_files(
         k=k,
         explainer=algorithm,
         progress=progress if executor is None else False,
-        max_points=_budget(run, max_points),
+        max_points=run.eval_max_points if max_points is None else max_points,
     )
     try:
         _scorer(job, run.state).require_scores(str(run_dir))
@@ -227,13 +227,6 @@ def score_files(
         )
     finally:
         _SCORER_CACHE.clear()  # no model (or GPU memory) kept after the call
-
-
-def _budget(run: TrainedRun, max_points: int | None) -> int | None:
-    """``max_points``, else the run's own evaluation budget (full events), if it has one."""
-    if max_points is not None:
-        return max_points
-    return run.config["train"].get("eval_max_points_per_batch")
 
 
 def _check_arguments(
