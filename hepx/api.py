@@ -41,6 +41,9 @@ class TrainedModel:
     def __init__(
         self, run_dir: str | os.PathLike, *, checkpoint: str = "best", device: str = "cpu"
     ) -> None:
+        from hepx.device import checked_device
+
+        checked_device(device)
         self.run = TrainedRun.open(run_dir, checkpoint=checkpoint)
         self.run_dir = self.run.directory
         self.config: dict[str, Any] = self.run.config

@@ -17,13 +17,15 @@ Conventions (PyTorch Geometric, ``flow="source_to_target"``):
 
 Backends: ``"torch"`` (dense per-event distance blocks, vectorised, no extension needed),
 ``"cluster"`` (``torch_cluster`` candidates, re-ranked exactly) and ``"auto"``: ``"cluster"`` when
-``torch_cluster`` is importable *and* some event has more than 200 points, else ``"torch"`` (the
+``torch_cluster`` is importable with kernels for the points' device (a CPU-only build on CUDA
+points: ``"torch"``) *and* some event has more than 200 points, else ``"torch"`` (the
 dense search is O(Nmax^2) per event but as fast or faster up to a few hundred points per event;
 both backends return the same edge set, so the choice only affects speed).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import math
@@ -51,9 +53,22 @@ _BLOCK_ELEMENTS = 1 << 20
 _AUTO_CLUSTER_MIN_POINTS = 200
 
 
-def cluster_available() -> bool:
-    """Whether the optional ``torch_cluster`` extension can be imported."""
-    return importlib.util.find_spec("torch_cluster") is not None
+def cluster_available(device: torch.device | str | None = None) -> bool:
+    """Whether the optional ``torch_cluster`` extension can be imported and, for a ``device``,
+    has kernels for it: CPU always, CUDA only if torch-cluster was compiled with CUDA
+    (:func:`_cluster_has_cuda`), no other device."""
+    if importlib.util.find_spec("torch_cluster") is None:
+        return False
+    kind = None if device is None else torch.device(device).type
+    return kind in (None, "cpu") or (kind == "cuda" and _cluster_has_cuda())
+
+
+@functools.cache
+def _cluster_has_cuda() -> bool:
+    """Whether torch-cluster was compiled with CUDA (a CPU-only build reports -1)."""
+    import torch_cluster
+
+    return getattr(torch_cluster, "cuda_version", -1) != -1
 
 
 def wrap_periodic(delta: Tensor, period: Sequence[float | None] | None) -> Tensor:
@@ -137,21 +152,33 @@ def _check_inputs(
         per = [None if p is None else float(p) for p in per]
         if all(p is None for p in per):
             per = None
+    return batch, per, _resolve_backend(backend, batch, pos.device)
+
+
+def _resolve_backend(backend: str, batch: Tensor, device: torch.device) -> str:
+    """The backend that builds the graph of points on ``device``: ``"auto"`` picks
+    ``"cluster"`` only where torch-cluster has kernels for the device (a CPU-only build on a
+    CUDA batch: hepx's torch path) and some event has more than 200 points."""
     if backend not in _BACKENDS:
         raise ConfigError(
             f"unknown graph backend {backend!r}; expected one of {', '.join(_BACKENDS)}"
         )
     if backend == "auto":
-        backend = "torch"
-        if cluster_available() and n > _AUTO_CLUSTER_MIN_POINTS:
+        if cluster_available(device) and batch.numel() > _AUTO_CLUSTER_MIN_POINTS:
             biggest = int(torch.bincount(batch).max())
-            backend = "cluster" if biggest > _AUTO_CLUSTER_MIN_POINTS else "torch"
-    elif backend == "cluster" and not cluster_available():
+            return "cluster" if biggest > _AUTO_CLUSTER_MIN_POINTS else "torch"
+        return "torch"
+    if backend == "cluster" and not cluster_available():
         raise ConfigError(
             "graph backend 'cluster' needs torch_cluster (pip install --no-build-isolation "
             "torch-cluster); use backend 'torch' or 'auto'"
         )
-    return batch, per, backend
+    if backend == "cluster" and not cluster_available(device):
+        raise ConfigError(
+            f"graph backend 'cluster': torch_cluster has no {device.type} kernels (a CUDA "
+            "build needs nvcc: docs, Running on a GPU); use backend 'torch' or 'auto'"
+        )
+    return backend
 
 
 def knn_graph(

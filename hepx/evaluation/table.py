@@ -127,8 +127,10 @@ def evaluate(
     >>> rows = evaluate(["runs/plain", "runs/lri"], "report", max_samples=200)  # doctest: +SKIP
     """
     from hepx.atomic import check_output
+    from hepx.device import checked_device
     from hepx.evaluation.report import write_report
 
+    checked_device(device)
     opt = validate(OPTIONS, options, where="evaluate options")
     check_output(
         out_dir,

@@ -48,7 +48,9 @@ class EventScorer:
         max_points: int | None = None,
     ) -> None:
         from hepx.data.batching import check_budget
+        from hepx.device import checked_device
 
+        checked_device(device)
         if max_points is not None:
             check_budget(max_points)
         self.model = model.to(device).eval()

@@ -38,13 +38,9 @@ def train_device(device: str | None, world: int) -> torch.device:
     Raises:
         ConfigError: CUDA requested but not available.
     """
-    from hepx.errors import ConfigError
+    from hepx.device import checked_device
 
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "device 'cuda' requested but CUDA is not available here; use device 'cpu'"
-        )
+    dev = checked_device(device, default="cuda" if torch.cuda.is_available() else "cpu")
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return dev
