@@ -139,6 +139,12 @@ TRAIN_SCHEMA: Schema = {
     ),
     "ema_decay": Field("open_unit", None, nullable=True, doc="weight average (null: off)"),
     "ema_track_live": Field("bool", False, doc="validate the live weights too"),
+    "compile": Field(
+        "bool",
+        False,
+        doc="fuse the message-passing layers with torch.compile (same model up to float "
+        "rounding; the first batches compile)",
+    ),
     "lr_schedule": Field("str", "constant", choices=LR_SCHEDULES, doc="learning-rate schedule"),
     "selection_metric": Field(
         "str", "pred_auc", choices=SELECTION_METRICS, doc="validation metric choosing best.pt"

@@ -6,6 +6,7 @@
 * :class:`LRIBernoulli`, :class:`LRIGaussian`, and GMT's :class:`GMTLin`, :class:`GMTSam`
   (:mod:`hepx.models.gmt`): return an :class:`LRIOutput`.
 * :func:`build_model`: config dict -> model (validated).
+* :func:`compile_layers`: the message-passing layers fused by ``torch.compile`` (``train.compile``).
 
 Design decisions (deliberate departures from / choices within the reference):
 
@@ -39,6 +40,7 @@ from hepx.models.backbones import (
     PointTransformerConv,
 )
 from hepx.models.classifier import GraphSpec, PointCloudClassifier, unpack_inputs
+from hepx.models.compile import compile_layers
 from hepx.models.factory import DEFAULT_CONFIG, METHODS, build_model, resolve_config
 from hepx.models.gmt import GMTLin, GMTSam
 from hepx.models.lri import (
@@ -75,6 +77,7 @@ __all__ = [
     "PointTransformerConv",
     "bernoulli_kl",
     "build_model",
+    "compile_layers",
     "gaussian_kl",
     "gaussian_noise",
     "r_schedule",

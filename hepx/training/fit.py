@@ -101,7 +101,7 @@ def _discarded_on_failure(layout: RunLayout, created: bool) -> Iterator[None]:
 
 def _fit(cfg, layout: RunLayout, dev, rank: int, world: int, resume: bool, progress) -> dict:
     """Build the data, the model and the loop of a checked config; run the loop."""
-    from hepx.models import build_model
+    from hepx.models import build_model, compile_layers
 
     last = layout.checkpoint("last")
     ds = _training_data(cfg)
@@ -113,6 +113,8 @@ def _fit(cfg, layout: RunLayout, dev, rank: int, world: int, resume: bool, progr
     cfg["model"] = model.config
     t = cfg["train"]
     model.to(dev)
+    if t["compile"]:
+        compile_layers(model)
     step = TrainStep(model, pred_coef=t["pred_loss_coef"], info_coef=t["info_loss_coef"])
     loop = FitLoop(
         cfg,

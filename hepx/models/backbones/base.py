@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.utils import scatter
 
 from hepx.config.run import FRAMES
 from hepx.data.graph import edge_vectors
@@ -21,6 +22,7 @@ __all__ = [
     "PointEncoder",
     "beam_frame",
     "mlp",
+    "project_aggregated",
 ]
 
 CURVATURE_SCALE = 0.01  # m^-1: pT ~ 60 GeV at 2 T; see EdgeGeometry.in_beam_frame
@@ -73,6 +75,42 @@ def mlp(channels: Sequence[int], *, dropout: float = 0.0, norm: bool = True) -> 
             layers.append(Dropout(dropout))
     layers.append(nn.Linear(channels[-2], channels[-1]))
     return nn.Sequential(*layers)
+
+
+#: Aggregations that commute with an affine map of the messages (the max does not).
+LINEAR_AGGREGATIONS = ("add", "sum", "mean")
+
+
+def project_aggregated(
+    hidden: Tensor,
+    last: nn.Linear,
+    index: Tensor,
+    edge_weight: Tensor | None,
+    aggr: str,
+) -> Tensor:
+    r"""The last Linear of a message MLP, applied after a linear aggregation.
+
+    For ``aggr`` sum or mean, :math:`\square_j w_{ij} (W r_{ij} + b) =
+    W\, \square_j w_{ij} r_{ij} + b\, \square_j w_{ij}`: the layer aggregates the weighted
+    hidden messages ``w_ij r_ij`` and projects ``[N, C]`` nodes instead of ``[E, C]`` edges
+    (same result up to float rounding, ``E / N`` times fewer multiply-adds).
+
+    Args:
+        hidden: aggregated weighted hidden messages, ``[N, C_hidden]``.
+        last: the message MLP's last Linear, ``C_hidden -> C_out``.
+        index: the aggregation index (edge targets ``i``), ``[E]``.
+        edge_weight: ``[E]`` or ``None`` (weight 1).
+        aggr: ``"add"``/``"sum"`` or ``"mean"``.
+
+    Returns:
+        ``[N, C_out]``, what aggregating ``w_ij * last(r_ij)`` gives.
+    """
+    if aggr not in LINEAR_AGGREGATIONS:
+        raise ValueError(f"aggregation {aggr!r} does not commute with a Linear")
+    weight = torch.ones_like(index, dtype=hidden.dtype) if edge_weight is None else edge_weight
+    reduce = "mean" if aggr == "mean" else "sum"
+    weight_agg = scatter(weight, index, dim=0, dim_size=hidden.shape[0], reduce=reduce)
+    return torch.addmm(torch.outer(weight_agg, last.bias), hidden, last.weight.t())
 
 
 @dataclass
@@ -260,6 +298,8 @@ class PointEncoder(nn.Module):
         )
         self.norms = nn.ModuleList([nn.BatchNorm1d(hidden_channels) for _ in range(num_layers)])
         self.dropout = Dropout(dropout)
+        #: Training steps call the layers compiled (:func:`hepx.models.compile_layers`).
+        self.compiled_layers = False
 
     #: Neighbourhood aggregations the layer supports for ``aggr`` (first: the default).
     aggregations: tuple[str, ...] = ()
@@ -282,6 +322,15 @@ class PointEncoder(nn.Module):
     def edge_attr(self, geom: EdgeGeometry) -> Tensor:
         """Edge features fed to every layer, ``[E, edge_dim]``."""
         raise NotImplementedError
+
+    def _layer_runner(self):
+        """``run(conv, *args)``: the compiled layer in a training step of a compiled model,
+        else the module's own call."""
+        if self.compiled_layers and self.training and torch.is_grad_enabled():
+            from hepx.models.compile import compiled_layer
+
+            return lambda conv, *args: compiled_layer(type(conv))(conv, *args)
+        return lambda conv, *args: conv(*args)
 
     def forward(
         self,
@@ -317,8 +366,9 @@ class PointEncoder(nn.Module):
         edge_attr = self.edge_attr(geom)
         h = self.node_encoder(x, pos.shape[0])
         n_weighted = self.num_layers if weighted_layers is None else weighted_layers
+        run = self._layer_runner()
         for layer, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             weight = edge_weight if layer < n_weighted else None
-            out = conv(h, edge_index, edge_attr, weight)
+            out = run(conv, h, edge_index, edge_attr, weight)
             h = h + self.dropout(torch.relu(norm(out)))
         return h

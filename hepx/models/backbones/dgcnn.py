@@ -5,7 +5,13 @@ from __future__ import annotations
 from torch import Tensor, addmm
 from torch_geometric.nn import MessagePassing
 
-from hepx.models.backbones.base import EdgeGeometry, PointEncoder, mlp
+from hepx.models.backbones.base import (
+    LINEAR_AGGREGATIONS,
+    EdgeGeometry,
+    PointEncoder,
+    mlp,
+    project_aggregated,
+)
 
 __all__ = ["DGCNN", "EdgeConv"]
 
@@ -42,20 +48,27 @@ class EdgeConv(MessagePassing):
         w = self.nn[0].weight
         c = x.shape[-1]
         w_diff = w[:, c : 2 * c]
-        return self.propagate(
+        out = self.propagate(
             edge_index,
             a=x @ (w[:, :c] - w_diff).t(),
             b=x @ w_diff.t(),
             edge_attr=edge_attr,
             edge_weight=edge_weight,
         )
+        if self.aggr not in LINEAR_AGGREGATIONS:
+            return out
+        # sum and mean commute with the MLP's last Linear: project nodes, not edges.
+        return project_aggregated(out, self.nn[-1], edge_index[1], edge_weight, self.aggr)
 
     def message(
         self, a_i: Tensor, b_j: Tensor, edge_attr: Tensor, edge_weight: Tensor | None
     ) -> Tensor:
+        """Weighted messages, ``[E, C]``: before the MLP's last Linear when the aggregation
+        is linear (:func:`project_aggregated` applies it to the nodes), after it for the max."""
         first = self.nn[0]
         pre = addmm(first.bias, edge_attr, first.weight[:, -edge_attr.shape[-1] :].t())
-        msg = self.nn[1:](pre + a_i + b_j)
+        body = self.nn[1:-1] if self.aggr in LINEAR_AGGREGATIONS else self.nn[1:]
+        msg = body(pre + a_i + b_j)
         return msg if edge_weight is None else msg * edge_weight.unsqueeze(-1)
 
 

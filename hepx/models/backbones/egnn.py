@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
-from hepx.models.backbones.base import EdgeGeometry, PointEncoder, mlp
+from hepx.models.backbones.base import EdgeGeometry, PointEncoder, mlp, project_aggregated
 
 __all__ = ["EGNN", "EGNNConv"]
 
@@ -42,24 +42,28 @@ class EGNNConv(MessagePassing):
     ) -> Tensor:
         # The first Linear of phi_e acts on [h_i, h_j, e_ij] = W_i h_i + W_j h_j + W_e e_ij:
         # project the nodes once ([N, C]) instead of the concatenated edges ([E, 2C + e]).
+        # Its last Linear commutes with the (sum or mean) aggregation: applied to the
+        # aggregated nodes, not to every edge (project_aggregated).
         w = self.edge_nn[0].weight
         c = x.shape[-1]
-        agg = self.propagate(
+        hidden = self.propagate(
             edge_index,
             a=x @ w[:, :c].t(),
             b=x @ w[:, c : 2 * c].t(),
             edge_attr=edge_attr,
             edge_weight=edge_weight,
         )
+        agg = project_aggregated(hidden, self.edge_nn[-1], edge_index[1], edge_weight, self.aggr)
         return self.node_nn(torch.cat([x, agg], dim=-1))
 
     def message(
         self, a_i: Tensor, b_j: Tensor, edge_attr: Tensor, edge_weight: Tensor | None
     ) -> Tensor:
+        """The weighted hidden messages ``w_ij r_ij``, ``[E, C]`` (before phi_e's last Linear)."""
         first = self.edge_nn[0]
         pre = torch.addmm(first.bias, edge_attr, first.weight[:, -edge_attr.shape[-1] :].t())
-        msg = self.edge_nn[1:](pre + a_i + b_j)
-        return msg if edge_weight is None else msg * edge_weight.unsqueeze(-1)
+        hidden = self.edge_nn[1:-1](pre + a_i + b_j)
+        return hidden if edge_weight is None else hidden * edge_weight.unsqueeze(-1)
 
 
 class EGNN(PointEncoder):
