@@ -45,16 +45,16 @@ def simulated_dataset(
         return data
     raw = workdir / "sim" / tag
     if kind == "actstrack":
-        sim.simulate_actstrack(raw, events=events, bfield=bfield, seed=seed)
+        sim.simulate_actstrack(raw, events=events, bfield=bfield, seed=seed, overwrite=True)
         convert("actstrack", [raw], data)
     elif kind == "synmol":
         from hepx.sim.synmol import FILE_NAME, MANIFEST_NAME
 
         if not (raw / MANIFEST_NAME).exists():
-            sim.simulate_synmol(raw, samples=events, seed=seed, progress=False)
+            sim.simulate_synmol(raw, samples=events, seed=seed, progress=False, overwrite=True)
         convert("generic", [raw / FILE_NAME], data)
     elif kind == "tau3mu":
-        sim.simulate_tau3mu(raw, events=events, seed=seed)
+        sim.simulate_tau3mu(raw, events=events, seed=seed, overwrite=True)
         convert("tau3mu", [raw / "ntuple.root"], data)
     else:
         raise ValueError(f"no simulation of {kind!r}; expected actstrack, tau3mu or synmol")

@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from hepx.errors import InputError
@@ -30,8 +30,10 @@ __all__ = [
     "atomic_dir",
     "atomic_file",
     "check_creatable",
+    "check_files_free",
     "check_output",
     "make_dir",
+    "output_dir",
     "remove_stale_temporaries",
 ]
 
@@ -111,6 +113,36 @@ def check_creatable(path: str | os.PathLike, *, what: str = "output directory") 
     return path
 
 
+def check_files_free(
+    paths: Iterable[str | os.PathLike], *, overwrite: bool = False, what: str = "output"
+) -> None:
+    """Refuse, before any work, to replace files a user has where a command writes its files
+    into an existing directory (one-line :class:`InputError` naming the first one), unless
+    ``overwrite``."""
+    if overwrite:
+        return
+    for path in map(Path, paths):
+        if path.exists() or path.is_symlink():
+            raise InputError(
+                f"{path} exists; choose another {what} directory or pass --overwrite to replace it"
+            )
+
+
+@contextlib.contextmanager
+def output_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Create the directory ``path`` (:func:`make_dir`) for the block; if the block fails (an
+    error, Ctrl-C, SIGTERM) and the directory was created here and is still empty, remove it."""
+    path = Path(path)
+    created = not path.exists()
+    make_dir(path)
+    try:
+        yield path
+    except BaseException:
+        if created and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        raise
+
+
 def check_output(
     final: str | os.PathLike,
     *,
@@ -164,11 +196,19 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_dir(
+    final: str | os.PathLike,
+    *,
+    overwrite: bool = True,
+    check: Callable[[Path], object] | None = None,
+) -> Iterator[Path]:
     """Yield a temporary directory next to ``final``; move it into place on success.
 
     An existing ``final`` is replaced only after the new content is complete, and only when
     ``overwrite``; callers check first with :func:`check_output` that it is theirs to replace.
+    ``check(final)`` (e.g. that same :func:`check_output`) runs again just before the rename,
+    so that what a user put at ``final`` while the output was being written is not replaced
+    either: it raises, and the new output is discarded.
     """
     final = Path(final)
     make_dir(final.parent)
@@ -177,6 +217,8 @@ def atomic_dir(final: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     tmp.mkdir()
     try:
         yield tmp
+        if check is not None:
+            check(final)
         _move_into_place(tmp, final, overwrite)
     finally:
         if tmp.exists():

@@ -117,9 +117,12 @@ def _one_kind(kind: str, out: Path, *, quick: bool, seed: int) -> dict[str, Any]
     size = SIZES["quick" if quick else "full"][kind]
     t0 = time.perf_counter()
     simulate = get_kind(kind).simulate
-    train_inputs = simulate(out / "sim" / kind, events=size["events"], seed=seed)
+    # the demo owns its work directory: a second demo replaces its own files
+    train_inputs = simulate(out / "sim" / kind, events=size["events"], seed=seed, overwrite=True)
     held_out = out / "sim" / f"{kind}_held_out"
-    held_inputs = simulate(held_out, events=size["held_out"], seed=seed + HELD_OUT_SEED)
+    held_inputs = simulate(
+        held_out, events=size["held_out"], seed=seed + HELD_OUT_SEED, overwrite=True
+    )
     data = out / "data" / kind
     convert(kind, train_inputs, data)
     run = out / "runs" / f"{kind}_lri_bernoulli_dgcnn"
@@ -130,7 +133,7 @@ def _one_kind(kind: str, out: Path, *, quick: bool, seed: int) -> dict[str, Any]
     plots = out / "plots" / kind
     if plots.exists():
         shutil.rmtree(plots)
-    make_plots(load_events(scored), kinds="all", out=plots)
+    make_plots(load_events(scored), kinds="all", out=plots, overwrite=True)
     n_held, auc = _held_out_auc(scored)
     return {
         "run": str(run),

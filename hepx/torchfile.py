@@ -34,6 +34,21 @@ class UnreadableFile(Exception):
         self.detail = detail
 
 
+def first_sentence(text: str, limit: int = 120) -> str:
+    """The first sentence of an error text on one line, cut at a word (``...``) past ``limit``
+    characters: torch's messages go on with advice that does not apply to hepx's users.
+
+    Example:
+        >>> first_sentence("PytorchStreamReader failed reading zip archive. This is an internal")
+        'PytorchStreamReader failed reading zip archive'
+    """
+    line = " ".join(text.split())
+    line = re.split(r"(?<=[a-z0-9)\]])\. ", line, maxsplit=1)[0].rstrip(".")
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0] + " ..."
+
+
 def load_weights_only(path: str | os.PathLike, allowed: Sequence[Any] = ()) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, with ``allowed`` classes and
     functions added to torch's safe globals for this call.
@@ -57,4 +72,4 @@ def load_weights_only(path: str | os.PathLike, allowed: Sequence[Any] = ()) -> A
             raise UnreadableFile() from None
         raise RefusedObject(found.group(1)) from None
     except Exception as err:
-        raise UnreadableFile(f"{type(err).__name__}: {' '.join(str(err).split())[:120]}") from None
+        raise UnreadableFile(f"{type(err).__name__}: {first_sentence(str(err))}") from None

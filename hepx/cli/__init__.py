@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="hepx: %(message)s",
         stream=sys.stderr,
     )
-    previous = _catch_sigterm()
+    previous = _catch_signals()
     try:
         args.func(args)
     except _Terminated:
@@ -71,8 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("hepx: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 
@@ -80,14 +80,32 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM (what batch systems send) unwinds like Ctrl-C: temporaries are removed."""
 
 
+def _quiet_shutdown() -> None:
+    """After a signal, a dask client's pending futures are cancelled as the command unwinds;
+    asyncio and distributed would log each with a traceback. The command says in one line what
+    happened instead."""
+    for name in ("asyncio", "distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _quiet_shutdown()
     raise _Terminated()
 
 
-def _catch_sigterm():
-    """Turn SIGTERM into :class:`_Terminated` while a command runs (main thread only)."""
+def _on_sigint(signum: int, frame: object) -> None:
+    _quiet_shutdown()
+    raise KeyboardInterrupt
+
+
+def _catch_signals() -> dict[int, object]:
+    """Turn SIGTERM into :class:`_Terminated` and SIGINT into ``KeyboardInterrupt``, both
+    quieting the shutdown, while a command runs (main thread only); the handlers replaced."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _on_sigterm)
+        return {}
+    return {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm),
+        signal.SIGINT: signal.signal(signal.SIGINT, _on_sigint),
+    }

@@ -50,6 +50,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--format", nargs="+", default=["png", "pdf"], choices=["png", "pdf", "svg"], help="formats"
     )
+    p.add_argument("--overwrite", action="store_true", help="replace plot files already in --out")
     p.set_defaults(func=run)
 
 
@@ -58,6 +59,12 @@ def run(args: argparse.Namespace) -> None:
 
     events = load_events(args.source)
     files = make_plots(
-        events, args.kind or ["all"], args.out, event=args.event, by=args.by, formats=args.format
+        events,
+        args.kind or ["all"],
+        args.out,
+        event=args.event,
+        by=args.by,
+        formats=args.format,
+        overwrite=args.overwrite,
     )
     log.info("wrote %d plot files to %s", len(files), args.out)

@@ -65,6 +65,9 @@ def add_parser(sub) -> None:
         help="order of the events in the files (multi-threaded ACTS interleaves them)",
     )
     pa.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pa.add_argument(
+        "--overwrite", action="store_true", help="replace the files of an earlier simulation"
+    )
     pa.set_defaults(func=run_actstrack)
     _add_tau3mu(kinds)
     _add_synmol(kinds)
@@ -101,6 +104,9 @@ def _add_tau3mu(kinds) -> None:
         help="pythia8: minimum-bias interactions generated once, from which pileup is drawn",
     )
     pt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pt.add_argument(
+        "--overwrite", action="store_true", help="replace the files of an earlier simulation"
+    )
     pt.set_defaults(func=run_tau3mu)
 
 
@@ -130,6 +136,9 @@ def _add_synmol(kinds) -> None:
         "--workers", type=int, default=1, help="processes that embed molecules (same files)"
     )
     pm.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pm.add_argument(
+        "--overwrite", action="store_true", help="replace the files of an earlier simulation"
+    )
     pm.set_defaults(func=run_synmol)
 
 
@@ -150,6 +159,7 @@ def run_actstrack(args: argparse.Namespace) -> None:
         generator=args.generator,
         pool_size=args.pool_size,
         progress=False if args.no_progress else None,
+        overwrite=args.overwrite,
     )
     _done(args, time.perf_counter() - t0, "hits.root, particles.root")
 
@@ -168,6 +178,7 @@ def run_tau3mu(args: argparse.Namespace) -> None:
         generator=args.generator,
         pool_size=args.pool_size,
         progress=False if args.no_progress else None,
+        overwrite=args.overwrite,
     )
     _done(args, time.perf_counter() - t0, "ntuple.root")
 
@@ -191,6 +202,7 @@ def run_synmol(args: argparse.Namespace) -> None:
         positive_fraction=args.positive_fraction,
         workers=args.workers,
         progress=False if args.no_progress else None,
+        overwrite=args.overwrite,
     )
     seconds = time.perf_counter() - t0
     log.info(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from hepx.data.writer import DatasetPart
@@ -61,11 +62,14 @@ def convert(
     from hepx.data.store import is_dataset_dir, write_dataset
 
     kind = get_kind(kind)
-    check_output(out_dir, overwrite=overwrite, is_ours=is_dataset_dir, what="output directory")
+    check = partial(
+        check_output, overwrite=overwrite, is_ours=is_dataset_dir, what="output directory"
+    )
+    check(out_dir)
     options = kind.reader_options(reader_options)
     items = kind.input_items(inputs)
     sources = [[str(p) for p in kind.item_paths(it)] for it in items]
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, check=check) as tmp:
         parts = [(tmp / PARTS / f"{i:05d}").resolve() for i in range(len(items))]
         tasks = [
             (kind.name, item, i, options, str(part))

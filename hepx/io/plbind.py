@@ -59,6 +59,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -497,7 +498,10 @@ def convert_plbind(
             raise InputError(f"{name} must be a positive distance in Å, got {value}")
     if not threshold_nm > 0:
         raise InputError(f"threshold_nm must be a positive affinity in nM, got {threshold_nm}")
-    check_output(out_dir, overwrite=overwrite, is_ours=is_dataset_dir, what="output directory")
+    check = partial(
+        check_output, overwrite=overwrite, is_ours=is_dataset_dir, what="output directory"
+    )
+    check(out_dir)
     _require("Bio.PDB", "Biopython")
     _require("rdkit.Chem", "RDKit")
     affinity_file = Path(affinity_file)
@@ -505,7 +509,7 @@ def convert_plbind(
     usable, skipped = _usable(_find_complexes(inputs), affinities, affinity_file)
     if skipped:
         log.warning("skipping %d complex(es) whose affinity is an IC50 or a bound", len(skipped))
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, check=check) as tmp:
         part = DatasetPart(tmp / ".parts" / "00000")
         for i, (_, directory, molar) in enumerate(usable):
             c = read_complex(directory, pocket_cutoff=pocket_cutoff, chain_cutoff=chain_cutoff)

@@ -64,9 +64,14 @@ def make_plots(
     event: int | None = None,
     by: Sequence[str] | None = None,
     formats: Sequence[str] = ("png", "pdf"),
+    overwrite: bool = False,
 ) -> list[Path]:
     """Draw the plot ``kinds`` (names of :data:`PLOT_KINDS`, or ``"all"`` = every applicable one)
-    for annotated ``events`` and save them as ``out/<kind>.<fmt>``. Returns the files written."""
+    for annotated ``events`` and save them as ``out/<kind>.<fmt>``. Returns the files written.
+
+    Files already at those names are refused before anything is drawn, unless ``overwrite``;
+    ``out`` is created if missing (and removed again if nothing could be written)."""
+    from hepx.atomic import check_creatable, check_files_free, output_dir
     from hepx.kinds import detect_kind
     from hepx.plot.style import experiment_label, figure, save_figure
 
@@ -87,16 +92,19 @@ def make_plots(
                 else f"is for {', '.join(PLOT_KINDS[k][0])}"
             )
             raise InputError(f"plot kind '{k}' {why}; these events are {dkind}")
-    out = Path(out)
+    out = check_creatable(out, what="plot directory")
+    check_files_free(
+        [out / f"{k}.{fmt}" for k in kinds for fmt in formats], overwrite=overwrite, what="plot"
+    )
     written: list[Path] = []
-    for k in kinds:
-        wide = k == "profile"
-        size = (12.0, 7.0) if wide else kind.figsize
-        with figure(dkind, figsize=size) as fig:
-            ax = fig.add_subplot()
-            _draw(k, events, ax, event=event, by=by)
-            experiment_label(ax, dkind)  # after the colour bar has resized the axes
-            written += save_figure(fig, out / k, formats)
+    with output_dir(out):
+        for k in kinds:
+            size = (12.0, 7.0) if k == "profile" else kind.figsize
+            with figure(dkind, figsize=size) as fig:
+                ax = fig.add_subplot()
+                _draw(k, events, ax, event=event, by=by)
+                experiment_label(ax, dkind)  # after the colour bar has resized the axes
+                written += save_figure(fig, out / k, formats)
     return written
 
 

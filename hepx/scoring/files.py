@@ -222,9 +222,8 @@ def score_files(
     )
     try:
         _scorer(job, run.state).require_scores(str(run_dir))
-        return _score_all(
-            job, run, items, out, executor, _manifest(run, options, explainer, algorithm, k)
-        )
+        manifest = _manifest(run, options, explainer, algorithm, k)
+        return _score_all(job, run, items, (out, overwrite), executor, manifest)
     finally:
         _SCORER_CACHE.clear()  # no model (or GPU memory) kept after the call
 
@@ -242,13 +241,15 @@ def _check_arguments(
 
 
 def _score_all(
-    job: ScoreJob, run: TrainedRun, items: list, out: Path, executor, manifest: dict
+    job: ScoreJob, run: TrainedRun, items: list, target: tuple[Path, bool], executor, manifest
 ) -> dict[str, Any]:
-    """Score every input into a temporary directory, write the manifest, move it to ``out``."""
+    """Score every input into a temporary directory, write the manifest, move it to the
+    output (``target``: the directory and whether it may replace what is there)."""
+    out, overwrite = target
     kind = run.kind
     names = _output_names(kind, items)
     t0 = time.perf_counter()
-    with atomic_dir(out, overwrite=True) as tmp:
+    with atomic_dir(out, check=partial(_check_out, overwrite=overwrite)) as tmp:
         work = partial(score_one, replace(job, out_dir=tmp.resolve()))
         tasks = [
             (kind.absolute(it) if executor else it, n) for it, n in zip(items, names, strict=True)

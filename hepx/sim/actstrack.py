@@ -86,7 +86,7 @@ import numpy as np
 import uproot
 from particle import Particle
 
-from hepx.atomic import atomic_file, check_creatable, make_dir
+from hepx.atomic import atomic_file, check_creatable, check_files_free, output_dir
 from hepx.errors import ConfigError
 from hepx.progress import progress_bar
 from hepx.sim.detector_acts import (
@@ -1462,6 +1462,7 @@ def simulate_actstrack(
     pool_size: int = 2000,
     progress: bool | None = None,
     pileup_mean: float | None = None,
+    overwrite: bool = False,
 ) -> ActsTrackTruth:
     """Simulate ActsTrack-like events and write ``hits.root`` and ``particles.root``.
 
@@ -1507,6 +1508,8 @@ def simulate_actstrack(
         Progress bars (``None``: on a terminal or in a notebook).
     pileup_mean : float, deprecated
         Former fast-generator option (pileup charged particles): ``pileup = pileup_mean / 5``.
+    overwrite : bool
+        Replace ``hits.root`` / ``particles.root`` already in ``out_dir`` (else refused).
 
     Returns
     -------
@@ -1519,10 +1522,12 @@ def simulate_actstrack(
     >>> truth = simulate_actstrack("sim/acts", events=100, seed=1)   # doctest: +SKIP
     >>> truth = simulate_actstrack("py", events=9, generator="pythia8")  # doctest: +SKIP
     """
-    cfg = _validate(**{k: v for k, v in locals().items() if k != "out_dir"})  # the arguments
+    arguments = {k: v for k, v in locals().items() if k not in ("out_dir", "overwrite")}
+    cfg = _validate(**arguments)
     out = check_creatable(out_dir)
-    make_dir(out)
-    return _write(cfg, out)
+    check_files_free([out / "hits.root", out / "particles.root"], overwrite=overwrite)
+    with output_dir(out):
+        return _write(cfg, out)
 
 
 def _write(cfg: _Config, out: Path) -> ActsTrackTruth:

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from hepx.atomic import atomic_file, check_creatable, make_dir
+from hepx.atomic import atomic_file, check_creatable, check_files_free, output_dir
 from hepx.errors import ConfigError, HepxError, InputError
 
 log = logging.getLogger("hepx")
@@ -385,6 +385,7 @@ def simulate_synmol(
     positive_fraction: float = 0.18,
     workers: int = 1,
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Build SynMol from the MOSES molecules and write ``out_dir/synmol.parquet`` (generic
     layout plus a ``smiles`` column; ``sample_id`` is the molecule's row in the MOSES file)
@@ -403,6 +404,8 @@ def simulate_synmol(
         Processes that embed molecules (the files do not depend on it).
     progress
         Progress bar (default: on a terminal).
+    overwrite
+        Replace the files already in ``out_dir`` (else refused before any molecule is built).
 
     Returns
     -------
@@ -434,6 +437,7 @@ def simulate_synmol(
     source = moses_smiles_path()
     out_dir = Path(out_dir)
     check_creatable(out_dir)
+    check_files_free([out_dir / FILE_NAME, out_dir / MANIFEST_NAME], overwrite=overwrite)
     n_pos = int(np.floor(float(positive_fraction) * samples + 0.5))
     table = _SmilesTable(source)
     order = np.random.default_rng(seed).permutation(len(table))
@@ -445,11 +449,11 @@ def simulate_synmol(
         kept = _select(_candidates(table, order, counts), wanted, embed, seed, counts, bar)
     stats = _statistics(kept, counts)
     params = {"samples": samples, "seed": seed, "positive_fraction": float(positive_fraction)}
-    make_dir(out_dir)
-    _write_parquet(out_dir / FILE_NAME, kept)
-    text = json.dumps(_manifest(source, params, stats), indent=2, sort_keys=True) + "\n"
-    with atomic_file(out_dir / MANIFEST_NAME) as tmp:
-        tmp.write_text(text)
+    with output_dir(out_dir):
+        _write_parquet(out_dir / FILE_NAME, kept)
+        text = json.dumps(_manifest(source, params, stats), indent=2, sort_keys=True) + "\n"
+        with atomic_file(out_dir / MANIFEST_NAME) as tmp:
+            tmp.write_text(text)
     return stats
 
 

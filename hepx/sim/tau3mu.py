@@ -72,7 +72,7 @@ import numpy as np
 import uproot
 from particle import Particle
 
-from hepx.atomic import atomic_file, check_creatable, make_dir
+from hepx.atomic import atomic_file, check_creatable, check_files_free, output_dir
 from hepx.errors import ConfigError
 from hepx.progress import progress_bar
 from hepx.sim.detector_cms import (
@@ -280,6 +280,7 @@ def simulate_tau3mu(
     generator: str = "fast",
     pool_size: int = POOL_SIZE,
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> Tau3MuTruth | None:
     """Simulate Tau3Mu events in the CMS endcap muon system and write ``out_dir/ntuple.root``.
 
@@ -315,6 +316,8 @@ def simulate_tau3mu(
         ``pythia8``: minimum-bias interactions generated once, from which pileup is drawn.
     progress
         Progress bars of the ``pythia8`` generation (default: on a terminal).
+    overwrite
+        Replace an ``ntuple.root`` already in ``out_dir`` (else refused).
 
     Returns
     -------
@@ -337,9 +340,10 @@ def simulate_tau3mu(
     cfg = _with_generator(cfg, generator, pool_size, progress)
     out_dir = Path(out_dir)
     check_creatable(out_dir)
-    make_dir(out_dir)
     final = out_dir / FILE_NAME
-    truths = _write(final, cfg, truth)
+    check_files_free([final], overwrite=overwrite)
+    with output_dir(out_dir):
+        truths = _write(final, cfg, truth)
     if not truth:
         return None
     return Tau3MuTruth(

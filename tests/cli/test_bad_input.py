@@ -71,6 +71,67 @@ def test_convert_replaces_its_own_dataset_and_with_overwrite_anything(cms_ntuple
     assert _listing(tmp_path) == ["ds", "old.txt"]
 
 
+def test_simulate_and_plot_keep_a_users_files_in_an_existing_directory(
+    tau_lri_run, cms_ntuple, tmp_path, capsys
+):
+    """simulate and plot write files into a directory: a file of the same name that is already
+    there (directly or through a linked directory) is refused, not replaced."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "ntuple.root").write_text("mine")
+    _fails(
+        ["simulate", "tau3mu", "--events", 5, "--out", home],
+        capsys,
+        contains=("ntuple.root exists", "--overwrite"),
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "hits.root").write_text("mine too")
+    (tmp_path / "link").symlink_to(elsewhere)
+    _fails(["simulate", "actstrack", "--events", 2, "--out", tmp_path / "link"], capsys)
+    scored = tmp_path / "scored"
+    assert main(["score", str(tau_lri_run), str(cms_ntuple), "--out", str(scored)]) == 0
+    (home / "importance.png").write_text("my figure")
+    capsys.readouterr()
+    plot = ["plot", scored, "--kind", "importance", "--format", "png", "--out", home]
+    _fails(plot, capsys, contains=("importance.png exists", "--overwrite"))
+    assert _listing(home) == ["importance.png", "ntuple.root"]
+    assert (home / "ntuple.root").read_text() == "mine"
+    assert (home / "importance.png").read_text() == "my figure"
+    assert _listing(elsewhere) == ["hits.root"]
+    assert (elsewhere / "hits.root").read_text() == "mine too"
+    assert main([str(a) for a in [*plot, "--overwrite"]]) == 0
+    assert (home / "importance.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_convert_keeps_what_a_user_puts_at_the_output_while_it_runs(
+    cms_ntuple, tmp_path, capsys, monkeypatch
+):
+    """The output is checked again just before the rename: a file or a directory the user
+    created meanwhile stays, this run's output is discarded."""
+    import importlib
+
+    conv = importlib.import_module("hepx.data.convert")
+    real = conv.convert_one
+    out = tmp_path / "ds"
+    for create in (lambda: out.write_text("user data"), lambda: out.mkdir()):
+
+        def user_acts_midway(task, create=create):
+            real(task)
+            create()
+            if out.is_dir():
+                (out / "notes.txt").write_text("mine")
+
+        monkeypatch.setattr(conv, "convert_one", user_acts_midway)
+        _fails(["convert", "tau3mu", cms_ntuple, "--out", out], capsys, contains=("ds exists",))
+        assert _listing(tmp_path) == ["ds"]  # no temporary left behind
+        if out.is_dir():
+            assert _listing(out) == ["notes.txt"]
+        else:
+            assert out.read_text() == "user data"
+            out.unlink()
+
+
 def test_outputs_below_a_regular_file(cms_ntuple, tau_dataset, tau_lri_run, tmp_path, capsys):
     blocker = tmp_path / "afile"
     blocker.write_text("x")
@@ -355,3 +416,71 @@ def test_sigterm_exits_cleanly_and_leaves_nothing(cms_ntuple, tmp_path, capsys, 
     assert "terminated" in capsys.readouterr().err
     assert _listing(tmp_path) == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_sigterm_during_simulate_leaves_no_directory_it_created(tmp_path, capsys, monkeypatch):
+    import importlib
+
+    tau = importlib.import_module("hepx.sim.tau3mu")
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(tau, "_write", terminated)
+    argv = ["simulate", "tau3mu", "--events", "5", "--out", str(tmp_path / "new" / "sim")]
+    assert main(argv) == 143
+    assert "terminated" in capsys.readouterr().err
+    assert _listing(tmp_path / "new") == []
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    argv[-1] = str(existing)
+    assert main(argv) == 143
+    assert existing.is_dir()  # a directory the user had is kept, even empty
+
+
+def test_a_truncated_checkpoint_is_named_without_torchs_advice(
+    tau_lri_run, cms_ntuple, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    shutil.copytree(tau_lri_run, run)
+    best = run / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:3000])
+    err = _fails(
+        ["score", run, cms_ntuple, "--out", tmp_path / "s"],
+        capsys,
+        contains=("best.pt: not a readable hepx checkpoint", "PytorchStreamReader failed"),
+    )
+    assert "internal" not in err and err.rstrip().endswith(")")
+    assert _listing(tmp_path) == ["run"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_under_the_dask_executor_is_one_line(tmp_path_factory, tmp_path, signum, code):
+    """Cancelled dask futures are not logged with tracebacks; one line, nothing left."""
+    import subprocess
+    import sys
+    import time
+
+    from hepx.sim import simulate_actstrack
+
+    raw = tmp_path_factory.mktemp("dask_signal") / "acts"
+    if not (raw / "hits.root").exists():
+        simulate_actstrack(raw, events=1500, seed=4, progress=False)
+    cfg = tmp_path / "reader.yaml"
+    cfg.write_text("reader: {step_size: 2000}\n")  # small chunks: the signal finds them running
+    inputs = [raw] * 8
+    cmd = [sys.executable, "-m", "hepx.cli", "convert", "actstrack", *map(str, inputs)]
+    cmd += ["--out", str(tmp_path / "ds"), "--config", str(cfg), "--executor", "dask"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([*cmd, "--workers", "1"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".ds.tmp-") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.2)
+    time.sleep(1)  # the cluster is up and converting
+    proc.send_signal(signum)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == code, err
+    assert err.count("\n") == 1 and "nothing half-written was kept" in err, err
+    assert _listing(tmp_path) == ["reader.yaml"]

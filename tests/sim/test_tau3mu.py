@@ -392,10 +392,14 @@ def test_same_seed_identical_and_chunking_invariant(tmp_path):
     assert not ak.array_equal(c["mu_hit_sim_phi"], d["mu_hit_sim_phi"])
 
 
-def test_out_dir_is_created_and_file_replaced(tmp_path):
+def test_out_dir_is_created_and_file_replaced_only_with_overwrite(tmp_path):
     out = tmp_path / "new" / "dir"
     simulate_tau3mu(out, events=20, seed=1)
-    simulate_tau3mu(out, events=30, seed=1)
+    before = (out / "ntuple.root").read_bytes()
+    with pytest.raises(InputError, match=r"ntuple.root exists; .* pass --overwrite"):
+        simulate_tau3mu(out, events=30, seed=1)
+    assert (out / "ntuple.root").read_bytes() == before
+    simulate_tau3mu(out, events=30, seed=1, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == ["ntuple.root"]
     assert uproot.open(out / "ntuple.root")[TREE].num_entries == 30
 
