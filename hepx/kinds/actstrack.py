@@ -98,6 +98,12 @@ class ActsTrack(DatasetKind):
                 (hits.parent / c for c in PARTICLES_FILES if (hits.parent / c).exists()), None
             )
             if particles is None:
+                what = describe_file(hits)
+                if "(actstrack)" not in what:  # say what the file is, not what is missing
+                    raise InputError(
+                        f"{hits} is {what}; expected ACTS hits (a TTree 'hits', with "
+                        f"{PARTICLES_FILES[0]} next to it)"
+                    )
                 raise InputError(
                     f"{hits.parent}: no particles file next to {hits.name} "
                     f"(looked for {', '.join(PARTICLES_FILES)})"

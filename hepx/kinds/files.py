@@ -34,14 +34,18 @@ def describe_file(path: Path) -> str:
     >>> describe_file(Path("no-such-file.root"))
     'not a readable ROOT file'
     """
-    from hepx.io.rootfile import list_trees, open_root
+    from hepx.io.rootfile import list_rntuples, list_trees, open_root
 
     try:
-        trees = list_trees(open_root(path))
+        file = open_root(path)
+        trees = list_trees(file)
     except InputError:
         return "not a readable ROOT file"
     if _MUON_TREE in trees:
         return "a CMS muon ntuple (tau3mu)"
     if "hits" in trees or "particles" in trees:
         return "ACTS simulation output (actstrack)"
+    rntuples = list_rntuples(file)
+    if rntuples and not trees:
+        return f"a ROOT file with RNTuple {', '.join(rntuples)} (ROOT 7), which hepx does not read"
     return f"a ROOT file with trees {', '.join(trees) or 'none'}"

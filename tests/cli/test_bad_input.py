@@ -362,7 +362,19 @@ def test_truncated_rntuple_empty_and_foreign_files(cms_ntuple, tmp_path, capsys)
         capsys,
         contains=("CMS", "not ACTS hits"),
     )
+    _fails(
+        ["convert", "actstrack", rn, "--out", tmp_path / "e"],
+        capsys,
+        contains=("RNTuple Events", "expected ACTS hits"),
+    )
     assert _listing(tmp_path) == ["cut.root", "empty.root", "rn.root"]
+
+
+def test_a_foreign_root_file_given_as_acts_hits_is_named(foreign_root, tmp_path, capsys):
+    err = _fails(["convert", "actstrack", foreign_root, "--out", tmp_path / "ds"], capsys)
+    assert "a ROOT file with trees events; expected ACTS hits" in err
+    assert "no particles file" not in err
+    assert _listing(tmp_path) == []
 
 
 def test_corrupt_parquet_and_escaping_manifest_for_plot(tau_lri_run, cms_ntuple, tmp_path, capsys):
