@@ -207,9 +207,12 @@ def migrate_checkpoint(state: Mapping[str, Any]) -> dict[str, Any]:
     * version 3 -> 4: LRI-Bernoulli weighted the pool by the mask (``model.bernoulli.mask_pool``
       true); the default became the reference's unweighted pool (other methods get the
       default, which they do not use).
-    * train keys added to hepx after a run began take their defaults, which it trained with.
+    * train and model keys added to hepx after a run began take their defaults, which it
+      trained with (a new key's default is the behaviour before it existed; where it is not,
+      a version step above says what the run had), as building the model from the config
+      does anyway.
     """
-    from hepx.config.run import TRAIN_SCHEMA
+    from hepx.config.run import MODEL_SCHEMA, TRAIN_SCHEMA
     from hepx.config.schema import defaults
 
     out = dict(state)
@@ -221,12 +224,23 @@ def migrate_checkpoint(state: Mapping[str, Any]) -> dict[str, Any]:
     if version < 4 and "bernoulli" in model:  # (other methods ignore the key)
         pooled = model.get("method") == "lri_bernoulli"
         model["bernoulli"] = {"mask_pool": pooled, **dict(model["bernoulli"] or {})}
-    config["model"] = model
+    config["model"] = _with_defaults(model, defaults(MODEL_SCHEMA))
     config["train"] = {**defaults(TRAIN_SCHEMA), **dict(config.get("train", {}))}
     out["config"] = config
     if version < 3 or "dataset" not in out:
         out["dataset"] = _dataset_record_from_config(config)
     out["version"] = CHECKPOINT_VERSION
+    return out
+
+
+def _with_defaults(given: Mapping[str, Any], default: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` with the keys it lacks taken from ``default``, section by section."""
+    out = dict(given)
+    for key, value in default.items():
+        if key not in out:
+            out[key] = copy.deepcopy(value)
+        elif isinstance(value, Mapping) and isinstance(out[key], Mapping):
+            out[key] = _with_defaults(out[key], value)
     return out
 
 

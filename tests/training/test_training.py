@@ -429,8 +429,10 @@ def test_resume_a_run_that_predates_a_train_key(tiny_ds, tmp_path):
     train(_cfg(tiny_ds, epochs=2), tmp_path / "old", progress=False)
     last = tmp_path / "old" / "checkpoints" / "last.pt"
     state = load_checkpoint(last)
-    for key in ("lr_schedule", "lr_decay_start", "lr_final_factor"):
+    for key in ("lr_schedule", "lr_decay_start", "lr_final_factor", "compile"):
         del state["config"]["train"][key]  # as written before the schedule existed
+    del state["config"]["model"]["pool"]  # and before the pool could be chosen
+    del state["config"]["model"]["graph"]["space"]
     torch.save(state, last)
     assert train(_cfg(tiny_ds), tmp_path / "old", resume=True, progress=False) == full
     # a key the run did record still has to match
