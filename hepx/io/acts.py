@@ -76,7 +76,7 @@ PARTICLE_REQUIRED = ("particle_type", "q", "px", "py", "pz", "m")
 PARTICLE_OPTIONAL = ("vx", "vy", "vz")
 #: Branches of the particles tree read besides the ids (when present).
 PARTICLE_FIELDS = (*PARTICLE_REQUIRED, *PARTICLE_OPTIONAL)
-_HIT_DTYPES = {"event_id": np.int64, "geometry_id": np.uint64, "index": np.int32}
+_HIT_DTYPES = {"geometry_id": np.uint64, "index": np.int32}
 
 
 def pack_barcode(
@@ -179,19 +179,33 @@ class _HitsTree:
         self.branches = [*(b for b in link if b != "barcode"), *self.columns]
         self.baskets = basket_starts(self.tree, [*link, *self.columns])
 
-    def read(self, chunk: ActsChunk) -> dict[str, np.ndarray]:
-        """The hits of the chunk's events in entry order, with their ``entry`` in the tree."""
-        parts = [self._read_range(int(a), int(b), chunk.lo, chunk.hi) for a, b in chunk.ranges]
-        return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    def read(self, chunk: ActsChunk) -> dict[str, Any]:
+        """The entries the chunk reads, in entry order, as uproot gives them (not copied where
+        the dtype is right), with their ``entry`` in the tree (``entry_start``: the first one,
+        for one range) and ``inside``: whether the entry's event is one of the chunk's (None:
+        every entry; the others are hits of other events read with them)."""
+        parts = [self._read_range(int(a), int(b)) for a, b in chunk.ranges]
+        if len(parts) == 1:
+            h = {**parts[0], "entry_start": int(chunk.ranges[0, 0])}
+        else:
+            h = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+            h["entry"] = np.concatenate([np.arange(a, b) for a, b in chunk.ranges])
+        h["inside"] = _inside_mask(h["event_id"], chunk.lo, chunk.hi)
+        return h
 
-    def _read_range(self, start: int, stop: int, lo: int | None, hi: int | None):
+    def _read_range(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """The entries ``start:stop``: the columns and ``barcode``; ``event_id`` an integer type
+        of at most 32 bits (as ACTS writes it) or int64."""
         arrays = read_range(self.tree, self.branches, start, stop)
-        keep = _between(arrays["event_id"], lo, hi)
-        out = {k: arrays[k][keep].astype(_HIT_DTYPES.get(k, np.float32)) for k in self.columns}
+        ids = arrays["event_id"]
+        small = ids.dtype.kind in "iu" and ids.dtype.itemsize <= 4  # compares exactly with int64
+        out = {"event_id": ids if small else ids.astype(np.int64)}
+        for k in self.columns[1:]:
+            out[k] = arrays[k].astype(_HIT_DTYPES.get(k, np.float32), copy=False)
         if self.schema == "v43":
-            out["barcode"] = arrays["particle_id"][keep].astype(np.uint64)
+            out["barcode"] = arrays["particle_id"].astype(np.uint64, copy=False)
         elif self.schema == "v44.3":
-            out["barcode"] = pack_barcode(*(arrays[f"barcode_{f}"][keep] for f in BARCODE_FIELDS))
+            out["barcode"] = pack_barcode(*(arrays[f"barcode_{f}"] for f in BARCODE_FIELDS))
         else:  # v44.0: one vector<uint32> of the five levels per hit
             vec = read_range(self.tree, ["barcode"], start, stop, library="ak")["barcode"]
             nums = ak.to_numpy(ak.num(vec, axis=1))
@@ -201,8 +215,7 @@ class _HitsTree:
                     f"hit, found {int(nums[nums != len(BARCODE_FIELDS)][0])}"
                 )
             comps = ak.to_numpy(ak.flatten(vec)).reshape(-1, len(BARCODE_FIELDS))
-            out["barcode"] = pack_barcode(*comps[keep].T)
-        out["entry"] = start + np.flatnonzero(keep)
+            out["barcode"] = pack_barcode(*comps.T)
         return out
 
 
@@ -253,7 +266,9 @@ class _ParticlesTree:
     def _rows(self, arrays: ak.Array, chunk: ActsChunk) -> dict[str, np.ndarray]:
         """One row per particle of the entries ``arrays`` whose event is in ``chunk``."""
         ids = ak.to_numpy(arrays["event_id"])
-        keep = _between(ids, chunk.lo, chunk.hi)  # per entry; flattened first, then selected
+        keep = _inside_mask(ids, chunk.lo, chunk.hi)  # per entry (None: all); flattened, selected
+        if keep is None:
+            keep = slice(None)
         link, fields = self.link, self.fields
         if arrays["particle_type"].ndim == 2:  # one entry per event, vector branches
             counts = ak.to_numpy(ak.num(arrays["particle_type"], axis=1))
@@ -263,7 +278,7 @@ class _ParticlesTree:
                         f"{self.path}: jagged branches of mismatched length: '{k}' and "
                         f"'particle_type' differ in number of particles per event"
                     )
-            rows = np.repeat(keep, counts)
+            rows = keep if isinstance(keep, slice) else np.repeat(keep, counts)
             flat = {k: ak.to_numpy(ak.flatten(arrays[k]))[rows] for k in (*link, *fields)}
             event_id = np.repeat(ids[keep].astype(np.int64), counts[keep])
         else:  # pre-v8.3 layout: one entry per particle
@@ -276,9 +291,18 @@ class _ParticlesTree:
         return {"event_id": event_id, "barcode": barcode, **{k: flat[k] for k in fields}}
 
 
+def _inside_mask(values: np.ndarray, lo: int | None, hi: int | None) -> np.ndarray | None:
+    """:func:`_between` of ``values``, or None where every value is inside (no mask needed)."""
+    if not len(values):
+        return None
+    if (lo is None or int(values.min()) >= lo) and (hi is None or int(values.max()) < hi):
+        return None
+    return _between(values, lo, hi)
+
+
 def _between(values: np.ndarray, lo: int | None, hi: int | None) -> np.ndarray:
     """Boolean per value: ``lo <= value < hi`` (``None``: no bound)."""
-    values = np.asarray(values).astype(np.int64)
+    values = np.asarray(values).astype(np.int64, copy=False)
     keep = np.ones(len(values), dtype=bool)
     if lo is not None:
         keep &= values >= lo
@@ -292,14 +316,15 @@ def _coalesce(
 ) -> np.ndarray:
     """Ascending entry ranges ``[k, 2]`` merged over their smallest gaps while the entries of
     the gaps read in addition stay within ``budget`` (adjacent ranges always merge), and over
-    every gap inside one basket (``baskets``: the entries where a basket of some branch
-    starts), since uproot decompresses a basket whole for each read that touches it."""
+    every gap that lies in the baskets of the ranges on its two sides (``baskets``: the entries
+    where a basket of some branch starts), since uproot decompresses a basket whole for each
+    read that touches it: one read then, not two that decompress the same basket."""
     starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
     gaps = starts[1:] - stops[:-1]
     merge = np.zeros(len(gaps), dtype=bool)
     if baskets is not None and len(gaps):
         basket = np.searchsorted(baskets, np.stack([stops[:-1] - 1, starts[1:]]), side="right")
-        merge = basket[0] == basket[1]
+        merge = basket[1] - basket[0] <= 1  # the gap's baskets are its neighbours'
     order = np.argsort(np.where(merge, 0, gaps), kind="stable")
     merge[order[np.cumsum(np.where(merge, 0, gaps)[order]) <= budget]] = True
     cut = np.flatnonzero(~merge)
@@ -315,32 +340,50 @@ def event_segments(
     """The events of a hits tree and its cut-safe segments, from its ``event_id`` only.
 
     A *cut-safe segment* is a smallest range of entries holding whole events: entry ``i`` ends
-    one iff no event has hits both up to ``i`` and after it (the running maximum over entries of
-    the last entry of each hit's event is ``i``). Two passes of ``step`` entries: memory is one
-    step and a few integers per event.
+    one iff no event has hits both up to ``i`` and after it. One pass of ``step`` entries finds
+    the first and last entry of each event (from the runs of equal ids: one sort of the runs,
+    not of the entries); the segments are then the unions of the events' overlapping entry
+    spans. Memory: one step and a few integers per event.
 
     Returns the distinct event ids (ascending) with the segment of each (its first hit's), and
     the stop of each segment (the next one's start).
     """
     ids, firsts, lasts = [], [], []
     for start, block in _event_blocks(tree, step):
-        values, first = np.unique(block, return_index=True)
-        _, rev = np.unique(block[::-1], return_index=True)
+        if not len(block):
+            continue
+        values, first, last = _block_spans(block)
         ids.append(values)
         firsts.append(start + first)
-        lasts.append(start + len(block) - 1 - rev)
-    order = np.argsort(np.concatenate(ids), kind="stable")
-    ids_sorted = np.concatenate(ids)[order]
-    events, at = np.unique(ids_sorted, return_index=True)
+        lasts.append(start + last)
+    ids_all = np.concatenate(ids)
+    order = np.argsort(ids_all, kind="stable")
+    events, at = np.unique(ids_all[order], return_index=True)
     first = np.minimum.reduceat(np.concatenate(firsts)[order], at)
     last = np.maximum.reduceat(np.concatenate(lasts)[order], at)
-    stops, reach = [], -1
-    for start, block in _event_blocks(tree, step):
-        running = np.maximum.accumulate(np.maximum(last[np.searchsorted(events, block)], reach))
-        stops.append(start + 1 + np.flatnonzero(running == np.arange(start, start + len(block))))
-        reach = int(running[-1])
-    seg_stop = np.concatenate(stops)
+    # Spans in order of their first entry (distinct: one event per entry); a segment ends
+    # where no earlier-starting span reaches past it, i.e. the running last before the next
+    # span's first entry.
+    by_first = np.argsort(first)
+    reach = np.maximum.accumulate(last[by_first])
+    ends = np.flatnonzero(reach[:-1] < first[by_first[1:]])
+    seg_stop = np.concatenate([reach[ends], reach[-1:]]) + 1
     return events, np.searchsorted(seg_stop, first, side="right"), seg_stop
+
+
+def _block_spans(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct ids of ``block`` (ascending) with the first and last position of each,
+    from the runs of equal consecutive ids."""
+    cut = np.flatnonzero(block[1:] != block[:-1]) + 1
+    run_first = np.concatenate([[0], cut])
+    run_last = np.concatenate([cut - 1, [len(block) - 1]])
+    values = block[run_first]
+    if len(values) > 1 and np.any(values[1:] < values[:-1]):
+        order = np.argsort(values, kind="stable")
+        values, run_first, run_last = values[order], run_first[order], run_last[order]
+    head = np.concatenate([[True], values[1:] != values[:-1]])
+    at = np.flatnonzero(head)
+    return values[at], np.minimum.reduceat(run_first, at), np.maximum.reduceat(run_last, at)
 
 
 def basket_starts(tree: Any, branches: Sequence[str]) -> np.ndarray:
@@ -446,12 +489,13 @@ class ActsChunks:
         step_size: int | str = "100 MB",
         nonfinite: str = "error",
     ):
+        _check_options(
+            {k: v for k, v in locals().items() if k not in ("self", "hits", "particles")}
+        )
         if tracks_per_event is not None and tracks_per_event < 2:
             raise InputError(
                 f"tracks_per_event must be >= 2 (the signal pair) or None, got {tracks_per_event}"
             )
-        if nonfinite not in ("error", "drop"):
-            raise InputError(f"nonfinite must be 'error' or 'drop', got {nonfinite!r}")
         self.hits = _HitsTree(hits, hits_tree)
         self.particles = _ParticlesTree(particles, particles_tree)
         if self.hits.tree.num_entries == 0:
@@ -501,7 +545,7 @@ class ActsChunks:
         nonfinite = self.selection["nonfinite"]
         for chunk in self.plan():
             h, p = self.hits.read(chunk), self.particles.read(chunk)
-            part = {"hits_read": len(h["event_id"]), "particles_read": len(p["event_id"])}
+            part = {"hits_read": _count(h), "particles_read": len(p["event_id"])}
             h = _finite_rows(h, HIT_USED, nonfinite, self.hits.path, "hits", part)
             p = _finite_rows(p, PARTICLE_USED, nonfinite, self.particles.path, "particles", part)
             events = _chunk_events(h, p, self.particles.path, self.selection, offset, part)
@@ -542,6 +586,14 @@ _CHUNK_COUNTS = (
     "dropped_no_tracks",
     "events_kept",
 )
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """The reader's keyword arguments against the ActsTrack reader schema (one-line
+    :class:`~hepx.errors.ConfigError` naming the option, what it must be and what it got)."""
+    from hepx.kinds import get_kind
+
+    get_kind("actstrack").reader_options(options, where="read_acts")
 
 
 def read_acts(
@@ -621,11 +673,13 @@ def _chunk_events(
     """The events of one chunk: hits ``h`` and particles ``p`` of whole events (``offset``: the
     particles of the events before them), counted into ``report``."""
     p, matched, h_prow, n_hits = _match_hits(h, p, particles)
-    report["hits_without_particle"] = int((~matched).sum())
+    report["hits_without_particle"] = _count(h) - int(np.count_nonzero(matched))
     # Events are those of the particles table (sorted by event_id through the key order).
-    ev_ids, p_ev = np.unique(p["event_id"], return_inverse=True)
+    ev_ids, p_ev = _sorted_unique(p["event_id"])
     # Events with hits but no particle record at all count as read (and dropped).
-    orphan_events = np.setdiff1d(np.unique(h["event_id"][~matched]), ev_ids)
+    inside = h.get("inside")
+    unmatched = ~matched if inside is None else inside & ~matched
+    orphan_events = np.setdiff1d(np.unique(h["event_id"][unmatched]), ev_ids)
     report["events_read"] = len(ev_ids) + len(orphan_events)
     is_signal = _z_truth(p, p_ev, len(ev_ids), n_hits, *selection["truth"], report)
     candidate = n_hits >= selection["min_track_hits"]
@@ -667,18 +721,27 @@ PARTICLE_USED = ("px", "py", "pz", "m")
 
 
 def _finite_rows(
-    rows: dict[str, np.ndarray],
+    rows: dict[str, Any],
     names: Sequence[str],
     nonfinite: str,
     path: Any,
     what: str,
     report: dict[str, Any],
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """``rows`` without entries whose ``names`` values are NaN or infinite (``"drop"``, counted
-    as ``dropped_nonfinite_<what>``), or an error naming the branch and count (``"error"``)."""
+    as ``dropped_nonfinite_<what>``), or an error naming the branch and count (``"error"``).
+
+    With ``rows["inside"]`` (the hits: :meth:`_HitsTree.read`) only the entries inside count,
+    and a dropped one leaves ``inside``, the arrays stay whole."""
+    masked, inside = "inside" in rows, rows.get("inside")
+    report[f"dropped_nonfinite_{what}"] = 0
+    if all(_all_finite(rows[name]) for name in names):  # two reductions each, no mask
+        return rows
     bad = np.zeros(len(rows[names[0]]), dtype=bool)
     for name in names:
         bad_here = ~np.isfinite(rows[name])
+        if inside is not None:
+            bad_here &= inside
         if bad_here.any() and nonfinite == "error":
             raise InputError(
                 f"{path}: branch {name} has {int(bad_here.sum())} non-finite values (NaN or "
@@ -688,9 +751,22 @@ def _finite_rows(
     report[f"dropped_nonfinite_{what}"] = int(bad.sum())
     if not bad.any():
         return rows
+    if masked:
+        return {**rows, "inside": ~bad if inside is None else inside & ~bad}
     kept = {k: v[~bad] for k, v in rows.items()}
     kept.setdefault("entry", np.flatnonzero(~bad))  # the tree entries of the kept rows
     return kept
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """Whether no value is NaN or infinite (min and max propagate both)."""
+    return not len(values) or bool(np.isfinite(values.min()) & np.isfinite(values.max()))
+
+
+def _count(h: Mapping[str, Any]) -> int:
+    """The hits of the chunk's events among the entries read (``h["inside"]``)."""
+    inside = h.get("inside")
+    return len(h["event_id"]) if inside is None else int(np.count_nonzero(inside))
 
 
 def _assemble(h, p, p_ev, ev_ids, matched, h_prow, truth, *, all_hits=False):
@@ -739,17 +815,55 @@ def _kept_hits(h, ev_ids, p_ev, matched, h_prow, keep, all_hits):
     """Rows of ``h`` kept, ordered by (event, entry), and the event index of each: the hits of
     kept tracks, or (``all_hits``) every hit of an event of ``ev_ids``."""
     if all_hits:
-        ev = np.searchsorted(ev_ids, h["event_id"])
+        ev = _runs_searchsorted(ev_ids, h["event_id"])
         ev_c = np.minimum(ev, max(len(ev_ids) - 1, 0))
         known = (ev < len(ev_ids)) & (ev_ids[ev_c] == h["event_id"]) if len(ev_ids) else ev < 0
+        if h.get("inside") is not None:
+            known &= h["inside"]
         h_sel = np.flatnonzero(known)
         h_event = ev_c[h_sel]
     else:
-        h_sel = np.flatnonzero(matched)  # h_prow = -1 only where not matched
-        h_sel = h_sel[keep[h_prow[h_sel]]]
+        h_sel = np.flatnonzero(np.append(keep, False)[h_prow])  # h_prow -1: not matched
         h_event = p_ev[h_prow[h_sel]]
-    order = np.argsort(h_event, kind="stable")  # keeps the entry order inside an event
-    return h_sel[order], h_event[order]
+    order = _stable_order(h_event)  # keeps the entry order inside an event
+    return (h_sel, h_event) if order is None else (h_sel[order], h_event[order])
+
+
+def _sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` of ascending ``values``, from their runs."""
+    new = np.ones(len(values), dtype=bool)
+    new[1:] = values[1:] != values[:-1]
+    return values[new], np.cumsum(new) - 1
+
+
+def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The start and length of each run of equal consecutive ``values``."""
+    starts = np.flatnonzero(values[1:] != values[:-1]) + 1
+    starts = np.concatenate([[0], starts]) if len(values) else starts
+    return starts, np.diff(starts, append=len(values))
+
+
+def _runs_searchsorted(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(sorted_values, queries)``, searched once per run of equal queries."""
+    starts, lengths = _runs(queries)
+    if len(starts) > len(queries) // 4:
+        return np.searchsorted(sorted_values, queries)
+    return np.repeat(np.searchsorted(sorted_values, queries[starts]), lengths)
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray | None:
+    """``np.argsort(keys, kind="stable")``, or None where ``keys`` are already ascending; the
+    runs of equal keys are sorted, not the keys, where they are few."""
+    starts, lengths = _runs(keys)
+    if len(starts) > len(keys) // 4:
+        return np.argsort(keys, kind="stable")
+    heads = keys[starts]
+    if np.all(heads[1:] > heads[:-1]):
+        return None
+    by_key = np.argsort(heads, kind="stable")
+    lengths = lengths[by_key]
+    shift = starts[by_key] - (np.cumsum(lengths) - lengths)  # old minus new start of the run
+    return np.repeat(shift, lengths) + np.arange(len(keys))
 
 
 def _log_report(hits: Any, report: Mapping[str, Any]) -> None:
@@ -771,35 +885,112 @@ def _match_hits(
     Returns the particles sorted by (event, barcode), whether each hit found its particle, the
     particle row of each hit (-1: none) and the number of hits of each particle.
     """
-    # Dense codes for barcodes (from the particles only), so (event, barcode) packs exactly
-    # into one uint64 key; hit barcodes unknown to the particles table never match.
-    codes = np.unique(p["barcode"])
-    h_code = np.searchsorted(codes, h["barcode"])
-    h_code_c = np.minimum(h_code, max(len(codes) - 1, 0))
-    h_known = (
-        (h_code < len(codes)) & (codes[h_code_c] == h["barcode"])
-        if len(codes)
-        else np.zeros(len(h_code), bool)
-    )
-    p_code = np.searchsorted(codes, p["barcode"])
-    p_key = (p["event_id"].astype(np.uint64) << np.uint64(32)) | p_code.astype(np.uint64)
-    h_key = (h["event_id"].astype(np.uint64) << np.uint64(32)) | h_code_c.astype(np.uint64)
-    p_order = np.argsort(p_key, kind="stable")
-    p = {k: v[p_order] for k, v in p.items()}
-    p_key = p_key[p_order]
-    if len(p_key) > 1 and np.any(p_key[1:] == p_key[:-1]):
-        dup = int(np.flatnonzero(p_key[1:] == p_key[:-1])[0])
+    p = _by_event_barcode(p)
+    p_ev, p_bc = p["event_id"], p["barcode"]
+    same = (p_ev[1:] == p_ev[:-1]) & (p_bc[1:] == p_bc[:-1])
+    if same.any():
+        dup = int(np.flatnonzero(same)[0])
         raise InputError(
-            f"{particles}: particle {int(p['barcode'][dup])} appears twice in event "
-            f"{int(p['event_id'][dup])}"
+            f"{particles}: particle {int(p_bc[dup])} appears twice in event {int(p_ev[dup])}"
         )
-    pos = np.searchsorted(p_key, h_key)
-    pos_c = np.minimum(pos, max(len(p_key) - 1, 0))
-    matched = h_known & (
-        (pos < len(p_key)) & (p_key[pos_c] == h_key) if len(p_key) else np.zeros(len(h_key), bool)
-    )
-    h_prow = np.where(matched, pos_c, -1)
-    return p, matched, h_prow, np.bincount(h_prow[matched], minlength=len(p_key))
+    h_prow = _hit_rows(p_ev, p_bc, h["event_id"], h["barcode"])
+    if h.get("inside") is not None:  # hits of other events (or dropped) match nothing
+        h_prow[~h["inside"]] = -1
+    matched = h_prow >= 0
+    return p, matched, h_prow, np.bincount(h_prow[matched], minlength=len(p_ev))
+
+
+def _by_event_barcode(p: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The particles sorted by (event, barcode): by event only (from the runs of events) where
+    each event's barcodes already ascend, as the writers give them."""
+    order = _stable_order(p["event_id"])
+    ev, bc = (p[k] if order is None else p[k][order] for k in ("event_id", "barcode"))
+    if not np.all((bc[1:] > bc[:-1]) | (ev[1:] != ev[:-1])):
+        order = np.lexsort((p["barcode"], p["event_id"]))
+    return dict(p) if order is None else {k: v[order] for k, v in p.items()}
+
+
+def _hit_rows(p_ev: np.ndarray, p_bc: np.ndarray, ev: np.ndarray, bc: np.ndarray) -> np.ndarray:
+    """The row of the particle of each hit ``(ev, bc)`` (-1: none) among the particles
+    ``(p_ev, p_bc)`` (sorted by event, distinct pairs): the hit's event (searched once per run
+    of hits of one event) and barcode code (a hash table of the particles' distinct barcodes),
+    then a dense (event, code) table, or a hash table of the pairs where the dense one would
+    outgrow the chunk."""
+    if not len(p_ev):
+        return np.full(len(ev), -1, dtype=np.int64)
+    ev_ids, p_loc = _sorted_unique(p_ev)
+    codes = np.unique(p_bc)
+    p_code = np.searchsorted(codes, p_bc)
+    loc = np.minimum(_runs_searchsorted(ev_ids, ev), len(ev_ids) - 1)
+    code = _KeyTable(codes, spread=3).find(bc)  # few codes: a sparse table, fewer probes
+    bad = code < 0
+    bad |= ev_ids[loc] != ev
+    if len(ev_ids) * len(codes) <= 4 * (len(ev) + len(p_ev)):
+        table = np.full(len(ev_ids) * len(codes) + 1, -1, dtype=_index_dtype(len(p_ev)))
+        table[p_loc * len(codes) + p_code] = np.arange(len(p_ev))
+        at = loc * len(codes)
+        at += code
+        at[bad] = len(table) - 1
+        return table[at]
+    pairs = _KeyTable((p_loc.astype(np.uint64) << np.uint64(32)) | p_code.astype(np.uint64))
+    rows = pairs.find((loc.astype(np.uint64) << np.uint64(32)) | code.astype(np.uint64))
+    rows[bad] = -1
+    return rows
+
+
+class _KeyTable:
+    """A hash table of distinct uint64 keys to their index, built and probed with whole-array
+    operations: open addressing with linear probing, one round per probe step (a few), never a
+    loop over keys. Empty slots hold ``len(keys)``, the index of a sentinel key."""
+
+    _MIX = np.uint64(0x9E3779B97F4A7C15)
+
+    def __init__(self, keys: np.ndarray, spread: int = 1):
+        n = len(keys)
+        self.keys = np.append(keys, np.uint64(0))
+        self.bits = max(4, (2 * n - 1).bit_length() + spread)  # load at most 2**-(1 + spread)
+        self.slots = np.full(1 << self.bits, n, dtype=_index_dtype(n + 1))
+        todo, slot = np.arange(n), self._slot(keys)
+        while len(todo):  # each free slot takes one of the keys that probe it
+            free = self.slots[slot] == n
+            self.slots[slot[free]] = todo[free]
+            left = self.slots[slot] != todo
+            todo, slot = todo[left], self._next(slot[left])
+
+    def _slot(self, keys: np.ndarray) -> np.ndarray:
+        slot = keys >> np.uint64(32)  # high and low halves mixed, then Fibonacci hashing:
+        slot ^= keys  # the top bits of the product
+        slot *= self._MIX
+        slot >>= np.uint64(64 - self.bits)
+        return slot.view(np.int64)
+
+    def _next(self, slot: np.ndarray) -> np.ndarray:
+        return (slot + 1) & ((1 << self.bits) - 1)
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """The index of each of ``keys`` (the slots' integer type), -1 where it is not in the
+        table."""
+        empty = len(self.keys) - 1
+        slot = self._slot(keys)
+        index = self.slots[slot]
+        found = np.take(self.keys, index) == keys
+        used = index != empty
+        found &= used
+        todo = np.flatnonzero(used & ~found)  # probe on: the next slot
+        while len(todo):
+            slot[todo] = self._next(slot[todo])
+            at = index[todo] = self.slots[slot[todo]]
+            used = at != empty
+            hit = (self.keys[at] == keys[todo]) & used
+            found[todo] = hit
+            todo = todo[used & ~hit]
+        index[~found] = -1
+        return index
+
+
+def _index_dtype(n: int) -> type:
+    """The integer type of indices below ``n`` (and -1): int32 where it holds them."""
+    return np.int32 if n < 2**31 else np.int64
 
 
 def _sample_tracks(
@@ -815,16 +1006,31 @@ def _sample_tracks(
 
     ``seed`` is ``(seed, offset)``: the keys are draws ``offset, offset + 1, ...`` of the
     stream of ``seed``, so a chunk of events gets the keys a whole-file read gives them."""
+    if tracks_per_event is None:
+        return candidate
     rng = np.random.default_rng(seed[0])
     rng.bit_generator.advance(seed[1])
     sort_key = rng.random(len(p_ev))
     sort_key[is_signal] = -1.0
-    sort_key[~candidate] = 2.0
-    order = np.lexsort((sort_key, p_ev))
-    ev_start = np.searchsorted(p_ev[order], np.arange(n_events))
-    rank = np.empty(len(p_ev), dtype=np.int64)
-    rank[order] = np.arange(len(p_ev)) - ev_start[p_ev[order]]
-    return candidate if tracks_per_event is None else candidate & (rank < tracks_per_event)
+    # Ranks among the candidates only: the others sort last (they would get key 2.0).
+    rows = _by_event_key(p_ev, sort_key, np.flatnonzero(candidate), n_events)
+    ev = p_ev[rows]
+    rank = np.arange(len(rows)) - np.searchsorted(ev, np.arange(n_events))[ev]
+    keep = np.zeros(len(p_ev), dtype=bool)
+    keep[rows] = rank < tracks_per_event
+    return keep
+
+
+def _by_event_key(p_ev: np.ndarray, key: np.ndarray, rows: np.ndarray, n_events: int) -> np.ndarray:
+    """``rows`` sorted by (event, key), as ``np.lexsort((key[rows], p_ev[rows]))`` but for the
+    order among keys -1 (the signal pair, kept whatever their order): one quicksort of the keys,
+    then a stable radix sort of the events (< 2**16 of them); the lexsort where keys >= 0 tie."""
+    by_key = np.argsort(key[rows])
+    sorted_key = key[rows[by_key]]
+    if n_events >= 1 << 16 or np.any((sorted_key[1:] == sorted_key[:-1]) & (sorted_key[1:] >= 0)):
+        return rows[np.lexsort((key[rows], p_ev[rows]))]
+    rows = rows[by_key]
+    return rows[np.argsort(p_ev[rows].astype(np.uint16), kind="stable")]
 
 
 def _hit_fields(
@@ -832,22 +1038,30 @@ def _hit_fields(
 ) -> dict[str, np.ndarray]:
     """The per-hit fields of the kept hits ``sel`` (rows of ``h``; ``h["entry"]``, when there,
     maps them to entries of the hits tree)."""
-    out = {"x": h["tx"][sel], "y": h["ty"][sel], "z": h["tz"][sel]}
+
+    def take(name: str) -> np.ndarray:
+        return np.take(h[name], sel)
+
+    out = {"x": take("tx"), "y": take("ty"), "z": take("tz")}
     if "tt" in h:  # the optional branches only when the file has them
-        out["t"] = h["tt"][sel]
-    out.update(px=h["tpx"][sel], py=h["tpy"][sel], pz=h["tpz"][sel])
+        out["t"] = take("tt")
+    out.update(px=take("tpx"), py=take("tpy"), pz=take("tpz"))
     if "te" in h:
-        out["e"] = h["te"][sel]
+        out["e"] = take("te")
     if "geometry_id" in h:
-        geo = decode_geometry_id(h["geometry_id"][sel])
-        out.update({k: geo[k] for k in ("volume_id", "layer_id", "sensitive_id")})
-        out["geometry_id"] = h["geometry_id"][sel]
-    out["barcode"] = h["barcode"][sel]
+        gid = take("geometry_id")
+        for name in ("volume_id", "layer_id", "sensitive_id"):  # as decode_geometry_id
+            shift, width = _GEOMETRY_LAYOUT[name]
+            field = (gid >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+            out[name] = field.astype(np.uint32)
+        out["geometry_id"] = gid
+    out["barcode"] = take("barcode")
     out["track"] = track.astype(np.int32)
     if "index" in h:
-        out["index"] = h["index"][sel].astype(np.int32)
+        out["index"] = take("index").astype(np.int32, copy=False)
     out["node_label"] = signal.astype(np.int8)
-    out["hit_index"] = (h["entry"][sel] if "entry" in h else sel).astype(np.int64)
+    entry = np.take(h["entry"], sel) if "entry" in h else h.get("entry_start", 0) + sel
+    out["hit_index"] = entry.astype(np.int64, copy=False)
     return out
 
 

@@ -22,7 +22,7 @@ def open_root(path: str | os.PathLike) -> uproot.ReadOnlyDirectory:
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a ROOT file")
     try:
-        directory = uproot.open(path)
+        directory = uproot.open(path, array_cache=None)  # each array is read once
     except ValueError as err:
         if "not a ROOT file" in str(err):
             raise InputError(f"{path}: not a ROOT file (expected the 'root' magic bytes)") from None

@@ -1470,7 +1470,8 @@ def simulate_actstrack(
     ----------
     out_dir : path
         Output directory (created if missing). ``out_dir/hits.root`` (tree ``hits``, one entry
-        per hit) and ``out_dir/particles.root`` (tree ``particles``) are each written atomically.
+        per hit) and ``out_dir/particles.root`` (tree ``particles``) are each written atomically;
+        files already there are refused unless ``overwrite``.
     events : int
         Number of events, ``event_id = 0 .. events - 1``.
     bfield : float
@@ -1508,8 +1509,6 @@ def simulate_actstrack(
         Progress bars (``None``: on a terminal or in a notebook).
     pileup_mean : float, deprecated
         Former fast-generator option (pileup charged particles): ``pileup = pileup_mean / 5``.
-    overwrite : bool
-        Replace ``hits.root`` / ``particles.root`` already in ``out_dir`` (else refused).
 
     Returns
     -------
@@ -1522,9 +1521,13 @@ def simulate_actstrack(
     >>> truth = simulate_actstrack("sim/acts", events=100, seed=1)   # doctest: +SKIP
     >>> truth = simulate_actstrack("py", events=9, generator="pythia8")  # doctest: +SKIP
     """
-    arguments = {k: v for k, v in locals().items() if k not in ("out_dir", "overwrite")}
-    cfg = _validate(**arguments)
-    out = check_creatable(out_dir)
+    cfg = _validate(**{k: v for k, v in locals().items() if k not in ("out_dir", "overwrite")})
+    return _write_new(cfg, Path(out_dir), overwrite=overwrite)
+
+
+def _write_new(cfg: _Config, out: Path, *, overwrite: bool) -> ActsTrackTruth:
+    """:func:`_write` into ``out``, refusing files already there unless ``overwrite``."""
+    check_creatable(out)
     check_files_free([out / "hits.root", out / "particles.root"], overwrite=overwrite)
     with output_dir(out):
         return _write(cfg, out)

@@ -287,7 +287,8 @@ def simulate_tau3mu(
     Parameters
     ----------
     out_dir
-        Output directory (created if missing). The file is written atomically.
+        Output directory (created if missing). The file is written atomically; an
+        ``ntuple.root`` already there is refused unless ``overwrite``.
     events
         Number of events (entries), >= 1.
     seed
@@ -316,8 +317,6 @@ def simulate_tau3mu(
         ``pythia8``: minimum-bias interactions generated once, from which pileup is drawn.
     progress
         Progress bars of the ``pythia8`` generation (default: on a terminal).
-    overwrite
-        Replace an ``ntuple.root`` already in ``out_dir`` (else refused).
 
     Returns
     -------
@@ -338,9 +337,7 @@ def simulate_tau3mu(
     """
     cfg = _config(events, seed, chunk_size, signal_fraction, pileup, compression)
     cfg = _with_generator(cfg, generator, pool_size, progress)
-    out_dir = Path(out_dir)
-    check_creatable(out_dir)
-    final = out_dir / FILE_NAME
+    final = check_creatable(out_dir) / FILE_NAME
     check_files_free([final], overwrite=overwrite)
     with output_dir(out_dir):
         truths = _write(final, cfg, truth)

@@ -111,3 +111,21 @@ def test_generic_nonfinite_and_empty_files(tmp_path):
     ak.to_parquet(ak.zip(empty, depth_limit=1), tmp_path / "e.parquet")
     with pytest.raises(InputError, match="holds no sample"):
         read_generic(tmp_path / "e.parquet")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("tracks_per_event", "3", "'tracks_per_event' must be null or a positive integer"),
+        ("min_track_hits", "3", "'min_track_hits' must be a non-negative integer"),
+        ("mass_window", "2", "'mass_window' must be a positive number"),
+        ("nonfinite", "keep", "'nonfinite' must be one of error, drop"),
+    ],
+)
+def test_read_acts_options_of_the_wrong_type_are_one_line(acts_raw, option, value, expected):
+    from hepx.errors import ConfigError
+    from hepx.io import read_acts
+
+    with pytest.raises(ConfigError, match=expected) as err:
+        read_acts(acts_raw / "hits.root", acts_raw / "particles.root", **{option: value})
+    assert str(err.value).startswith("read_acts ") and "\n" not in str(err.value)
