@@ -1,12 +1,13 @@
-"""Peak memory of simulate, convert and score against the number of Tau3Mu events.
+"""Peak memory of simulate, convert and score against the number of events.
 
     python benchmarks/memory.py --base REV [--head REV] [--events 100000 1000000 3000000]
-                                [--work DIR]
+                                [--kind tau3mu|actstrack] [--work DIR]
 
 For each sample size the script simulates a Tau3Mu ntuple, converts it and scores it with a
 small trained run, each step in its own process through the command line, and prints the
 peak resident memory (the process's ``ru_maxrss``) of hepx and of hepx at ``--base`` (a git
-worktree, the baseline) side by side. hepx streams: its peaks should not grow with the
+worktree, the baseline) side by side; ``--kind actstrack`` measures simulate and convert of
+ActsTrack (hits and particles files, 2 T) instead. hepx streams: its peaks should not grow with the
 number of events, only with the reader's chunk (``step_size``, default 100 MB) and the
 scoring chunk. Single-threaded on both sides; the times printed are for orientation only
 (the machine may be shared). Each finished measurement is kept in ``WORK/records.json``, so a
@@ -71,6 +72,7 @@ def trained_run(src: Path, ntuple: Path, work: Path) -> Path:
 def measure(src: Path, events: int, work: Path, run: Path | None) -> dict[str, tuple]:
     """Peak RSS and time of each step for one sample size with the hepx in ``src``."""
     sim, data, scored = work / f"sim_{events}", work / f"data_{events}", work / f"scored_{events}"
+    subprocess.run(["rm", "-rf", str(sim)], check=True)  # a stopped run's files
     out = {"simulate": peak_rss(src, _simulate(events, sim), work)}
     ntuple = str(sim / "ntuple.root")
     out["convert"] = peak_rss(src, ["convert", "tau3mu", ntuple, "--out", str(data)], work)
@@ -80,6 +82,18 @@ def measure(src: Path, events: int, work: Path, run: Path | None) -> dict[str, t
     out["score"] = peak_rss(src, score, work)
     for path in (data, scored):
         subprocess.run(["rm", "-rf", str(path)], check=True)
+    return out
+
+
+def measure_actstrack(src: Path, events: int, work: Path) -> dict[str, tuple]:
+    """Peak RSS and time of simulating and converting ``events`` ActsTrack events."""
+    sim, data = work / f"sim_{events}", work / f"data_{events}"
+    work.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["rm", "-rf", str(sim)], check=True)
+    simulate = ["simulate", "actstrack", "--events", str(events), "--seed", "3", "--out", str(sim)]
+    out = {"simulate": peak_rss(src, simulate, work)}
+    out["convert"] = peak_rss(src, ["convert", "actstrack", str(sim), "--out", str(data)], work)
+    subprocess.run(["rm", "-rf", str(data)], check=True)
     return out
 
 
@@ -93,10 +107,11 @@ def main() -> None:
     parser.add_argument("--head", default=None, help="git revision (default: this tree)")
     parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000, 3_000_000])
     parser.add_argument("--work", type=Path, default=None, help="scratch directory")
+    parser.add_argument("--kind", choices=("tau3mu", "actstrack"), default="tau3mu")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="hepx-memory-"))
     sides = {"hepx": checkout(args.head, work), f"base {args.base}": checkout(args.base, work)}
-    records = work / "records.json"
+    records = work / ("records.json" if args.kind == "tau3mu" else f"records_{args.kind}.json")
     results = json.loads(records.read_text()) if records.exists() else {}
     for name, src in sides.items():
         side = work / name.replace(" ", "_")
@@ -105,13 +120,18 @@ def main() -> None:
         for events in sorted(args.events):
             if str(events) in done:
                 continue
-            done[str(events)] = measure(src, events, side, None)
+            if args.kind == "tau3mu":
+                done[str(events)] = measure(src, events, side, None)
+            else:
+                done[str(events)] = measure_actstrack(src, events, side / args.kind)
             subprocess.run(["rm", "-rf", str(side / f"sim_{events}")], check=True)
             records.write_text(json.dumps(results, indent=1))
             print(f"{name}: {events} events done", file=sys.stderr, flush=True)
     print(f"{'step':9} {'events':>9} " + " ".join(f"{n:>24}" for n in sides))
     print(f"{'':9} {'':>9} " + " ".join(f"{'peak MB':>12}{'s':>12}" for _ in sides))
-    for step in ("simulate", "convert", "score"):
+    steps = ("simulate", "convert", "score") if args.kind == "tau3mu" else ("simulate", "convert")
+    print(f"kind: {args.kind}")
+    for step in steps:
         for events in sorted(args.events):
             cells = [results[n][str(events)][step] for n in sides]
             line = " ".join(f"{mb:12.0f}{sec:12.1f}" for mb, sec in cells)

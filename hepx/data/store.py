@@ -198,6 +198,7 @@ def load_arrays(directory: str | os.PathLike) -> PointCloudArrays:
     ]
     if missing:
         raise InputError(f"{directory / ARRAYS}: missing arrays {', '.join(missing)}")
+    _check_finite(directory / ARRAYS, data, manifest["point_fields"])
     meta = {
         k: v
         for k, v in manifest.items()
@@ -209,6 +210,19 @@ def load_arrays(directory: str | os.PathLike) -> PointCloudArrays:
         sample={k: data[k] for k in manifest["sample_fields"]},
         meta=meta,
     )
+
+
+def _check_finite(path: Path, data: Mapping[str, np.ndarray], fields: Sequence[str]) -> None:
+    """Refuse a dataset whose float point fields hold NaN or infinities (hepx's readers never
+    write them: the file was changed after conversion), naming the field and the count."""
+    for name in fields:
+        values = data[name]
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            bad = int(np.count_nonzero(~np.isfinite(values)))
+            raise InputError(
+                f"{path}: point field '{name}' holds {bad} NaN or infinite values; convert the "
+                "input files again"
+            )
 
 
 def split_indices(

@@ -496,3 +496,23 @@ def test_a_signal_under_the_dask_executor_is_one_line(tmp_path_factory, tmp_path
     assert proc.returncode == code, err
     assert err.count("\n") == 1 and "nothing half-written was kept" in err, err
     assert _listing(tmp_path) == ["reader.yaml"]
+
+
+def test_a_dataset_edited_to_hold_nan_is_named_at_training(tau_dataset, tmp_path, capsys):
+    from tiny_runs import tiny_tau3mu_config
+
+    ds = tmp_path / "ds"
+    shutil.copytree(tau_dataset, ds)
+    with np.load(ds / "arrays.npz") as npz:
+        data = {k: npz[k] for k in npz.files}
+    data["pos"][3, 0] = np.nan
+    data["pos"][5, 1] = np.inf
+    np.savez(ds / "arrays.npz", **data)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(json.dumps(tiny_tau3mu_config(ds)))
+    _fails(
+        ["train", cfg, "--out", tmp_path / "run"],
+        capsys,
+        contains=("ds/arrays.npz: point field 'pos' holds 2 NaN or infinite values",),
+    )
+    assert not (tmp_path / "run").exists()
