@@ -46,22 +46,17 @@ class DeviceError(ValueError):
 
 
 def check_device(name: str) -> torch.device:
-    """``torch.device(name)`` if it can run here; else :class:`DeviceError`."""
+    """``torch.device(name)`` if it can run here (:func:`hepx.device.checked_device`) and is a
+    CPU or a CUDA device; else :class:`DeviceError`."""
+    from hepx.device import checked_device
+    from hepx.errors import ConfigError
+
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"unknown device {name!r}; use cpu or cuda") from None
+        device = checked_device(name)
+    except ConfigError as err:
+        raise DeviceError(f"--device {name}: {err}") from None
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"device {name!r}: this benchmark runs on cpu or cuda")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise DeviceError(
-                f"--device {name}: CUDA is not available here (torch {torch.__version__}, "
-                f"{build}, {torch.cuda.device_count()} GPU(s) visible); use --device cpu"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
     return device
 
 
