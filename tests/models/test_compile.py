@@ -113,7 +113,7 @@ def test_compile_layers_says_in_one_line_when_torch_compile_cannot_run(monkeypat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone", ["egnn", "dgcnn"])
+@pytest.mark.parametrize("backbone", ["egnn", "dgcnn", "point_transformer"])
 def test_compiled_layers_compute_the_eager_model_in_float64(backbone):
     """The compiled model's logits and gradients equal the eager model's (float64, where
     rounding cannot hide a different function), on batches of two sizes (dynamic shapes)."""
