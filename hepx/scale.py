@@ -86,7 +86,10 @@ def dask_executor(
         items = list(items)
         with _quiet_dask_logs():
             if scheduler is None:
-                with local_cluster(workers) as cluster, Client(cluster) as client:
+                with _signals_held() as held:  # a half-started cluster could not be closed
+                    cluster = local_cluster(workers)
+                with cluster, Client(cluster) as client:
+                    _deliver(held)
                     return client.gather(client.map(func, items, pure=False))
             try:
                 client = Client(scheduler)
@@ -96,6 +99,34 @@ def dask_executor(
                 return client.gather(client.map(func, items, pure=False))
 
     return run
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM (main thread only) for the block; yields the list of those that
+    arrived, for :func:`_deliver` once the cluster they would interrupt can be closed."""
+    import signal
+    import threading
+
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    kept = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in kept}
+    try:
+        yield held
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _deliver(held: list[int]) -> None:
+    """Raise the signals :func:`_signals_held` kept, now, to their handlers."""
+    import signal
+
+    for signum in held:
+        signal.raise_signal(signum)
 
 
 def _check_scheduler(address: str) -> None:

@@ -80,12 +80,25 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM (what batch systems send) unwinds like Ctrl-C: temporaries are removed."""
 
 
+#: Libraries whose log records a signal silences: a dask cluster torn down by Ctrl-C or
+#: SIGTERM logs its cancelled futures, closing scheduler and reaped workers with tracebacks.
+_SHUTDOWN_NOISE = frozenset({"asyncio", "distributed", "tornado"})
+
+
+class _NoShutdownNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.split(".")[0] not in _SHUTDOWN_NOISE
+
+
 def _quiet_shutdown() -> None:
-    """After a signal, a dask client's pending futures are cancelled as the command unwinds;
-    asyncio and distributed would log each with a traceback. The command says in one line what
-    happened instead."""
-    for name in ("asyncio", "distributed", "tornado"):
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    """After a signal the command says in one line what happened; what the libraries log
+    while the command unwinds and the interpreter exits is dropped (their loggers set their
+    own levels, so the root handlers filter them, and the loggers that exist are disabled)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NoShutdownNoise())
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] in _SHUTDOWN_NOISE:
+            logging.getLogger(name).disabled = True
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
