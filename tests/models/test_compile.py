@@ -140,3 +140,37 @@ def test_compiled_layers_compute_the_eager_model_in_float64(backbone):
         torch.testing.assert_close(outputs[1][0], outputs[0][0])
         for a, b in zip(outputs[1][1], outputs[0][1], strict=True):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(
+    ("conv_name", "aggr"), [("egnn", "add"), ("egnn", "mean"), ("dgcnn", "mean")]
+)
+def test_explain_mode_masks_the_whole_message(conv_name, aggr):
+    """PyG's explain mode (PGExplainer) multiplies every message by its edge mask: the layer
+    then applies the last Linear per edge, so the mask scales ``W r + b``, bias included."""
+    from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+
+    c, e_dim, n = 6, 4, 40
+    edge_index, edge_attr = _graph(e_dim=e_dim)
+    torch.manual_seed(0)
+    conv = (EGNNConv if conv_name == "egnn" else EdgeConv)(c, e_dim, aggr=aggr).double().eval()
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.add_(torch.randn_like(p))  # a bias far from zero
+    x = torch.randn(n, c, dtype=torch.float64)
+    weight = torch.rand(edge_index.shape[1], dtype=torch.float64)
+    mask = torch.rand(edge_index.shape[1], dtype=torch.float64)
+    j, i = edge_index
+    reduce = "sum" if aggr == "add" else aggr
+    if conv_name == "egnn":
+        msg = conv.edge_nn(torch.cat([x[i], x[j], edge_attr], -1)) * (weight * mask)[:, None]
+        ref = conv.node_nn(torch.cat([x, scatter(msg, i, dim=0, dim_size=n, reduce=reduce)], -1))
+    else:
+        msg = conv.nn(torch.cat([x[i], x[j] - x[i], edge_attr], -1)) * (weight * mask)[:, None]
+        ref = scatter(msg, i, dim=0, dim_size=n, reduce=reduce)
+    set_masks(conv, mask, edge_index, apply_sigmoid=False)
+    try:
+        got = conv(x, edge_index, edge_attr, weight)
+    finally:
+        clear_masks(conv)
+    torch.testing.assert_close(got, ref)

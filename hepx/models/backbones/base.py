@@ -23,6 +23,7 @@ __all__ = [
     "beam_frame",
     "mlp",
     "project_aggregated",
+    "projects_after_aggregation",
 ]
 
 CURVATURE_SCALE = 0.01  # m^-1: pT ~ 60 GeV at 2 T; see EdgeGeometry.in_beam_frame
@@ -79,6 +80,13 @@ def mlp(channels: Sequence[int], *, dropout: float = 0.0, norm: bool = True) -> 
 
 #: Aggregations that commute with an affine map of the messages (the max does not).
 LINEAR_AGGREGATIONS = ("add", "sum", "mean")
+
+
+def projects_after_aggregation(conv: nn.Module) -> bool:
+    """Whether ``conv`` applies its message MLP's last Linear to the aggregated nodes
+    (:func:`project_aggregated`): for a sum or mean, except while PyTorch Geometric's explain
+    mode masks each message (``conv.explain``), which must see the whole message ``W r + b``."""
+    return conv.aggr in LINEAR_AGGREGATIONS and not getattr(conv, "explain", False)
 
 
 def project_aggregated(

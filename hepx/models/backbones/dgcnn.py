@@ -6,11 +6,11 @@ from torch import Tensor, addmm
 from torch_geometric.nn import MessagePassing
 
 from hepx.models.backbones.base import (
-    LINEAR_AGGREGATIONS,
     EdgeGeometry,
     PointEncoder,
     mlp,
     project_aggregated,
+    projects_after_aggregation,
 )
 
 __all__ = ["DGCNN", "EdgeConv"]
@@ -55,7 +55,7 @@ class EdgeConv(MessagePassing):
             edge_attr=edge_attr,
             edge_weight=edge_weight,
         )
-        if self.aggr not in LINEAR_AGGREGATIONS:
+        if not projects_after_aggregation(self):
             return out
         # sum and mean commute with the MLP's last Linear: project nodes, not edges.
         return project_aggregated(out, self.nn[-1], edge_index[1], edge_weight, self.aggr)
@@ -64,10 +64,11 @@ class EdgeConv(MessagePassing):
         self, a_i: Tensor, b_j: Tensor, edge_attr: Tensor, edge_weight: Tensor | None
     ) -> Tensor:
         """Weighted messages, ``[E, C]``: before the MLP's last Linear when the aggregation
-        is linear (:func:`project_aggregated` applies it to the nodes), after it for the max."""
+        is linear (:func:`project_aggregated` applies it to the nodes), after it for the max
+        and in explain mode."""
         first = self.nn[0]
         pre = addmm(first.bias, edge_attr, first.weight[:, -edge_attr.shape[-1] :].t())
-        body = self.nn[1:-1] if self.aggr in LINEAR_AGGREGATIONS else self.nn[1:]
+        body = self.nn[1:-1] if projects_after_aggregation(self) else self.nn[1:]
         msg = body(pre + a_i + b_j)
         return msg if edge_weight is None else msg * edge_weight.unsqueeze(-1)
 

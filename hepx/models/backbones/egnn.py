@@ -6,7 +6,13 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
-from hepx.models.backbones.base import EdgeGeometry, PointEncoder, mlp, project_aggregated
+from hepx.models.backbones.base import (
+    EdgeGeometry,
+    PointEncoder,
+    mlp,
+    project_aggregated,
+    projects_after_aggregation,
+)
 
 __all__ = ["EGNN", "EGNNConv"]
 
@@ -53,17 +59,22 @@ class EGNNConv(MessagePassing):
             edge_attr=edge_attr,
             edge_weight=edge_weight,
         )
-        agg = project_aggregated(hidden, self.edge_nn[-1], edge_index[1], edge_weight, self.aggr)
-        return self.node_nn(torch.cat([x, agg], dim=-1))
+        if projects_after_aggregation(self):
+            hidden = project_aggregated(
+                hidden, self.edge_nn[-1], edge_index[1], edge_weight, self.aggr
+            )
+        return self.node_nn(torch.cat([x, hidden], dim=-1))
 
     def message(
         self, a_i: Tensor, b_j: Tensor, edge_attr: Tensor, edge_weight: Tensor | None
     ) -> Tensor:
-        """The weighted hidden messages ``w_ij r_ij``, ``[E, C]`` (before phi_e's last Linear)."""
+        """The weighted messages, ``[E, C]``: ``w_ij r_ij`` before phi_e's last Linear, which
+        :func:`project_aggregated` applies to the nodes (the whole message in explain mode)."""
         first = self.edge_nn[0]
         pre = torch.addmm(first.bias, edge_attr, first.weight[:, -edge_attr.shape[-1] :].t())
-        hidden = self.edge_nn[1:-1](pre + a_i + b_j)
-        return hidden if edge_weight is None else hidden * edge_weight.unsqueeze(-1)
+        body = self.edge_nn[1:-1] if projects_after_aggregation(self) else self.edge_nn[1:]
+        msg = body(pre + a_i + b_j)
+        return msg if edge_weight is None else msg * edge_weight.unsqueeze(-1)
 
 
 class EGNN(PointEncoder):
