@@ -130,16 +130,18 @@ def check_files_free(
 
 @contextlib.contextmanager
 def output_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Create the directory ``path`` (:func:`make_dir`) for the block; if the block fails (an
-    error, Ctrl-C, SIGTERM) and the directory was created here and is still empty, remove it."""
+    """Create the directory ``path`` (:func:`make_dir`, parents too) for the block; if the
+    block fails (an error, Ctrl-C, SIGTERM), the directories created here that are still empty
+    are removed again."""
     path = Path(path)
-    created = not path.exists()
+    created = [d for d in (path, *path.parents) if not d.exists()]
     make_dir(path)
     try:
         yield path
     except BaseException:
-        if created and path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
+        for directory in created:  # deepest first
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
         raise
 
 
