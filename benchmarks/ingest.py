@@ -10,7 +10,9 @@ Two comparisons, on the same files in the same run (the machine is noisy: read t
   against ``python -c`` reading the same branches with uproot in a fresh process;
 * in process: :func:`hepx.data.convert` against the same uproot read, imports done.
 
-The goal: both ratios at most 1.5. With ``--base REV`` the hepx figures are also measured with
+The goal: both ratios at most 1.5. ``--step-sizes N ...`` adds a third table: the ActsTrack
+conversion in process with the reader's ``step_size`` set to each value (hits-tree entries per
+chunk; smaller chunks bound the memory more tightly), per side. With ``--base REV`` the hepx figures are also measured with
 the code of REV (a git worktree, put first on ``PYTHONPATH``; the processes run in the work
 directory, so that the current directory does not shadow it), interleaved with this tree's.
 Each figure is the best of ``--repeat``. The simulated inputs are cached in the work directory
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -151,19 +154,51 @@ def in_process(cases: dict, sides: dict[str, Path], work: Path, repeat: int) -> 
     return best
 
 
+def by_step_size(case: dict, sides: dict[str, Path], work: Path, steps, repeat: int) -> dict:
+    """Best in-process ActsTrack conversion time per side and ``step_size`` (one process per
+    side, the steps interleaved): ``{(step, side): seconds}``, and ``(step, "uproot read")``."""
+    best: dict[tuple, float] = {}
+    for name, src in sides.items():
+        spec = {
+            "kind": "actstrack",
+            **case,
+            "out": str(work / f"steps_{name.replace(' ', '_')}"),
+            "repeat": repeat,
+            "steps": list(steps),
+        }
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+        proc = subprocess.run(cmd, env=_env(src), cwd=work, capture_output=True, text=True)
+        if proc.returncode:
+            raise SystemExit(proc.stderr)
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        for step in steps:
+            best[step, name] = got[f"hepx {step}"]
+        read = min(got["uproot read"], best.get((None, "uproot read"), math.inf))
+        best[None, "uproot read"] = read
+    return best
+
+
 def child(spec: dict) -> None:
-    """``--child``: the in-process figures of one kind with the hepx on ``sys.path``."""
+    """``--child``: the in-process figures of one kind with the hepx on ``sys.path`` (with
+    ``steps``: one per ``step_size``, interleaved)."""
     from hepx.data import convert
 
-    bare, full = [], []
+    steps = spec.get("steps") or [None]
+    times: dict[str, list[float]] = {"uproot read": []}
     for _ in range(spec["repeat"]):
         t0 = time.perf_counter()
         exec(spec["read"], {})
-        bare.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        convert(spec["kind"], spec["inputs"], spec["out"])
-        full.append(time.perf_counter() - t0)
-    print(json.dumps({"uproot read": min(bare), "hepx": min(full)}))
+        times["uproot read"].append(time.perf_counter() - t0)
+        for step in steps:
+            options = None if step is None else {"step_size": step}
+            t0 = time.perf_counter()
+            convert(
+                spec["kind"], spec["inputs"], spec["out"], reader_options=options, overwrite=True
+            )
+            times.setdefault("hepx" if step is None else f"hepx {step}", []).append(
+                time.perf_counter() - t0
+            )
+    print(json.dumps({key: min(values) for key, values in times.items()}))
 
 
 def table(title: str, cases: dict, sides: dict[str, Path], best: dict) -> None:
@@ -193,6 +228,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (the best is kept)")
     ap.add_argument("--base", default=None, help="git revision to measure beside this tree")
     ap.add_argument("--kind", choices=KINDS, nargs="+", default=list(KINDS))
+    ap.add_argument(
+        "--step-sizes", type=int, nargs="*", default=[], help="ActsTrack chunk sizes (entries)"
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
@@ -209,6 +247,15 @@ def main() -> None:
     for src in sides.values():
         _check_source(src, args.workdir)
     every = f"best of {args.repeat}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}"
+    if args.step_sizes and "actstrack" in cases:
+        steps = args.step_sizes
+        best = by_step_size(cases["actstrack"], sides, args.workdir, steps, args.repeat)
+        print(f"\nActsTrack in process by chunk size ({every}; uproot read: the whole file)\n")
+        print("| step_size (entries) |" + "".join(f" {name} |" for name in sides))
+        print("|---|" + "---|" * len(sides))
+        print(f"| uproot read | {best[None, 'uproot read']:.2f} s |" + " |" * (len(sides) - 1))
+        for step in steps:
+            print(f"| {step:,} |" + "".join(f" {best[step, name]:.2f} s |" for name in sides))
     best = whole_process(cases, sides, args.workdir, args.repeat)
     table(f"Whole process (fresh `python`, start-up included; {every}):", cases, sides, best)
     best = in_process(cases, sides, args.workdir, args.repeat)

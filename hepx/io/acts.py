@@ -178,13 +178,27 @@ class _HitsTree:
         self.columns = [*HIT_REQUIRED, *present]
         self.branches = [*(b for b in link if b != "barcode"), *self.columns]
         self.baskets = basket_starts(self.tree, [*link, *self.columns])
+        self.clusters, self.basket_span = _clusters(self.tree, [*link, *self.columns])
+        #: ``(first entry, columns)``: the rows of the last read, which may go on past its
+        #: chunk to the ends of the baskets it opened (:meth:`_rows`), for the next chunk.
+        self._cache: tuple[int, dict[str, np.ndarray]] | None = None
 
-    def read(self, chunk: ActsChunk) -> dict[str, Any]:
+    def read(self, chunk: ActsChunk, extend: int = 0) -> dict[str, Any]:
         """The entries the chunk reads, in entry order, as uproot gives them (not copied where
         the dtype is right), with their ``entry`` in the tree (``entry_start``: the first one,
         for one range) and ``inside``: whether the entry's event is one of the chunk's (None:
-        every entry; the others are hits of other events read with them)."""
-        parts = [self._read_range(int(a), int(b)) for a, b in chunk.ranges]
+        every entry; the others are hits of other events read with them).
+
+        ``extend``: how far (entries) the chunk's read may go on, before its first range and
+        after its last, to the nearest cluster boundaries: the baskets it opens are then read
+        whole (uproot decompresses them whole anyway) and kept for the next chunk, which takes
+        from them what it needs, so that each basket is decompressed once where consecutive
+        chunks lie in the same baskets, however small the chunks."""
+        last = len(chunk.ranges) - 1
+        parts = [
+            self._rows(int(a), int(b), extend if i == 0 else 0, extend if i == last else 0)
+            for i, (a, b) in enumerate(chunk.ranges)
+        ]
         if len(parts) == 1:
             h = {**parts[0], "entry_start": int(chunk.ranges[0, 0])}
         else:
@@ -192,6 +206,33 @@ class _HitsTree:
             h["entry"] = np.concatenate([np.arange(a, b) for a, b in chunk.ranges])
         h["inside"] = _inside_mask(h["event_id"], chunk.lo, chunk.hi)
         return h
+
+    def _rows(self, start: int, stop: int, back: int, ahead: int) -> dict[str, np.ndarray]:
+        """The entries ``start:stop``: those the last read holds (:attr:`_cache`) from there,
+        the rest read from the tree, from the cluster boundary (where every branch's basket
+        starts) at most ``back`` entries before ``start`` to the one at most ``ahead`` after
+        ``stop``; that read is kept for the next."""
+        parts: list[dict[str, np.ndarray]] = []
+        if self._cache is not None:
+            first, rows = self._cache
+            end = first + len(rows["event_id"])
+            if first <= start < end:
+                parts.append(
+                    {k: v[start - first : min(stop, end) - first] for k, v in rows.items()}
+                )
+                start, back = min(stop, end), 0
+        if start < stop:
+            self._cache = None  # not held beside the new read
+            below = int(self.clusters[np.searchsorted(self.clusters, start, side="right") - 1])
+            above = int(self.clusters[np.searchsorted(self.clusters, stop)])
+            lo = below if start - below <= back else start
+            hi = above if above - stop <= ahead else stop
+            rows = self._read_range(lo, hi)
+            self._cache = (lo, rows)
+            parts.append({k: v[start - lo : stop - lo] for k, v in rows.items()})
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
 
     def _read_range(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """The entries ``start:stop``: the columns and ``barcode``; ``event_id`` an integer type
@@ -391,6 +432,18 @@ def basket_starts(tree: Any, branches: Sequence[str]) -> np.ndarray:
     return np.unique(np.concatenate([np.asarray(tree[b].entry_offsets[:-1]) for b in branches]))
 
 
+def _clusters(tree: Any, branches: Sequence[str]) -> tuple[np.ndarray, int]:
+    """The entries where a basket of every one of ``branches`` starts (the cluster
+    boundaries, with the number of entries at the end) and the most entries one basket of them
+    holds."""
+    offsets = [np.asarray(tree[b].entry_offsets) for b in branches]
+    common = offsets[0]
+    for other in offsets[1:]:
+        common = np.intersect1d(common, other, assume_unique=True)
+    span = max(int(np.diff(o).max()) if len(o) > 1 else 0 for o in offsets)
+    return common, span
+
+
 def _event_blocks(tree: Any, step: int) -> Iterator[tuple[int, np.ndarray]]:
     """``(first entry, event ids as int64)`` of the hits tree, ``step`` entries at a time."""
     start = 0
@@ -465,7 +518,9 @@ class ActsChunks:
     many; a size such as ``"100 MB"``: that much of the branches read) and never splits an
     event, whatever the order of the hits (:func:`event_segments`, :func:`plan_chunks`); only
     the particles of its events are read. :attr:`report` counts what was read and dropped so
-    far. Memory: one chunk, plus a few integers per event and per particles-tree entry.
+    far. Memory: one chunk and the rest of the hits baskets it opened (kept for the next
+    chunks, at most another ``step_size`` or one basket per branch), plus a few integers per
+    event and per particles-tree entry.
 
     Example
     -------
@@ -512,6 +567,10 @@ class ActsChunks:
             "nonfinite": nonfinite,
         }
         self.target = _target_entries(self.hits.tree, step_size, self.hits.branches)
+        # A read may go on to the end of the baskets it opens (uproot decompresses them whole
+        # anyway) and keep those rows for the next chunk: at most a chunk or a basket more.
+        has_baskets = self.hits.baskets is not None
+        self.extend = max(self.target, self.hits.basket_span) if has_baskets else 0
         self.report: dict[str, Any] = {
             "hits_read": 0,
             "particles_read": 0,
@@ -544,7 +603,7 @@ class ActsChunks:
         offset = 0  # particles before the chunk, in event_id order: the track sampling's draws
         nonfinite = self.selection["nonfinite"]
         for chunk in self.plan():
-            h, p = self.hits.read(chunk), self.particles.read(chunk)
+            h, p = self.hits.read(chunk, self.extend), self.particles.read(chunk)
             part = {"hits_read": _count(h), "particles_read": len(p["event_id"])}
             h = _finite_rows(h, HIT_USED, nonfinite, self.hits.path, "hits", part)
             p = _finite_rows(p, PARTICLE_USED, nonfinite, self.particles.path, "particles", part)

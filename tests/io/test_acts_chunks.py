@@ -2,6 +2,8 @@
 order, for every hit order of the simulation and the hand-built layouts; no chunk splits an
 event; the hits read per chunk stay within the chunk's bound."""
 
+import itertools
+
 import acts_files as af
 import awkward as ak
 import numpy as np
@@ -323,3 +325,30 @@ def test_step_size_as_a_memory_size_and_bad_values(sim_dirs):
     for bad in (0, -3, 1.5, "lots"):  # the schema's check, then the size's parse
         with pytest.raises((ConfigError, InputError), match="step_size"):
             ActsChunks(*_paths(d), step_size=bad)
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled", "interleaved"])
+def test_small_chunks_decompress_each_basket_once(sim_dirs, order, monkeypatch):
+    """Chunks much smaller than the baskets (8 events each): a chunk's read goes on to the ends
+    of the baskets it opens and the next chunks take their hits from it, so the hits tree is
+    read once, in disjoint ranges on cluster boundaries, and the events are the whole read's."""
+    d = sim_dirs[order, "per_event"]
+    reads = []
+    real = acts.read_range
+
+    def spy(tree, branches, start, stop, **kw):
+        if tree.name == "hits":
+            reads.append((start, stop))
+        return real(tree, branches, start, stop, **kw)
+
+    monkeypatch.setattr(acts, "read_range", spy)
+    tree = uproot.open(d / "hits.root")["hits"]
+    clusters = tree["tx"].entry_offsets
+    parts, _ = _chunked(d, step_size=40)
+    # several chunks per basket, but where hits of a basket's events interleave (one cut-safe
+    # segment per basket) one
+    per_basket = 1 if order == "interleaved" else 3
+    assert len(parts) >= per_basket * (len(clusters) - 1)
+    assert sorted(reads) == list(itertools.pairwise(int(c) for c in clusters))
+    monkeypatch.setattr(acts, "read_range", real)
+    assert_same_events(ak.concatenate(parts), read_acts(*_paths(d), step_size=WHOLE))
