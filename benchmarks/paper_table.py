@@ -615,6 +615,12 @@ def _parser() -> argparse.ArgumentParser:
         "<dataset>_<backbone>_s<seed>-<tag>; their rows replace older ones in the table",
     )
     ap.add_argument("--tag", default=None, help="report name suffix for --methods")
+    ap.add_argument(
+        "--table-only",
+        action="store_true",
+        help="only regenerate the table from the finished reports under --out (no simulation, "
+        "training or evaluation), with a cell for every dataset and backbone given",
+    )
     return ap
 
 
@@ -691,6 +697,12 @@ def main(argv=None) -> None:
     out = args.out
     overrides, eval_opts = _settings(args)
     min_seeds = args.min_seeds or (1 if args.smoke else 3)
+    command = "OMP_NUM_THREADS=1 python benchmarks/paper_table.py " + shlex.join(argv)
+    grid = [(ds, bb) for ds in args.datasets for bb in args.backbones]
+    if args.table_only:  # the command that computes the cells: the same without --table-only
+        command = command.replace(" --table-only", "").strip()
+        _aggregate(_collect(out / "reports"), out, args.smoke, min_seeds, grid, command)
+        return
     events = dict(SMOKE_EVENTS if args.smoke else EVENTS)
     if args.samples_synmol is not None:
         events["synmol"] = args.samples_synmol
@@ -733,8 +745,6 @@ def main(argv=None) -> None:
                     evaluate(
                         runs, report, methods=methods, device=args.device, seed=seed, **eval_opts
                     )
-    command = "OMP_NUM_THREADS=1 python benchmarks/paper_table.py " + shlex.join(argv)
-    grid = [(ds, bb) for ds in args.datasets for bb in args.backbones]
     _aggregate(_collect(out / "reports"), out, args.smoke, min_seeds, grid, command.strip())
 
 

@@ -484,6 +484,37 @@ def test_paper_table_outputs(tmp_path):
     assert {"interp_auc_mean", "interp_auc_lo", "literature_prec"} <= set(head)
 
 
+def test_paper_table_table_only_reads_recorded_reports(tmp_path, monkeypatch):
+    """``--table-only``: the table of the recorded reports (``reports/<name>.json``) with a
+    pending cell for every dataset and backbone asked for, and the command that computes the
+    cells; nothing simulated, trained or evaluated."""
+    import json
+
+    import paper_table
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--table-only must not simulate, train or evaluate")
+
+    for name in ("simulated_dataset", "train_run", "evaluate"):
+        monkeypatch.setattr(paper_table, name, refuse)
+    (tmp_path / "reports").mkdir()
+    rows = [
+        {"dataset": "tau3mu", "backbone": "egnn", "method": "gradcam", "interp_auc": 0.8,
+         "prec@3": 0.6, "run": "tau3mu_plain_egnn_s0_e100"},
+    ]  # fmt: skip
+    (tmp_path / "reports" / "tau3mu_egnn_s0.json").write_text(json.dumps(rows))
+    args = ["--out", str(tmp_path), "--datasets", "actstrack", "tau3mu", "--table-only"]
+    paper_table.main(args)
+    doc = json.loads((tmp_path / "paper_table.json").read_text())
+    cells = {(c["dataset"], c["backbone"], c["method"]): c for c in doc["cells"]}
+    gradcam = cells["tau3mu", "egnn", "gradcam"]["metrics"]["interp_auc"]
+    assert gradcam["n"] == 1 and gradcam["pending"] and gradcam["mean"] is None
+    assert {(ds, bb) for ds, bb, _ in cells} == {
+        (ds, bb) for ds in ("actstrack", "tau3mu") for bb in ("egnn", "dgcnn")
+    }
+    assert "--table-only" not in doc["command"] and "--datasets actstrack tau3mu" in doc["command"]
+
+
 def test_train_run_label_names_a_variant_run(tmp_path):
     from _common import train_run
 
