@@ -17,6 +17,16 @@ on ``PYTHONPATH``, the processes interleaved):
   shapes and layouts, nothing else running). ``floor ratio`` = step time / floor; 1.0 would
   be a step that does nothing but its matrix products at full speed.
 
+For the eager sides the step's **memory traffic** is counted as well: every ATen operator's
+tensor operands and results in bytes (views and allocations excluded; an operand counts at
+most its storage), at the bandwidth of a large single-threaded ``add`` (STREAM's "add"
+kernel) measured in the same process. The **roofline floor** is then the sum over the step's
+operators of ``max(FLOPs / peak, bytes / bandwidth)``: the time of these operators if each
+ran at this machine's limit, matmul rate or memory bandwidth. ``roofline ratio`` = step time /
+roofline floor: near 1, the step is bound by the memory traffic of its operators, and only
+fusing operators (fewer bytes) can make it faster. (Compiled layers run Inductor's kernels,
+which the count does not see: no traffic is given for that side.)
+
 The sides start from the same seed on the same batches; their losses after every step are
 printed side by side (a change of the computation that keeps the results shows differences
 at float rounding only).
@@ -73,6 +83,66 @@ def _matmul_shapes(run_step) -> list[tuple]:
     with Record():
         run_step()
     return calls
+
+
+def _matmul_flops(name: str, shapes: list[tuple]) -> int:
+    """Multiply-add FLOPs (2 per multiply-add) of one recorded matrix product."""
+    if name == "aten.bmm.default":
+        (b, m, k), (_, _, n) = shapes[0], shapes[1]
+        return 2 * b * m * k * n
+    (m, k), (_, n) = shapes[-2], shapes[-1]
+    return 2 * m * k * n
+
+
+def _traffic(run_step) -> list[tuple[str, int, int]]:
+    """``(operator, bytes, matmul FLOPs)`` of every ATen operator of one step that moves data: its
+    tensor operands and results (each at most its storage), views and allocations left out."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    ops: list[tuple[str, int, int]] = []
+    skip = ("aten.empty", "aten.new_empty", "aten.detach", "aten.alias", "aten.lift_fresh")
+
+    def nbytes(t: torch.Tensor) -> int:
+        logical = t.numel() * t.element_size()
+        return min(logical, t.untyped_storage().nbytes()) if t.device.type != "meta" else 0
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name = str(func)
+            if getattr(func, "is_view", False) or name.startswith(skip):
+                return out
+            leaves = tree_leaves((args, kwargs or {}, out))
+            tensors = [t for t in leaves if isinstance(t, torch.Tensor)]
+            flops = 0
+            if name in MATMULS:  # from the operands: (bias,) m1, m2
+                shapes = [
+                    tuple(t.shape) for t in args if isinstance(t, torch.Tensor) and t.dim() >= 2
+                ]
+                flops = _matmul_flops(name, shapes)
+            ops.append((name, sum(nbytes(t) for t in tensors), flops))
+            return out
+
+    with Count():
+        run_step()
+    return ops
+
+
+def _bandwidth(n: int = 1 << 25, repeat: int = 5) -> float:
+    """Bytes/s of ``c = a + b`` on float32 vectors of ``n`` elements (two reads and a write:
+    STREAM's add), best of ``repeat``."""
+    import torch
+
+    a, b, c = torch.rand(n), torch.rand(n), torch.empty(n)
+    torch.add(a, b, out=c)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        torch.add(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 3 * 4 * n / best
 
 
 def _replay_seconds(calls: list[tuple], repeat: int = 3) -> float:
@@ -192,7 +262,10 @@ def child(spec: dict) -> None:
     with FlopCounterMode(display=False) as counter:
         run(probe)
     calls = _matmul_shapes(lambda: run(probe))
+    traffic = [] if spec["compile"] else _traffic(lambda: run(probe))
     result = {
+        "traffic": traffic,
+        "bandwidth": _bandwidth(),
         "losses": losses,
         "step_s": statistics.median(seconds),
         "flops": counter.get_total_flops(),
@@ -261,10 +334,13 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict]]) -> None:
         f"{args.config}, {args.threads} thread(s), {args.steps} timed steps x {args.repeat} "
         f"processes per side; matmul rate: square 1024^3 {square / 1e9:.0f} GFLOP/s"
     )
+    bandwidth = max(r["bandwidth"] for r in every)
+    print(f"memory bandwidth: single-threaded add {bandwidth / 1e9:.1f} GB/s")
     head = (
-        "| side | hits/step | GFLOP/step | step | GFLOP/s | matmuls alone | peak | floor | ratio |"
+        "| side | hits/step | GFLOP/step | step | GFLOP/s | matmuls alone | peak | floor | ratio "
+        "| GB moved/step | roofline floor | roofline ratio |"
     )
-    print("\n" + head + "\n|" + "---|" * 9)
+    print("\n" + head + "\n|" + "---|" * 12)
     base_time = None
     for name, side in runs.items():
         best = min(side, key=lambda r: r["step_s"])
@@ -272,15 +348,32 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict]]) -> None:
         peak = max(square, best["flops"] / replay)
         floor = best["flops"] / peak
         base_time = base_time or best["step_s"]
+        roof = "| - | - | - |"
+        if best["traffic"]:
+            moved = sum(b for _, b, _ in best["traffic"])
+            bound = sum(max(f / peak, b / bandwidth) for _, b, f in best["traffic"])
+            roof = f"| {moved / 1e9:.2f} | {bound:.3f} s | {best['step_s'] / bound:.2f} |"
         print(
             f"| {name} | {best['hits']:,.0f} | {best['flops'] / 1e9:.2f} | "
             f"{best['step_s']:.3f} s | {best['flops'] / best['step_s'] / 1e9:.0f} | "
-            f"{replay:.3f} s | {peak / 1e9:.0f} | {floor:.3f} s | {best['step_s'] / floor:.2f} |"
+            f"{replay:.3f} s | {peak / 1e9:.0f} | {floor:.3f} s | {best['step_s'] / floor:.2f} "
+            + roof
         )
+    traffic = min(runs[next(iter(runs))], key=lambda r: r["step_s"])["traffic"]
+    if traffic:
+        by_op: dict[str, list[int]] = {}
+        for name, moved, _ in traffic:
+            by_op.setdefault(name, []).append(moved)
+        total = sum(sum(v) for v in by_op.values())
+        print(f"\nbytes moved by operator ({next(iter(runs))}; the largest shares):")
+        for name, moved in sorted(by_op.items(), key=lambda kv: -sum(kv[1]))[:10]:
+            share = sum(moved) / total
+            print(f"  {name}: {sum(moved) / 1e9:.2f} GB in {len(moved)} calls ({share:.0%})")
     compare(runs)
     print(
         "\nmatmuls alone: the step's own matrix products replayed back to back; peak: the "
-        "better of that rate and the square product's; floor = FLOPs / peak; ratio = step / floor"
+        "better of that rate and the square product's; floor = FLOPs / peak; ratio = step / floor; "
+        "roofline floor = sum over the step's operators of max(FLOPs / peak, bytes / bandwidth)"
     )
 
 

@@ -688,3 +688,27 @@ def test_simulated_synmol_is_built_once(tmp_path, monkeypatch):
     ).exists()
     with pytest.raises(ValueError, match="no simulation of 'plbind'"):
         _common.simulated_dataset("plbind", 12, workdir=tmp_path)
+
+
+def test_flop_floor_traffic_counts_operands_and_results_by_hand():
+    """flop_floor's memory traffic: an operator's tensor operands and results in bytes (an
+    operand at most its storage), views and allocations left out; a product's FLOPs
+    2 m k n."""
+    import torch
+    from flop_floor import _matmul_flops, _traffic
+
+    a, b, v = torch.rand(4, 3), torch.rand(3, 5), torch.rand(10)
+    big = torch.rand(100)
+
+    def step():
+        torch.mm(a, b)  # (12 + 15 + 20) floats, 2 * 4 * 3 * 5 FLOPs
+        a.t()  # a view: nothing moved
+        torch.empty(1000)  # an allocation: nothing moved
+        v + v  # two reads of v, one result: 30 floats
+        big[:10] * 2.0  # the slice reads 10 floats (not the 100 of its storage), writes 10
+
+    ops = _traffic(step)
+    assert [(b, f) for _, b, f in ops] == [(47 * 4, 120), (30 * 4, 0), (20 * 4, 0)]
+    assert [name for name, _, _ in ops] == ["aten.mm.default", "aten.add.Tensor", "aten.mul.Tensor"]
+    assert _matmul_flops("aten.addmm.default", [(5,), (4, 3), (3, 5)]) == 120
+    assert _matmul_flops("aten.bmm.default", [(2, 4, 3), (2, 3, 5)]) == 240
