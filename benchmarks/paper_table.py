@@ -616,6 +616,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--tag", default=None, help="report name suffix for --methods")
     ap.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="also copy every finished report's rows to RECORD/reports/<name>.json (e.g. "
+        "benchmarks/results/paper of a checkout) and skip the reports recorded there",
+    )
+    ap.add_argument(
         "--table-only",
         action="store_true",
         help="only regenerate the table from the finished reports under --out (no simulation, "
@@ -739,13 +746,36 @@ def main(argv=None) -> None:
                         print(f"skipped: {reason}", flush=True)
                 for name, kinds, methods in jobs:
                     report = out / "reports" / name
-                    if (report / "results.json").exists() or report.with_suffix(".json").exists():
+                    if _finished(report, args.record):
                         continue  # finished reports are reused
                     runs = [_train(ds, kind, bb, **train) for kind in kinds]
                     evaluate(
                         runs, report, methods=methods, device=args.device, seed=seed, **eval_opts
                     )
+                    if args.record is not None:
+                        record_report(report, args.record)
     _aggregate(_collect(out / "reports"), out, args.smoke, min_seeds, grid, command.strip())
+
+
+def _finished(report: Path, record: Path | None) -> bool:
+    """Whether the report ``<out>/reports/<name>`` is done: written by the evaluation, recorded
+    beside it (``<name>.json``) or in the ``--record`` directory."""
+    done = [report / "results.json", report.with_suffix(".json")]
+    if record is not None:
+        done.append(record / "reports" / f"{report.name}.json")
+    return any(path.exists() for path in done)
+
+
+def record_report(report: Path, record: Path) -> Path:
+    """Copy a finished report's rows (``<report>/results.json``) to
+    ``<record>/reports/<name>.json``, the form kept in ``benchmarks/results`` (whose table
+    ``--table-only`` regenerates); returns the copy."""
+    target = record / "reports" / f"{report.name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text((report / "results.json").read_text())
+    tmp.replace(target)
+    return target
 
 
 def _report_files(reports: Path) -> list[tuple[str, Path]]:

@@ -515,6 +515,26 @@ def test_paper_table_table_only_reads_recorded_reports(tmp_path, monkeypatch):
     assert "--table-only" not in doc["command"] and "--datasets actstrack tau3mu" in doc["command"]
 
 
+def test_paper_table_records_finished_reports(tmp_path):
+    """``--record DIR``: a finished report's rows are copied to ``DIR/reports/<name>.json``,
+    and a report recorded there counts as finished."""
+    from paper_table import _collect, _finished, record_report
+
+    report = tmp_path / "out" / "reports" / "tau3mu_egnn_s0"
+    record = tmp_path / "record"
+    assert not _finished(report, record)
+    report.mkdir(parents=True)
+    rows = '[{"dataset": "tau3mu", "backbone": "egnn", "method": "gradcam", "prec@3": 0.5}]'
+    (report / "results.json").write_text(rows)
+    assert _finished(report, None)
+    copy = record_report(report, record)
+    assert copy == record / "reports" / "tau3mu_egnn_s0.json" and copy.read_text() == rows
+    assert _finished(tmp_path / "elsewhere" / "tau3mu_egnn_s0", record)
+    assert not _finished(tmp_path / "elsewhere" / "tau3mu_egnn_s1", record)
+    [row] = _collect(record / "reports")
+    assert row["seed"] == 0 and row["prec@k1"] == 0.5
+
+
 def test_train_run_label_names_a_variant_run(tmp_path):
     from _common import train_run
 
