@@ -278,7 +278,11 @@ class _ParticlesTree:
         self.fields = [*PARTICLE_REQUIRED, *present]
         self.branches = ["event_id", *self.link, *self.fields]
         self.baskets = basket_starts(self.tree, self.branches)
+        self.clusters, self.basket_span = _clusters(self.tree, self.branches)
         self._index: tuple[np.ndarray, np.ndarray] | None = None
+        #: ``(first entry, entries)``: the last read, which may go on to the ends of the
+        #: baskets it opened (:meth:`_entries`), for the next chunks.
+        self._cache: tuple[int, ak.Array] | None = None
 
     def read(self, chunk: ActsChunk) -> dict[str, np.ndarray]:
         """The particles of the chunk's event-id range, in entry order: from the entries of
@@ -296,13 +300,37 @@ class _ParticlesTree:
         starts = np.concatenate([wanted[:1], wanted[runs + 1]])
         stops = np.concatenate([wanted[runs] + 1, wanted[-1:] + 1])
         parts = [
-            self._rows(read_range(self.tree, self.branches, int(a), int(b), library="ak"), chunk)
+            self._rows(self._entries(int(a), int(b)), chunk)
             for a, b in _coalesce(starts, stops, len(wanted), self.baskets)
         ]
         if not parts:
             empty = {k: np.zeros(0, np.float32) for k in self.fields}
             return {"event_id": np.zeros(0, np.int64), "barcode": np.zeros(0, np.uint64), **empty}
         return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+
+    def _entries(self, start: int, stop: int) -> ak.Array:
+        """The entries ``start:stop``: those the last read holds from there, the rest read
+        from the cluster boundaries around them (where every branch's basket starts) when those
+        lie within the range's length or one basket, and kept: uproot decompresses baskets
+        whole anyway, and small chunks then decompress each basket once."""
+        parts = []
+        reach = max(stop - start, self.basket_span) if self.baskets is not None else 0
+        if self._cache is not None:
+            first, entries = self._cache
+            end = first + len(entries)
+            if first <= start < end:
+                parts.append(entries[start - first : min(stop, end) - first])
+                start = min(stop, end)
+        if start < stop:
+            self._cache = None  # not held beside the new read
+            below = int(self.clusters[np.searchsorted(self.clusters, start, side="right") - 1])
+            above = int(self.clusters[np.searchsorted(self.clusters, stop)])
+            lo = below if start - below <= reach and not parts else start
+            hi = above if above - stop <= reach else stop
+            entries = read_range(self.tree, self.branches, lo, hi, library="ak")
+            self._cache = (lo, entries)
+            parts.append(entries[start - lo : stop - lo])
+        return parts[0] if len(parts) == 1 else ak.concatenate(parts)
 
     def _rows(self, arrays: ak.Array, chunk: ActsChunk) -> dict[str, np.ndarray]:
         """One row per particle of the entries ``arrays`` whose event is in ``chunk``."""
@@ -518,9 +546,9 @@ class ActsChunks:
     many; a size such as ``"100 MB"``: that much of the branches read) and never splits an
     event, whatever the order of the hits (:func:`event_segments`, :func:`plan_chunks`); only
     the particles of its events are read. :attr:`report` counts what was read and dropped so
-    far. Memory: one chunk and the rest of the hits baskets it opened (kept for the next
-    chunks, at most another ``step_size`` or one basket per branch), plus a few integers per
-    event and per particles-tree entry.
+    far. Memory: one chunk and the rest of the baskets it opened in both trees (kept for the
+    next chunks; hits: at most another ``step_size`` or one basket per branch), plus a few
+    integers per event and per particles-tree entry.
 
     Example
     -------

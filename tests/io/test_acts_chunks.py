@@ -330,25 +330,29 @@ def test_step_size_as_a_memory_size_and_bad_values(sim_dirs):
 @pytest.mark.parametrize("order", ["sorted", "shuffled", "interleaved"])
 def test_small_chunks_decompress_each_basket_once(sim_dirs, order, monkeypatch):
     """Chunks much smaller than the baskets (8 events each): a chunk's read goes on to the ends
-    of the baskets it opens and the next chunks take their hits from it, so the hits tree is
-    read once, in disjoint ranges on cluster boundaries, and the events are the whole read's."""
+    of the baskets it opens and the next chunks take their hits and particles from it, so both
+    trees are read once, in disjoint ranges on cluster boundaries (the particles' event index
+    aside), and the events are the whole read's."""
     d = sim_dirs[order, "per_event"]
-    reads = []
+    reads = {"hits": [], "particles": []}
     real = acts.read_range
 
     def spy(tree, branches, start, stop, **kw):
-        if tree.name == "hits":
-            reads.append((start, stop))
+        if branches != ["event_id"]:  # the particles' event index is read once, whole
+            reads[tree.name].append((start, stop))
         return real(tree, branches, start, stop, **kw)
 
     monkeypatch.setattr(acts, "read_range", spy)
     tree = uproot.open(d / "hits.root")["hits"]
     clusters = tree["tx"].entry_offsets
+    particle_clusters = uproot.open(d / "particles.root")["particles"]["px"].entry_offsets
     parts, _ = _chunked(d, step_size=40)
     # several chunks per basket, but where hits of a basket's events interleave (one cut-safe
     # segment per basket) one
     per_basket = 1 if order == "interleaved" else 3
     assert len(parts) >= per_basket * (len(clusters) - 1)
-    assert sorted(reads) == list(itertools.pairwise(int(c) for c in clusters))
+    assert sorted(reads["hits"]) == list(itertools.pairwise(int(c) for c in clusters))
+    expected = list(itertools.pairwise(int(c) for c in particle_clusters))
+    assert sorted(reads["particles"]) == expected
     monkeypatch.setattr(acts, "read_range", real)
     assert_same_events(ak.concatenate(parts), read_acts(*_paths(d), step_size=WHOLE))
