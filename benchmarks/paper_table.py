@@ -41,6 +41,7 @@ import math
 import re
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -623,6 +624,13 @@ def _parser() -> argparse.ArgumentParser:
         "benchmarks/results/paper of a checkout) and skip the reports recorded there",
     )
     ap.add_argument(
+        "--per-method",
+        action="store_true",
+        help="evaluate one method at a time, into reports <dataset>_<backbone>_s<seed>[-<job>]-"
+        "<method> (with --record each is kept as soon as it is done: runs spread over several "
+        "stretches of work lose at most the method under way)",
+    )
+    ap.add_argument(
         "--table-only",
         action="store_true",
         help="only regenerate the table from the finished reports under --out (no simulation, "
@@ -674,6 +682,16 @@ def _report_jobs(
     runs = RUN_METHODS + ((MASKPOOL,) if "lri_bernoulli" in methods else ())
     runs += tuple(m for m in gmt if m in methods)
     return [(f"{name}-{tag}", runs, methods)]
+
+
+def split_by_method(name: str, kinds: Sequence[str], methods: list[str] | None) -> list[tuple]:
+    """``(report name, methods)`` of one job evaluated one method at a time
+    (``--per-method``): ``<name>-<method>`` per method the job's runs give (every post-hoc
+    method for the plain run, its own scores for the others; only ``methods`` where given),
+    so that every finished method is kept even when a later one does not finish."""
+    own = {MASKPOOL: "lri_bernoulli"}
+    given = [m for k in kinds for m in (POST_HOC if k == "plain" else (own.get(k, k),))]
+    return [(f"{name}-{m}", [m]) for m in dict.fromkeys(given) if methods is None or m in methods]
 
 
 def _train(ds: str, kind: str, bb: str, *, epochs: int | None, overrides, **kwargs) -> Path:
@@ -745,15 +763,21 @@ def main(argv=None) -> None:
                         skipped.add(reason)
                         print(f"skipped: {reason}", flush=True)
                 for name, kinds, methods in jobs:
-                    report = out / "reports" / name
-                    if _finished(report, args.record):
-                        continue  # finished reports are reused
-                    runs = [_train(ds, kind, bb, **train) for kind in kinds]
-                    evaluate(
-                        runs, report, methods=methods, device=args.device, seed=seed, **eval_opts
-                    )
-                    if args.record is not None:
-                        record_report(report, args.record)
+                    parts = [(name, methods)]
+                    if args.per_method:
+                        parts = split_by_method(name, kinds, methods)
+                    runs = None
+                    for part, part_methods in parts:
+                        report = out / "reports" / part
+                        if _finished(report, args.record):
+                            continue  # finished reports are reused
+                        runs = runs or [_train(ds, kind, bb, **train) for kind in kinds]
+                        evaluate(
+                            runs, report, methods=part_methods, device=args.device, seed=seed,
+                            **eval_opts,
+                        )  # fmt: skip
+                        if args.record is not None:
+                            record_report(report, args.record)
     _aggregate(_collect(out / "reports"), out, args.smoke, min_seeds, grid, command.strip())
 
 
@@ -818,10 +842,10 @@ def _collect(reports: Path) -> list[dict]:
     rows: dict[tuple, dict] = {}
     found = sorted(
         _report_files(reports),
-        key=lambda item: ("-" in item[0].rsplit("_s", 1)[1], item[1].stat().st_mtime),
+        key=lambda item: ("-" in item[0], item[1].stat().st_mtime),
     )
     for name, path in found:
-        seed = int(name.rsplit("_s", 1)[1].split("-", 1)[0])
+        seed = int(name.split("-", 1)[0].rsplit("_s", 1)[1])  # a tag may hold "_s" too
         for r in json.loads(path.read_text()):
             ks = sorted(int(k[5:]) for k in r if k.startswith("prec@"))
             for i, k in enumerate(ks):

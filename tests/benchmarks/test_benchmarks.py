@@ -535,6 +535,39 @@ def test_paper_table_records_finished_reports(tmp_path):
     assert row["seed"] == 0 and row["prec@k1"] == 0.5
 
 
+def test_paper_table_per_method_reports(tmp_path):
+    """``--per-method``: one report per method a job's runs give, named
+    ``<name>-<method>`` (tags holding ``_s``, as captum_saliency and gmt_sam do, still give the
+    seed), and their rows make the same table rows as one report would."""
+    import json
+
+    from paper_table import MASKPOOL, _collect, split_by_method
+
+    from hepx.explain.registry import POST_HOC
+
+    base = split_by_method("tau3mu_egnn_s2", ("plain", "lri_bernoulli", "pointmask"), None)
+    assert [m for _, [m] in base] == [*POST_HOC, "lri_bernoulli", "pointmask"]
+    assert base[0] == ("tau3mu_egnn_s2-" + POST_HOC[0], [POST_HOC[0]])
+    pool = split_by_method("tau3mu_egnn_s2-maskpool", (MASKPOOL,), ["lri_bernoulli"])
+    assert pool == [("tau3mu_egnn_s2-maskpool-lri_bernoulli", ["lri_bernoulli"])]
+    gmt = split_by_method("tau3mu_egnn_s2-gmt", ("gmt_lin", "gmt_sam"), ["gmt_sam"])
+    assert gmt == [("tau3mu_egnn_s2-gmt-gmt_sam", ["gmt_sam"])]
+    reports = {
+        "tau3mu_egnn_s2-captum_saliency": ("captum_saliency", "tau3mu_plain_egnn_s2_e100"),
+        "tau3mu_egnn_s2-gmt-gmt_sam": ("gmt_sam", "tau3mu_gmt_sam_egnn_s2_e100"),
+        "tau3mu_egnn_s2-maskpool-lri_bernoulli": (
+            "lri_bernoulli",
+            f"tau3mu_{MASKPOOL}_egnn_s2_e100",
+        ),
+        "tau3mu_egnn_s2-lri_bernoulli": ("lri_bernoulli", "tau3mu_lri_bernoulli_egnn_s2_e100"),
+    }
+    for name, (method, run) in reports.items():
+        row = {"dataset": "tau3mu", "backbone": "egnn", "method": method, "run": run}
+        (tmp_path / f"{name}.json").write_text(json.dumps([{**row, "prec@3": 0.5}]))
+    got = {r["method"]: r["seed"] for r in _collect(tmp_path)}
+    assert got == {"captum_saliency": 2, "gmt_sam": 2, MASKPOOL: 2, "lri_bernoulli": 2}
+
+
 def test_train_run_label_names_a_variant_run(tmp_path):
     from _common import train_run
 
