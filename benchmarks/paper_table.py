@@ -685,13 +685,14 @@ def _report_jobs(
 
 
 def split_by_method(name: str, kinds: Sequence[str], methods: list[str] | None) -> list[tuple]:
-    """``(report name, methods)`` of one job evaluated one method at a time
+    """``(report name, run kinds, methods)`` of one job evaluated one method at a time
     (``--per-method``): ``<name>-<method>`` per method the job's runs give (every post-hoc
     method for the plain run, its own scores for the others; only ``methods`` where given),
-    so that every finished method is kept even when a later one does not finish."""
+    with the run that gives it, so that every finished method is kept even when a later one
+    does not finish."""
     own = {MASKPOOL: "lri_bernoulli"}
-    given = [m for k in kinds for m in (POST_HOC if k == "plain" else (own.get(k, k),))]
-    return [(f"{name}-{m}", [m]) for m in dict.fromkeys(given) if methods is None or m in methods]
+    given = [(k, m) for k in kinds for m in (POST_HOC if k == "plain" else (own.get(k, k),))]
+    return [(f"{name}-{m}", (k,), [m]) for k, m in given if methods is None or m in methods]
 
 
 def _train(ds: str, kind: str, bb: str, *, epochs: int | None, overrides, **kwargs) -> Path:
@@ -763,15 +764,14 @@ def main(argv=None) -> None:
                         skipped.add(reason)
                         print(f"skipped: {reason}", flush=True)
                 for name, kinds, methods in jobs:
-                    parts = [(name, methods)]
+                    parts = [(name, kinds, methods)]
                     if args.per_method:
                         parts = split_by_method(name, kinds, methods)
-                    runs = None
-                    for part, part_methods in parts:
+                    for part, part_kinds, part_methods in parts:
                         report = out / "reports" / part
                         if _finished(report, args.record):
                             continue  # finished reports are reused
-                        runs = runs or [_train(ds, kind, bb, **train) for kind in kinds]
+                        runs = [_train(ds, kind, bb, **train) for kind in part_kinds]
                         evaluate(
                             runs, report, methods=part_methods, device=args.device, seed=seed,
                             **eval_opts,

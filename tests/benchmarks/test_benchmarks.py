@@ -546,12 +546,14 @@ def test_paper_table_per_method_reports(tmp_path):
     from hepx.explain.registry import POST_HOC
 
     base = split_by_method("tau3mu_egnn_s2", ("plain", "lri_bernoulli", "pointmask"), None)
-    assert [m for _, [m] in base] == [*POST_HOC, "lri_bernoulli", "pointmask"]
-    assert base[0] == ("tau3mu_egnn_s2-" + POST_HOC[0], [POST_HOC[0]])
+    assert [m for _, _, [m] in base] == [*POST_HOC, "lri_bernoulli", "pointmask"]
+    assert {kinds for _, kinds, [m] in base if m in POST_HOC} == {("plain",)}
+    assert base[0] == ("tau3mu_egnn_s2-" + POST_HOC[0], ("plain",), [POST_HOC[0]])
+    assert base[-1] == ("tau3mu_egnn_s2-pointmask", ("pointmask",), ["pointmask"])
     pool = split_by_method("tau3mu_egnn_s2-maskpool", (MASKPOOL,), ["lri_bernoulli"])
-    assert pool == [("tau3mu_egnn_s2-maskpool-lri_bernoulli", ["lri_bernoulli"])]
+    assert pool == [("tau3mu_egnn_s2-maskpool-lri_bernoulli", (MASKPOOL,), ["lri_bernoulli"])]
     gmt = split_by_method("tau3mu_egnn_s2-gmt", ("gmt_lin", "gmt_sam"), ["gmt_sam"])
-    assert gmt == [("tau3mu_egnn_s2-gmt-gmt_sam", ["gmt_sam"])]
+    assert gmt == [("tau3mu_egnn_s2-gmt-gmt_sam", ("gmt_sam",), ["gmt_sam"])]
     reports = {
         "tau3mu_egnn_s2-captum_saliency": ("captum_saliency", "tau3mu_plain_egnn_s2_e100"),
         "tau3mu_egnn_s2-gmt-gmt_sam": ("gmt_sam", "tau3mu_gmt_sam_egnn_s2_e100"),
