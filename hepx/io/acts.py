@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import awkward as ak
@@ -178,10 +179,8 @@ class _HitsTree:
         self.columns = [*HIT_REQUIRED, *present]
         self.branches = [*(b for b in link if b != "barcode"), *self.columns]
         self.baskets = basket_starts(self.tree, [*link, *self.columns])
-        self.clusters, self.basket_span = _clusters(self.tree, [*link, *self.columns])
-        #: ``(first entry, columns)``: the rows of the last read, which may go on past its
-        #: chunk to the ends of the baskets it opened (:meth:`_rows`), for the next chunk.
-        self._cache: tuple[int, dict[str, np.ndarray]] | None = None
+        clusters, self.basket_span = _clusters(self.tree, [*link, *self.columns])
+        self._reads = _ClusterReads(clusters, self._read_range, _ColumnRows)
 
     def read(self, chunk: ActsChunk, extend: int = 0) -> dict[str, Any]:
         """The entries the chunk reads, in entry order, as uproot gives them (not copied where
@@ -196,7 +195,7 @@ class _HitsTree:
         chunks lie in the same baskets, however small the chunks."""
         last = len(chunk.ranges) - 1
         parts = [
-            self._rows(int(a), int(b), extend if i == 0 else 0, extend if i == last else 0)
+            self._reads.rows(int(a), int(b), extend if i == 0 else 0, extend if i == last else 0)
             for i, (a, b) in enumerate(chunk.ranges)
         ]
         if len(parts) == 1:
@@ -206,33 +205,6 @@ class _HitsTree:
             h["entry"] = np.concatenate([np.arange(a, b) for a, b in chunk.ranges])
         h["inside"] = _inside_mask(h["event_id"], chunk.lo, chunk.hi)
         return h
-
-    def _rows(self, start: int, stop: int, back: int, ahead: int) -> dict[str, np.ndarray]:
-        """The entries ``start:stop``: those the last read holds (:attr:`_cache`) from there,
-        the rest read from the tree, from the cluster boundary (where every branch's basket
-        starts) at most ``back`` entries before ``start`` to the one at most ``ahead`` after
-        ``stop``; that read is kept for the next."""
-        parts: list[dict[str, np.ndarray]] = []
-        if self._cache is not None:
-            first, rows = self._cache
-            end = first + len(rows["event_id"])
-            if first <= start < end:
-                parts.append(
-                    {k: v[start - first : min(stop, end) - first] for k, v in rows.items()}
-                )
-                start, back = min(stop, end), 0
-        if start < stop:
-            self._cache = None  # not held beside the new read
-            below = int(self.clusters[np.searchsorted(self.clusters, start, side="right") - 1])
-            above = int(self.clusters[np.searchsorted(self.clusters, stop)])
-            lo = below if start - below <= back else start
-            hi = above if above - stop <= ahead else stop
-            rows = self._read_range(lo, hi)
-            self._cache = (lo, rows)
-            parts.append({k: v[start - lo : stop - lo] for k, v in rows.items()})
-        if len(parts) == 1:
-            return parts[0]
-        return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
 
     def _read_range(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """The entries ``start:stop``: the columns and ``barcode``; ``event_id`` an integer type
@@ -278,11 +250,10 @@ class _ParticlesTree:
         self.fields = [*PARTICLE_REQUIRED, *present]
         self.branches = ["event_id", *self.link, *self.fields]
         self.baskets = basket_starts(self.tree, self.branches)
-        self.clusters, self.basket_span = _clusters(self.tree, self.branches)
+        clusters, self.basket_span = _clusters(self.tree, self.branches)
         self._index: tuple[np.ndarray, np.ndarray] | None = None
-        #: ``(first entry, entries)``: the last read, which may go on to the ends of the
-        #: baskets it opened (:meth:`_entries`), for the next chunks.
-        self._cache: tuple[int, ak.Array] | None = None
+        read = partial(read_range, self.tree, self.branches, library="ak")
+        self._reads = _ClusterReads(clusters, read, _RecordRows)
 
     def read(self, chunk: ActsChunk) -> dict[str, np.ndarray]:
         """The particles of the chunk's event-id range, in entry order: from the entries of
@@ -299,38 +270,19 @@ class _ParticlesTree:
         runs = np.flatnonzero(np.diff(wanted) != 1)
         starts = np.concatenate([wanted[:1], wanted[runs + 1]])
         stops = np.concatenate([wanted[runs] + 1, wanted[-1:] + 1])
+        # a read may go on to the cluster boundaries within its own length or one basket
+        ranges = _coalesce(starts, stops, len(wanted), self.baskets)
+        reach = (ranges[:, 1] - ranges[:, 0]).clip(min=self.basket_span)
+        if self.baskets is None:
+            reach[:] = 0
         parts = [
-            self._rows(self._entries(int(a), int(b)), chunk)
-            for a, b in _coalesce(starts, stops, len(wanted), self.baskets)
+            self._rows(self._reads.rows(int(a), int(b), int(r), int(r)), chunk)
+            for (a, b), r in zip(ranges, reach, strict=True)
         ]
         if not parts:
             empty = {k: np.zeros(0, np.float32) for k in self.fields}
             return {"event_id": np.zeros(0, np.int64), "barcode": np.zeros(0, np.uint64), **empty}
         return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
-
-    def _entries(self, start: int, stop: int) -> ak.Array:
-        """The entries ``start:stop``: those the last read holds from there, the rest read
-        from the cluster boundaries around them (where every branch's basket starts) when those
-        lie within the range's length or one basket, and kept: uproot decompresses baskets
-        whole anyway, and small chunks then decompress each basket once."""
-        parts = []
-        reach = max(stop - start, self.basket_span) if self.baskets is not None else 0
-        if self._cache is not None:
-            first, entries = self._cache
-            end = first + len(entries)
-            if first <= start < end:
-                parts.append(entries[start - first : min(stop, end) - first])
-                start = min(stop, end)
-        if start < stop:
-            self._cache = None  # not held beside the new read
-            below = int(self.clusters[np.searchsorted(self.clusters, start, side="right") - 1])
-            above = int(self.clusters[np.searchsorted(self.clusters, stop)])
-            lo = below if start - below <= reach and not parts else start
-            hi = above if above - stop <= reach else stop
-            entries = read_range(self.tree, self.branches, lo, hi, library="ak")
-            self._cache = (lo, entries)
-            parts.append(entries[start - lo : stop - lo])
-        return parts[0] if len(parts) == 1 else ak.concatenate(parts)
 
     def _rows(self, arrays: ak.Array, chunk: ActsChunk) -> dict[str, np.ndarray]:
         """One row per particle of the entries ``arrays`` whose event is in ``chunk``."""
@@ -458,6 +410,70 @@ def _block_spans(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def basket_starts(tree: Any, branches: Sequence[str]) -> np.ndarray:
     """The entries where a basket of any of ``branches`` starts (ascending)."""
     return np.unique(np.concatenate([np.asarray(tree[b].entry_offsets[:-1]) for b in branches]))
+
+
+class _ColumnRows:
+    """Rows as ``{name: array}`` (:class:`_ClusterReads`)."""
+
+    @staticmethod
+    def length(rows: dict[str, np.ndarray]) -> int:
+        return len(next(iter(rows.values())))
+
+    @staticmethod
+    def slice(rows: dict[str, np.ndarray], a: int, b: int) -> dict[str, np.ndarray]:
+        return {k: v[a:b] for k, v in rows.items()}
+
+    @staticmethod
+    def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+
+
+class _RecordRows:
+    """Rows as an awkward array of records (:class:`_ClusterReads`)."""
+
+    length = staticmethod(len)
+
+    @staticmethod
+    def slice(rows: ak.Array, a: int, b: int) -> ak.Array:
+        return rows[a:b]
+
+    concat = staticmethod(ak.concatenate)
+
+
+class _ClusterReads:
+    """Entry ranges of a tree, read so that each basket is decompressed once when consecutive
+    ranges lie in the same baskets: a read may go on to the nearest cluster boundaries (where
+    every branch read starts a basket; uproot decompresses the baskets it touches whole
+    anyway), and it is kept, so that the next ranges take from it what it holds.
+
+    ``read(start, stop)`` reads the entries; ``rows`` (:class:`_ColumnRows`,
+    :class:`_RecordRows`) slices, measures and joins what it returns."""
+
+    def __init__(self, clusters: np.ndarray, read: Callable[[int, int], Any], rows: Any):
+        self.clusters, self.read, self.kind = clusters, read, rows
+        self._last: tuple[int, Any] | None = None  # (first entry, rows) of the last read
+
+    def rows(self, start: int, stop: int, back: int, ahead: int) -> Any:
+        """The entries ``start:stop``: those the last read holds from ``start`` on, the rest
+        read from the cluster boundary at most ``back`` entries before ``start`` (none if the
+        last read gave the first ones) to the one at most ``ahead`` after ``stop``."""
+        kind, parts = self.kind, []
+        if self._last is not None:
+            first, rows = self._last
+            end = first + kind.length(rows)
+            if first <= start < end:
+                parts.append(kind.slice(rows, start - first, min(stop, end) - first))
+                start, back = min(stop, end), 0
+        if start < stop:
+            self._last = None  # not held beside the new read
+            below = int(self.clusters[np.searchsorted(self.clusters, start, side="right") - 1])
+            above = int(self.clusters[np.searchsorted(self.clusters, stop)])
+            lo = below if start - below <= back else start
+            hi = above if above - stop <= ahead else stop
+            rows = self.read(lo, hi)
+            self._last = (lo, rows)
+            parts.append(kind.slice(rows, start - lo, stop - lo))
+        return parts[0] if len(parts) == 1 else kind.concat(parts)
 
 
 def _clusters(tree: Any, branches: Sequence[str]) -> tuple[np.ndarray, int]:
