@@ -12,9 +12,10 @@ Two comparisons, on the same files in the same run (the machine is noisy: read t
 
 The goal: both ratios at most 1.5. ``--step-sizes N ...`` adds a third table: the ActsTrack
 conversion in process with the reader's ``step_size`` set to each value (hits-tree entries per
-chunk; smaller chunks bound the memory more tightly), per side. With ``--base REV`` the hepx figures are also measured with
-the code of REV (a git worktree, put first on ``PYTHONPATH``; the processes run in the work
-directory, so that the current directory does not shadow it), interleaved with this tree's.
+chunk; smaller chunks bound the memory more tightly), per side. With ``--base REV`` the hepx
+figures are also measured with the code of REV (a git worktree, put first on ``PYTHONPATH``;
+the processes run in the work directory, so that the current directory does not shadow it),
+interleaved with this tree's.
 Each figure is the best of ``--repeat``. The simulated inputs are cached in the work directory
 and reused.
 """

@@ -477,13 +477,12 @@ class _ClusterReads:
 
 
 def _clusters(tree: Any, branches: Sequence[str]) -> tuple[np.ndarray, int]:
-    """The entries where a basket of every one of ``branches`` starts (the cluster
-    boundaries, with the number of entries at the end) and the most entries one basket of them
-    holds."""
-    offsets = [np.asarray(tree[b].entry_offsets) for b in branches]
-    common = offsets[0]
-    for other in offsets[1:]:
-        common = np.intersect1d(common, other, assume_unique=True)
+    """The entries where a basket of every one of ``branches`` starts (uproot's
+    ``common_entry_offsets``: the cluster boundaries, with the number of entries at the end)
+    and the most entries one basket of them holds."""
+    wanted = set(branches)
+    common = np.asarray(tree.common_entry_offsets(filter_name=wanted.__contains__), np.int64)
+    offsets = [np.asarray(tree[b].entry_offsets) for b in wanted]
     span = max(int(np.diff(o).max()) if len(o) > 1 else 0 for o in offsets)
     return common, span
 
