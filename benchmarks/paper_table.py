@@ -613,7 +613,9 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="evaluate only these methods (default all) into reports named "
-        "<dataset>_<backbone>_s<seed>-<tag>; their rows replace older ones in the table",
+        "<dataset>_<backbone>_s<seed>-<tag>; their rows replace older ones in the table. "
+        "With --per-method: only these methods' reports, named as without it (no --tag; "
+        f"the mask-pool run is {MASKPOOL})",
     )
     ap.add_argument("--tag", default=None, help="report name suffix for --methods")
     ap.add_argument(
@@ -684,15 +686,24 @@ def _report_jobs(
     return [(f"{name}-{tag}", runs, methods)]
 
 
-def split_by_method(name: str, kinds: Sequence[str], methods: list[str] | None) -> list[tuple]:
+def split_by_method(
+    name: str,
+    kinds: Sequence[str],
+    methods: list[str] | None,
+    only: Sequence[str] | None = None,
+) -> list[tuple]:
     """``(report name, run kinds, methods)`` of one job evaluated one method at a time
     (``--per-method``): ``<name>-<method>`` per method the job's runs give (every post-hoc
     method for the plain run, its own scores for the others; only ``methods`` where given),
     with the run that gives it, so that every finished method is kept even when a later one
-    does not finish."""
+    does not finish. ``only``: the table methods to keep (``--methods`` with ``--per-method``;
+    the mask-pool run's is :data:`MASKPOOL`)."""
     own = {MASKPOOL: "lri_bernoulli"}
     given = [(k, m) for k in kinds for m in (POST_HOC if k == "plain" else (own.get(k, k),))]
-    return [(f"{name}-{m}", (k,), [m]) for k, m in given if methods is None or m in methods]
+    given = [(k, m) for k, m in given if methods is None or m in methods]
+    if only is not None:
+        given = [(k, m) for k, m in given if (MASKPOOL if k == MASKPOOL else m) in only]
+    return [(f"{name}-{m}", (k,), [m]) for k, m in given]
 
 
 def _train(ds: str, kind: str, bb: str, *, epochs: int | None, overrides, **kwargs) -> Path:
@@ -715,7 +726,7 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     ap = _parser()
     args = ap.parse_args(argv)
-    if args.methods and not args.tag:
+    if args.methods and not args.tag and not args.per_method:
         ap.error("--methods needs --tag (the re-evaluation gets its own report directory)")
     if args.tag == "maskpool":
         ap.error("--tag maskpool is the mask-pool run's report; choose another tag")
@@ -756,8 +767,10 @@ def main(argv=None) -> None:
                     "overrides": overrides,
                     "device": args.device,
                 }
+                # per method without --tag, --methods only picks reports, named as without it
+                chosen = None if args.per_method and not args.tag else args.methods
                 jobs, missing = available_jobs(
-                    _report_jobs(f"{ds}_{bb}_s{seed}", args.methods, args.tag, bb), ds, bb
+                    _report_jobs(f"{ds}_{bb}_s{seed}", chosen, args.tag, bb), ds, bb
                 )
                 for reason in missing:
                     if reason not in skipped:  # once, not per seed
@@ -766,7 +779,8 @@ def main(argv=None) -> None:
                 for name, kinds, methods in jobs:
                     parts = [(name, kinds, methods)]
                     if args.per_method:
-                        parts = split_by_method(name, kinds, methods)
+                        only = None if chosen else args.methods
+                        parts = split_by_method(name, kinds, methods, only=only)
                     for part, part_kinds, part_methods in parts:
                         report = out / "reports" / part
                         if _finished(report, args.record):

@@ -554,6 +554,16 @@ def test_paper_table_per_method_reports(tmp_path):
     assert pool == [("tau3mu_egnn_s2-maskpool-lri_bernoulli", (MASKPOOL,), ["lri_bernoulli"])]
     gmt = split_by_method("tau3mu_egnn_s2-gmt", ("gmt_lin", "gmt_sam"), ["gmt_sam"])
     assert gmt == [("tau3mu_egnn_s2-gmt-gmt_sam", ("gmt_sam",), ["gmt_sam"])]
+    # --methods with --per-method picks reports by their table method, names unchanged
+    kinds = ("plain", "lri_bernoulli")
+    picked = split_by_method("tau3mu_egnn_s2", kinds, None, only=["gradcam", "lri_bernoulli"])
+    assert picked == [
+        ("tau3mu_egnn_s2-gradcam", ("plain",), ["gradcam"]),
+        ("tau3mu_egnn_s2-lri_bernoulli", ("lri_bernoulli",), ["lri_bernoulli"]),
+    ]
+    pool_job = ("tau3mu_egnn_s2-maskpool", (MASKPOOL,), ["lri_bernoulli"])
+    assert split_by_method(*pool_job, only=["gradcam", "lri_bernoulli"]) == []
+    assert split_by_method(*pool_job, only=[MASKPOOL]) == pool
     reports = {
         "tau3mu_egnn_s2-captum_saliency": ("captum_saliency", "tau3mu_plain_egnn_s2_e100"),
         "tau3mu_egnn_s2-gmt-gmt_sam": ("gmt_sam", "tau3mu_gmt_sam_egnn_s2_e100"),
