@@ -319,10 +319,19 @@ def test_paper_table_claim_verdicts():
     assert above_verdict([one], 1) == ("not shown", ["ig"])
 
 
+def _baselines(value: float, n: int = 3, **kw) -> list[dict]:
+    """Rows of every post-hoc method and PointMask of Tau3Mu (``n`` seeds of ``value``)."""
+    from hepx.explain.registry import POST_HOC
+
+    return _pt_rows({m: [value] * n for m in (*POST_HOC, "pointmask")}, **kw)
+
+
 def test_paper_table_claims_per_dataset_and_backbone():
     """The mask-pool variant and GMT are not post-hoc; GMT is pending without runs; the
     mask-pool line reports the paired difference without a verdict beyond holds/not shown."""
     from paper_table import _by_seed, claim_text, claims, is_post_hoc
+
+    from hepx.explain.registry import POST_HOC
 
     assert is_post_hoc("pointmask") and is_post_hoc("pointmask_posthoc")
     assert not is_post_hoc("lri_bernoulli_maskpool") and not is_post_hoc("gmt_lin")
@@ -331,12 +340,22 @@ def test_paper_table_claims_per_dataset_and_backbone():
             "lri_bernoulli": [0.90, 0.91, 0.92],
             "lri_bernoulli_maskpool": [0.95, 0.99, 0.90],  # -0.05, -0.08, 0.02: contains 0
             "lri_gaussian": [0.10, 0.10, 0.10],
-            "gradcam": [0.80, 0.80, 0.80],
         }
     )
+    # every baseline is compared, also one without a record: pending, never left out
+    recs = {
+        (r["claim"], r["metric"]): r
+        for r in claims(_by_seed(rows + _pt_rows({"gradcam": [0.8] * 3})), "tau3mu", "egnn", 3)
+    }
+    post = recs["LRI-Bernoulli above every post-hoc method", "interp_auc"]
+    assert {c["method"] for c in post["comparisons"]} == {*POST_HOC, "pointmask"}
+    assert post["verdict"] == "pending (0 of 3 seeds)" and "gradcam" not in post["named"]
+    assert set(post["named"]) == {*POST_HOC, "pointmask"} - {"gradcam"}
+    rows += _baselines(0.80)
     recs = {(r["claim"], r["metric"]): r for r in claims(_by_seed(rows), "tau3mu", "egnn", 3)}
     post = recs["LRI-Bernoulli above every post-hoc method", "interp_auc"]
-    assert [c["method"] for c in post["comparisons"]] == ["gradcam"] and post["verdict"] == "holds"
+    assert {c["method"] for c in post["comparisons"]} == {*POST_HOC, "pointmask"}
+    assert post["verdict"] == "holds"
     assert recs["GMT above LRI-Bernoulli", "prec@k1"]["verdict"] == "pending (no GMT runs)"
     pool = recs["LRI-Bernoulli (reference) vs mask-weighted pool", "interp_auc"]
     assert pool["verdict"] == "not shown" and pool["comparisons"][0]["mean"] == pytest.approx(
@@ -354,14 +373,14 @@ def test_paper_table_claims_per_dataset_and_backbone():
     one = [r for r in rows if r["seed"] == 0]
     recs = {(r["claim"], r["metric"]): r for r in claims(_by_seed(one), "tau3mu", "egnn", 1)}
     line = claim_text(recs["LRI-Bernoulli above every post-hoc method", "interp_auc"])
-    assert "**not shown (no interval from one seed: gradcam)**" in line
-    assert line.endswith("gradcam +0.100 (n=1, no interval)")
+    assert "**not shown (no interval from one seed: bernmask, " in line
+    assert "gradcam +0.100 (n=1, no interval)" in line
     rows += _pt_rows({"gmt_lin": [0.80, 0.81, 0.82]})  # 0.1 below LRI-Bernoulli every seed
     recs = {(r["claim"], r["metric"]): r for r in claims(_by_seed(rows), "tau3mu", "egnn", 3)}
     assert recs["GMT above LRI-Bernoulli", "interp_auc"]["verdict"] == "does not hold"
     # GMT does not enter the post-hoc comparison either
     post = recs["LRI-Bernoulli above every post-hoc method", "interp_auc"]
-    assert [c["method"] for c in post["comparisons"]] == ["gradcam"]
+    assert {c["method"] for c in post["comparisons"]} == {*POST_HOC, "pointmask"}
 
 
 def test_paper_table_literature_beside_egnn_prec_k1():
@@ -384,7 +403,9 @@ def test_paper_table_literature_beside_egnn_prec_k1():
     assert got["egnn", "pointmask"]["metrics"]["interp_auc"]["pending"]
     assert got["egnn", "gmt_lin"]["literature"]["prec"] == 68.94
     assert got["egnn", "pointmask_posthoc"]["literature"] is None
-    assert ("dgcnn", "pointmask") not in got
+    # PointMask has DGCNN configs (a row without literature), GMT EGNN ones only
+    assert got["dgcnn", "pointmask"]["literature"] is None
+    assert ("egnn", "gmt_sam") in got and ("dgcnn", "gmt_lin") not in got
     lines = _markdown_table(table, "tau3mu", 3)
     assert lines[0].startswith("| method | backbone | seeds | interp AUC (mean [lo, hi]) |")
     assert "| prec@k1 (k=3) |" in lines[0]
@@ -457,9 +478,10 @@ def test_paper_table_outputs(tmp_path):
 
     from paper_table import _aggregate
 
-    rows = _pt_rows({"lri_bernoulli": [0.90, 0.91, 0.92], "gradcam": [0.80, 0.80, 0.80]})
+    rows = _pt_rows({"lri_bernoulli": [0.90, 0.91, 0.92]}) + _baselines(0.80)
     for r in rows:
-        r["run"] = f"tau3mu_{'plain' if r['method'] == 'gradcam' else r['method']}_egnn_s0_e100"
+        kind = r["method"] if r["method"] in ("lri_bernoulli", "pointmask") else "plain"
+        r["run"] = f"tau3mu_{kind}_egnn_s0_e100"
     _aggregate(rows, tmp_path, min_seeds=3, grid=[("tau3mu", "dgcnn")], command="CMD --x")
     doc = json.loads((tmp_path / "paper_table.json").read_text())
     cells = {(c["backbone"], c["method"]): c for c in doc["cells"]}
@@ -473,11 +495,13 @@ def test_paper_table_outputs(tmp_path):
         "n": 0,
         "pending": True,
     }
-    assert doc["epochs_used"] == {"tau3mu": {"lri_bernoulli": [100], "plain": [100]}}
+    used = {"lri_bernoulli": [100], "plain": [100], "pointmask": [100]}
+    assert doc["epochs_used"] == {"tau3mu": used}
     assert {c["verdict"] for c in doc["claims"] if c["backbone"] == "egnn"} >= {"holds"}
     md = (tmp_path / "paper_table.md").read_text()
     assert "```bash\nCMD --x\n```" in md and "## Tau3Mu-sim (`tau3mu`)" in md
     assert "most likely precision@3" in md and "BENCH_EPOCHS" in md
+    assert "also those without a\nrecord yet" in md  # the claims' rule, said on the page
     assert "actstrack and synmol are shortened from the reference schedule" in md
     head = (tmp_path / "paper_table.csv").read_text().splitlines()[0].split(",")
     assert head[:4] == ["dataset", "backbone", "method", "seeds"]
