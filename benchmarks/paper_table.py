@@ -623,6 +623,8 @@ def _parser() -> argparse.ArgumentParser:
         "--methods",
         nargs="+",
         default=None,
+        choices=(*POST_HOC, *SELF_INTERPRETABLE, MASKPOOL),
+        metavar="METHOD",
         help="evaluate only these methods (default all) into reports named "
         "<dataset>_<backbone>_s<seed>-<tag>; their rows replace older ones in the table. "
         "With --per-method: only these methods' reports, named as without it (no --tag; "

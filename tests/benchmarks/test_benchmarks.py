@@ -732,7 +732,7 @@ def test_paper_table_synmol_arguments():
     """``--datasets synmol`` parses, with its own epochs and sample count; ``--smoke`` shortens
     SynMol like the others; an unknown dataset is refused."""
     from _common import EVENTS
-    from paper_table import SMOKE_EVENTS, _parser, _settings
+    from paper_table import MASKPOOL, SMOKE_EVENTS, _parser, _settings
 
     assert EVENTS["synmol"] == 8663  # the paper's SynMol (Table 1)
     ap = _parser()
@@ -745,6 +745,11 @@ def test_paper_table_synmol_arguments():
     assert args.epochs_synmol == 2 and SMOKE_EVENTS["synmol"] < 1000
     with pytest.raises(SystemExit):
         ap.parse_args(["--datasets", "plbind"])
+    # an unknown --methods name is refused, not silently left without a report
+    assert ap.parse_args(["--per-method", "--methods", "gradcam", MASKPOOL]).methods[1] == MASKPOOL
+    with pytest.raises(SystemExit) as exit_info:
+        ap.parse_args(["--per-method", "--methods", "gradcma"])
+    assert exit_info.value.code == 2
 
 
 def test_simulated_synmol_is_built_once(tmp_path, monkeypatch):
