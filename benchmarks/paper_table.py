@@ -228,8 +228,10 @@ def _withheld(c: dict, min_seeds: int) -> dict:
 def above_verdict(comparisons: list[dict], min_seeds: int) -> tuple[str, list[str]]:
     """Verdict of "the first method is above each compared one" and the methods it names:
     ``does not hold`` if some complete interval lies below 0, else ``pending`` if some
-    comparison has fewer than ``min_seeds`` paired seeds, else ``holds`` if every lower bound
-    is above 0, else ``not shown`` (the intervals containing 0, or none from one seed)."""
+    comparison has fewer than ``min_seeds`` paired seeds (naming, in the verdict, the complete
+    ones whose interval already contains 0: with them the claim is not shown whatever the
+    pending ones give), else ``holds`` if every lower bound is above 0, else ``not shown``
+    (the intervals containing 0, or none from one seed)."""
     done = [c for c in comparisons if c["n"] >= min_seeds]
     below = [c["method"] for c in done if c["hi"] < 0]
     if below:
@@ -237,7 +239,13 @@ def above_verdict(comparisons: list[dict], min_seeds: int) -> tuple[str, list[st
     short = [c for c in comparisons if c["n"] < min_seeds]
     if short:
         n = min(c["n"] for c in short)
-        return f"pending ({n} of {min_seeds} seeds)", [c["method"] for c in short]
+        verdict = f"pending ({n} of {min_seeds} seeds)"
+        unsure = [c["method"] for c in done if not c["lo"] > 0]
+        if unsure:
+            verdict = (
+                f"pending ({n} of {min_seeds} seeds; interval contains 0: {', '.join(unsure)})"
+            )
+        return verdict, [c["method"] for c in short]
     unsure = [c["method"] for c in comparisons if not c["lo"] > 0]
     return ("not shown", unsure) if unsure else ("holds", [])
 
@@ -486,7 +494,9 @@ CLAIMS_NOTE = """\
 "LRI-Bernoulli above every post-hoc method" compares LRI-Bernoulli with every baseline row of
 the dataset and backbone above (the post-hoc methods and PointMask), also those without a
 record yet: it stays pending until each has {min_seeds} seeds paired with LRI-Bernoulli's, and
-then holds only if every interval lies above 0."""
+then holds only if every interval lies above 0. A pending verdict names the complete
+comparisons whose interval already contains 0: with those seeds the claim cannot hold, only
+be not shown or (if a pending interval lands below 0) not hold."""
 
 
 def _markdown(table, records, rows, min_seeds: int, command: str, smoke: bool) -> str:

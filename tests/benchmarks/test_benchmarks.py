@@ -312,6 +312,11 @@ def test_paper_table_claim_verdicts():
     assert above_verdict([c, comp("gradgeo")], 3) == ("not shown", ["gradgeo"])
     assert above_verdict([c, comp("gradgeo"), comp("ig")], 3) == ("does not hold", ["ig"])
     assert above_verdict([c], 4) == ("pending (3 of 4 seeds)", ["gradcam"])
+    # a complete comparison containing 0 is named while others are still pending
+    assert above_verdict([c, comp("gradgeo"), comp("bernmask")], 3) == (
+        "pending (0 of 3 seeds; interval contains 0: gradgeo)",
+        ["bernmask"],
+    )
     assert above_verdict([c], 1) == ("holds", [])
     # one seed: no interval, nothing shown
     index = _by_seed(_pt_rows({"lri_bernoulli": [0.9], "ig": [0.8]}))
