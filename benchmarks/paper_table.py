@@ -229,7 +229,7 @@ def above_verdict(comparisons: list[dict], min_seeds: int) -> tuple[str, list[st
     """Verdict of "the first method is above each compared one" and the methods it names:
     ``does not hold`` if some complete interval lies below 0, else ``pending`` if some
     comparison has fewer than ``min_seeds`` paired seeds (naming, in the verdict, the complete
-    ones whose interval already contains 0: with them the claim is not shown whatever the
+    ones whose interval already contains 0: with them the claim cannot hold, whatever the
     pending ones give), else ``holds`` if every lower bound is above 0, else ``not shown``
     (the intervals containing 0, or none from one seed)."""
     done = [c for c in comparisons if c["n"] >= min_seeds]
