@@ -273,6 +273,23 @@ def test_bernmask_p_keeps_the_epoch_of_best_validation_auc(monkeypatch):
     assert not all(torch.equal(kept[k], v) for k, v in states[3].items())
 
 
+def test_bernmask_p_validation_tie_breaker_is_the_prediction_loss():
+    # the reference breaks AUC ties on the mean prediction loss alone (its loss_dict["pred"]),
+    # not on the size and entropy terms: with the mask saturated at 1 the masked prediction is
+    # the clean one, so that loss is the binary entropy of the model's own probability
+    model = tiny("dgcnn", pos_scale=0.01)
+    b = random_batch()
+    algo = get_explainer("bernmask_p", size_coef=100.0, ent_coef=100.0)
+    algo.fit(model, [b], epochs=1)
+    with torch.no_grad():
+        algo.net[-1].bias.fill_(60.0)
+    _, neg_loss = algo._validate(model, [b, b], torch.device("cpu"), None, None)
+    with torch.no_grad():
+        p = torch.sigmoid(model(b.clone()).view(-1))
+    entropy = -(p * p.log() + (1 - p) * (1 - p).log()).mean()
+    assert -neg_loss == pytest.approx(float(entropy), rel=1e-4, abs=1e-6)
+
+
 def test_ig_completeness_egnn_and_periodic():
     b = random_batch(sizes=(6, 9, 5), dim=3, scale=1.0)
     model = tiny("egnn")

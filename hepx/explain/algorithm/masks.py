@@ -151,15 +151,18 @@ class _ParametricMask(ExplainerAlgorithm):
     def _mask(self, params: Tensor, gen: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
-    def _step(self, clf, data, dev, gen) -> tuple[Tensor, Tensor, Tensor]:
-        """Loss, masked logits ``[B]`` and labels ``[B]`` of one batch (sampled mask)."""
+    def _step(self, clf, data, dev, gen) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Loss, its prediction term (the masked prediction's BCE against the soft target),
+        masked logits ``[B]`` and labels ``[B]`` of one batch (sampled mask)."""
         inp = point_inputs(data.to(dev))
         ei, logits, h = self._embed(clf, inp)
         params = self.net(h)
         m = self._mask(params, gen)
         out = masked_logits(clf, inp, ei, m, self.mask_pool)
-        loss = self._loss(out, torch.sigmoid(logits), params, m, inp.batch)
-        return loss, out.view(-1), data.y.view(-1)
+        target = torch.sigmoid(logits)
+        loss = self._loss(out, target, params, m, inp.batch)
+        pred_loss = F.binary_cross_entropy_with_logits(out.detach(), target)
+        return loss, pred_loss, out.view(-1), data.y.view(-1)
 
     def fit(
         self,
@@ -175,8 +178,9 @@ class _ParametricMask(ExplainerAlgorithm):
         frozen; ``epochs`` default 100 (the ActsTrack reference).
 
         With ``valid_loader`` the network of the epoch with the best validation ROC AUC of the
-        masked prediction (sampled masks, ties to the lower validation loss) is kept, as in
-        the reference's selection; ``selected_epoch`` records it. Without, the last epoch's.
+        masked prediction (sampled masks; ties to the lower validation prediction loss, the
+        BCE term alone) is kept, as in the reference's selection; ``selected_epoch`` records
+        it. Without, the last epoch's.
         """
         clf = classifier_of(model)
         epochs = 100 if epochs is None else int(epochs)
@@ -212,8 +216,9 @@ class _ParametricMask(ExplainerAlgorithm):
         return self
 
     def _validate(self, clf, loader, dev, gen, max_batches) -> tuple[float, float]:
-        """(ROC AUC of the masked prediction, minus the mean loss) on ``loader``: larger is
-        better."""
+        """(ROC AUC of the masked prediction, minus the mean prediction loss) on ``loader``:
+        larger is better. The prediction loss is the BCE term without the size and entropy
+        regularisers, the reference's tie-breaker."""
         from hepx.explain.metric.groundtruth import prediction_metrics
 
         self.net.eval()
@@ -222,8 +227,8 @@ class _ParametricMask(ExplainerAlgorithm):
             for i, data in enumerate(loader):
                 if max_batches is not None and i >= max_batches:
                     break
-                loss, out, y = self._step(clf, data, dev, gen)
-                losses.append(float(loss))
+                _, pred_loss, out, y = self._step(clf, data, dev, gen)
+                losses.append(float(pred_loss))
                 outs.append(out.cpu())
                 ys.append(y.cpu())
         auc = prediction_metrics(torch.cat(outs), torch.cat(ys))["auc"]
