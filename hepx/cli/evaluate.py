@@ -58,6 +58,13 @@ def add_parser(sub) -> None:
         help="BernMask-P / post-hoc PointMask epochs (default: the reference's)",
     )
     p.add_argument("--fit-max-batches", type=int, default=None, help="batches per fit epoch")
+    p.add_argument(
+        "--fit-batch-size",
+        type=int,
+        default=None,
+        help="samples per batch of the fits (default: the run's training batch size for "
+        "BernMask-P, as the reference; --batch-size for the others)",
+    )
     p.add_argument("--ig-steps", type=int, default=d["ig_steps"], help="IG path steps")
     p.add_argument(
         "--ig-baseline",
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> None:
         "bernmask_iterations": args.bernmask_iterations,
         "fit_epochs": args.fit_epochs,
         "fit_max_batches": args.fit_max_batches,
+        "fit_batch_size": args.fit_batch_size,
         "ig_steps": args.ig_steps,
         "ig_baseline": args.ig_baseline,
         "seed": args.seed,

@@ -24,6 +24,13 @@ EVALUATE_SCHEMA: Schema = {
         doc="BernMask-P / post-hoc PointMask epochs (null: reference)",
     ),
     "fit_max_batches": Field("posint", None, nullable=True, doc="batches per fit epoch"),
+    "fit_batch_size": Field(
+        "posint",
+        None,
+        nullable=True,
+        doc="samples per batch of the fits (null: the run's training batch size for BernMask-P, "
+        "as the reference trains it; batch_size for the others)",
+    ),
     "ig_steps": Field("posint", 50, doc="IG path steps"),
     "ig_baseline": Field("str", "origin", choices=PATH_BASELINES, doc="IG / GGIG path baseline"),
     "seed": Field("int", 0, doc="seed of fits, draws and perturbations"),

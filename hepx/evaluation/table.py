@@ -232,11 +232,23 @@ def _explainer(method: str, run: _Run, opt: Mapping[str, Any]):
     return explainer, fit
 
 
+def fit_batch_size(method: str, run_config: Mapping[str, Any], opt: Mapping[str, Any]) -> int:
+    """Samples per batch of ``method``'s fit: ``fit_batch_size`` if set, else for BernMask-P
+    the run's training batch size (the reference trains its extractor with the dataset's
+    batch size, which sets its number of steps per epoch), else ``batch_size``."""
+    if opt["fit_batch_size"] is not None:
+        return int(opt["fit_batch_size"])
+    if method == "bernmask_p":
+        return int(run_config["train"]["batch_size"])
+    return int(opt["batch_size"])
+
+
 def _train_loader(run: _Run, opt: Mapping[str, Any], method: str) -> DataLoader:
     if run.train is None:
         raise InputError(f"{method} must be fit on the run's training split, which is unavailable")
     gen = torch.Generator().manual_seed(opt["seed"])
-    return DataLoader(run.train, batch_size=opt["batch_size"], shuffle=True, generator=gen)
+    size = fit_batch_size(method, run.config, opt)
+    return DataLoader(run.train, batch_size=size, shuffle=True, generator=gen)
 
 
 def _evaluate_method(
@@ -269,6 +281,8 @@ def _evaluate_method(
     if opt["sanity"]:
         row.update(_sanity(explainer, run, check_batch, opt, fit_kwargs))
     row["fit_s"] = t_fit
+    if fit_kwargs is not None:
+        row["fit_batch_size"] = fit_batch_size(method, run.config, opt)
     row["explain_ms_per_sample"] = 1000 * t_explain / max(len(test), 1)
     _log_row(row, ks[0], t_fit + t_explain)
     return row, pred
@@ -417,6 +431,8 @@ def _evaluate_ensemble(
     if opt["robustness"]:
         row.update(_robustness(ens, first, check_batch, opt))
     row["fit_s"] = t_fit
+    if fit_kwargs is not None:
+        row["fit_batch_size"] = fit_batch_size(method, first.config, opt)
     row["explain_ms_per_sample"] = 1000 * t_explain / max(len(test), 1)
     _log_row(row, ks[0], t_fit + t_explain)
     return row, pred

@@ -4,6 +4,7 @@ code 2."""
 import csv
 
 import pytest
+import yaml
 
 import hepx.cli
 
@@ -68,6 +69,10 @@ def test_evaluate_writes_table_and_roc(runs, tmp_path):
     ):
         assert col in rows[0], col
     assert float(rows[0]["equiv_permutation_cos"]) > 0.999
+    # BernMask-P is fit with the run's training batch size (the reference's), not --batch-size
+    train_batch = yaml.safe_load(open(runs["plain"] / "config.yaml"))["train"]["batch_size"]
+    assert int(rows[1]["fit_batch_size"]) == train_batch != 64
+    assert rows[0]["fit_batch_size"] == ""  # gradgeo is not fit
     ig_options = dict(o.split("=") for o in rows[2]["options"].split(";"))
     assert ig_options["baseline"] == "centroid" and ig_options["n_steps"] == "4"
     assert "| gradgeo | egnn | actstrack |" in (rep / "results.md").read_text()
@@ -227,3 +232,16 @@ def test_ensemble_needs_runs_of_one_test_split(
     )
     assert "made of plain runs" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_fit_batch_size_rule():
+    from hepx.evaluation.table import fit_batch_size
+
+    run_config = {"train": {"batch_size": 256}}  # Tau3Mu's training batch, the reference's
+    opt = {"batch_size": 64, "fit_batch_size": None}
+    assert fit_batch_size("bernmask_p", run_config, opt) == 256
+    assert fit_batch_size("pgexplainer", run_config, opt) == 64
+    assert fit_batch_size("pointmask_posthoc", run_config, opt) == 64
+    forced = {**opt, "fit_batch_size": 32}
+    assert fit_batch_size("bernmask_p", run_config, forced) == 32
+    assert fit_batch_size("pgexplainer", run_config, forced) == 32
