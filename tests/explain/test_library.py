@@ -94,6 +94,8 @@ def test_pgexplainer_is_fit_then_scores_points_from_its_edge_masks():
     with pytest.raises(ConfigError, match="must be fit"):
         algo(model, b)
     algo.fit(model, [b, random_batch(seed=2)])
+    # trained on batches of 3 graphs with the size coefficient per graph (per_graph_coeffs)
+    assert algo._explainer.algorithm.coeffs["edge_size"] == pytest.approx(0.05 / 3)
     s = algo(model, b).scores
     assert s.shape == (b.num_nodes,) and ((s > 0) & (s < 1)).all()
     again = get_explainer("pgexplainer", epochs=3).fit(model, [b, random_batch(seed=2)])
@@ -112,3 +114,43 @@ def test_pgexplainer_is_fit_then_scores_points_from_its_edge_masks():
     mine = (ei[0] == point) | (ei[1] == point)
     weights = (ei[0] == point).float() + (ei[1] == point).float()
     assert s[point] == pytest.approx(float((mask * weights)[mine].sum() / weights.sum()), rel=1e-5)
+
+
+def test_pgexplainer_batch_loss_is_the_mean_of_its_graphs_losses():
+    # PyG sums the size term over the edges it is given and averages the prediction loss over
+    # graphs; its graph-level use (and the paper's loss) is one graph per call. hepx trains on
+    # batches with per_graph_coeffs: the batch's loss must be the mean of the per-graph losses.
+    from torch_geometric.data import Batch
+    from torch_geometric.explain import Explainer, PGExplainer
+
+    from hepx.explain.algorithm.library import per_graph_coeffs
+
+    model = tiny()
+    g0, g1 = random_batch(sizes=(9,), seed=4), random_batch(sizes=(9,), seed=5)
+    both = Batch.from_data_list([g0.get_example(0), g1.get_example(0)])
+    wrapper = ExistenceModel(model)
+
+    def call(b, coeffs):
+        ei = _graph(model, b)
+        kwargs = {"pos": b.pos, "batch": b.batch, "features": b.x}
+        with torch.no_grad():
+            target = (wrapper(torch.ones(b.num_nodes, 1), ei, **kwargs) > 0).float()
+        algo.coeffs = coeffs
+        return algo.train(0, wrapper, torch.ones(b.num_nodes, 1), ei, target=target, **kwargs), ei
+
+    torch.manual_seed(0)
+    algo = PGExplainer(epochs=1, lr=0.0)  # no step: every call sees the same network
+    Explainer(wrapper, algo, explanation_type="phenomenon", edge_mask_type="object",
+              model_config={"mode": "binary_classification", "task_level": "graph",
+                            "return_type": "raw"})  # fmt: skip
+    # bias 1/2 takes the concrete relaxation's noise out: log(1/2) - log(1/2) = 0
+    batched, ei = call(both, {**per_graph_coeffs(0.05, 2), "bias": 0.5})
+    assert per_graph_coeffs(0.05, 2)["edge_size"] == 0.025
+    per_graph = {**PGExplainer.coeffs, "edge_size": 0.05, "bias": 0.5}
+    loss0, ei0 = call(g0, per_graph)
+    loss1, ei1 = call(g1, per_graph)
+    assert ei0.shape[1] == ei1.shape[1] and ei.shape[1] == 2 * ei0.shape[1]  # equal entropy weights
+    assert batched == pytest.approx((loss0 + loss1) / 2, rel=1e-5)
+    # PyG's coefficients as given, a batch of two graphs weights the size term twice
+    unscaled, _ = call(both, per_graph)
+    assert unscaled > batched + 1e-3

@@ -53,6 +53,7 @@ __all__ = [
     "ExistenceModel",
     "PyGGNNExplainer",
     "PyGPGExplainer",
+    "per_graph_coeffs",
 ]
 
 _BINARY = {"mode": "binary_classification", "task_level": "graph"}
@@ -132,21 +133,44 @@ class PyGGNNExplainer(ExplainerAlgorithm):
             return explainer(x, edge_index, **kwargs).node_mask.detach().view(-1)
 
 
+def per_graph_coeffs(edge_size: float, num_graphs: int) -> dict[str, Any]:
+    """PyG ``PGExplainer`` coefficients for one training call on a batch of ``num_graphs``
+    graphs: its defaults with the size coefficient ``edge_size / num_graphs``.
+
+    PyG's loss is the prediction loss averaged over the graphs plus ``edge_size`` times the
+    mask *summed* over every edge it is given; its documented graph-level use, like the
+    paper's loss, takes one graph at a time. Dividing by the number of graphs makes a batch's
+    loss the mean over its graphs of the per-graph loss (the entropy term, which PyG averages
+    over all edges of the batch, then weights graphs by their edge counts)."""
+    from torch_geometric.explain import PGExplainer
+
+    return {**PGExplainer.coeffs, "edge_size": edge_size / max(int(num_graphs), 1)}
+
+
 class PyGPGExplainer(ExplainerAlgorithm):
     """PyG's ``PGExplainer`` (Luo et al. 2020): an edge-mask network trained over a data set
     (:meth:`fit`) to keep the model's predicted class; a point's score is the mean mask of its
     edges (both directions, its self-loop included). ``epochs`` / ``lr``: the library's
-    training (PyG's example values 30 and 0.003)."""
+    training (PyG's example values 30 and 0.003); ``edge_size``: the size coefficient per
+    graph (PyG's default), trained on batches as :func:`per_graph_coeffs` says."""
 
     name = "pgexplainer"
     requires_fit = True
 
-    def __init__(self, epochs: int = 30, lr: float = 0.003, seed: int = 0) -> None:
+    def __init__(
+        self, epochs: int = 30, lr: float = 0.003, edge_size: float = 0.05, seed: int = 0
+    ) -> None:
         self.epochs, self.lr, self.seed = int(epochs), float(lr), int(seed)
+        self.edge_size = float(edge_size)
         self._explainer = None
 
     def options(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "lr": self.lr, "seed": self.seed}
+        return {
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "edge_size": self.edge_size,
+            "seed": self.seed,
+        }
 
     def _target(self, wrapper: ExistenceModel, x, edge_index, kwargs) -> Tensor:
         with torch.no_grad():
@@ -184,6 +208,8 @@ class PyGPGExplainer(ExplainerAlgorithm):
                         break
                     x, edge_index, kwargs = _inputs(clf, point_inputs(data.to(dev)))
                     target = self._target(wrapper, x, edge_index, kwargs)
+                    algorithm = self._explainer.algorithm
+                    algorithm.coeffs = per_graph_coeffs(self.edge_size, target.shape[0])
                     with warnings.catch_warnings():  # PyG's float(loss) of a graph tensor
                         warnings.filterwarnings("ignore", message="Converting a tensor with")
                         self._explainer.algorithm.train(
