@@ -621,6 +621,13 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--robustness-samples", type=int, default=None, help="default 64")
     ap.add_argument("--bernmask-iterations", type=int, default=None, help="default 500")
     ap.add_argument(
+        "--no-checks",
+        action="store_true",
+        help="skip the sanity and invariance checks (not in the table; for the fitted methods "
+        "they cost several times the explanation, one refit per randomisation stage); the "
+        "reports then lack those columns",
+    )
+    ap.add_argument(
         "--fit-epochs", type=int, default=None, help="BernMask-P/PointMask (default 100/50)"
     )
     ap.add_argument(
@@ -689,6 +696,8 @@ def _settings(args) -> tuple[list[str], dict]:
     ):
         if val is not None:
             eval_opts[key] = val
+    if args.no_checks:
+        eval_opts.update(sanity=False, robustness=False)
     return overrides, eval_opts
 
 

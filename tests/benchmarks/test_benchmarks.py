@@ -748,6 +748,11 @@ def test_paper_table_synmol_arguments():
     args = ap.parse_args(["--datasets", "synmol", "--smoke"])
     _settings(args)
     assert args.epochs_synmol == 2 and SMOKE_EVENTS["synmol"] < 1000
+    # the checks run unless --no-checks (then neither the sanity nor the invariance checks)
+    opts = _settings(ap.parse_args([]))[1]
+    assert opts.get("sanity", True) and opts.get("robustness", True)
+    opts = _settings(ap.parse_args(["--no-checks"]))[1]
+    assert opts["sanity"] is False and opts["robustness"] is False
     with pytest.raises(SystemExit):
         ap.parse_args(["--datasets", "plbind"])
     # an unknown --methods name is refused, not silently left without a report
