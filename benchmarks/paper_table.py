@@ -73,10 +73,17 @@ METRICS = [
     "fid_plus",
     "fid_minus",
     "sanity_random_spearman",
+    "sanity_cascade_head_spearman",
     "sanity_perturb_spearman",
 ]
 #: The metrics of the Markdown table, in its column order.
 TABLE_METRICS = ["interp_auc", "prec@k1", "prec@k2", "prec@k3", "pred_auc"]
+#: The sanity checks of the checks section, with their column titles.
+CHECK_METRICS = {
+    "sanity_cascade_head_spearman": "head randomised",
+    "sanity_random_spearman": "all weights randomised",
+    "sanity_perturb_spearman": "weights perturbed",
+}
 #: The metrics of the claims.
 CLAIM_METRICS = ("interp_auc", "prec@k1")
 
@@ -518,7 +525,39 @@ def _markdown(table, records, rows, min_seeds: int, command: str, smoke: bool) -
     lines += ["", "## Claims: paired per-seed differences, mean [95 % interval]", ""]
     lines += [CLAIMS_NOTE.format(min_seeds=min_seeds), ""]
     lines += [claim_text(r) for r in records]
+    checked = [t for t in table if any(t["metrics"][m]["n"] for m in CHECK_METRICS)]
+    if checked:
+        lines += [
+            "",
+            "## Sanity checks: Spearman correlation with the changed model's explanation",
+            "",
+        ]
+        lines += [CHECKS_NOTE, ""]
+        for ds in sorted({t["dataset"] for t in checked}):
+            lines += ["", f"### {TITLES.get(ds, ds)} (`{ds}`)", ""]
+            lines += checks_table(checked, ds, min_seeds)
     return "\n".join(lines) + "\n"
+
+
+CHECKS_NOTE = """Spearman rank correlation of each test event's explanation with the explanation of a changed
+model (64 test events, averaged; mean and 95 % interval over seeds as above). Model
+randomisation (Adebayo et al. 2018), re-initialising the weights from the top down: an
+explanation that reflects what the model learnt changes, so the correlation should be low,
+after the head alone and more so with every weight random. Model perturbation (Rahman et al.):
+weights perturbed as far as the accuracy stays within tolerance; the explanation should stay,
+so the correlation should be high. Rows whose reports ran the checks only (`--no-checks`
+leaves them out)."""
+
+
+def checks_table(table: list[dict], ds: str, min_seeds: int) -> list[str]:
+    """Markdown lines of the sanity checks of ``ds``: one row per method and backbone of
+    ``table`` (:func:`table_rows`), a :func:`cell_text` per :data:`CHECK_METRICS`."""
+    cols = ["method", "backbone", *CHECK_METRICS.values()]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for t in (t for t in table if t["dataset"] == ds):
+        cells = [cell_text(t["metrics"][m], min_seeds) for m in CHECK_METRICS]
+        lines.append("| " + " | ".join([t["method"], t["backbone"], *cells]) + " |")
+    return lines
 
 
 def _finite(x):

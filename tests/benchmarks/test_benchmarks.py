@@ -511,6 +511,32 @@ def test_paper_table_outputs(tmp_path):
     head = (tmp_path / "paper_table.csv").read_text().splitlines()[0].split(",")
     assert head[:4] == ["dataset", "backbone", "method", "seeds"]
     assert {"interp_auc_mean", "interp_auc_lo", "literature_prec"} <= set(head)
+    assert "## Sanity checks" not in md  # no report ran the checks
+
+
+def test_paper_table_checks_section(tmp_path):
+    """The sanity checks get their own section: a row per method and backbone whose reports
+    ran them, mean [interval] over seeds; methods without checks are left out."""
+    from paper_table import _aggregate
+
+    rows = _pt_rows({"lri_bernoulli": [0.90, 0.91, 0.92]}) + _baselines(0.80)
+    for r in rows:
+        kind = r["method"] if r["method"] in ("lri_bernoulli", "pointmask") else "plain"
+        r["run"] = f"tau3mu_{kind}_egnn_s0_e100"
+        if r["method"] == "gradgeo":
+            r["sanity_random_spearman"] = 0.5 + 0.1 * r["seed"]  # 0.5, 0.6, 0.7
+            r["sanity_cascade_head_spearman"] = 0.8
+            r["sanity_perturb_spearman"] = 0.95
+    _aggregate(rows, tmp_path, min_seeds=3)
+    md = (tmp_path / "paper_table.md").read_text()
+    section = md.split("## Sanity checks")[1]
+    assert "| method | backbone | head randomised | all weights randomised | weights perturbed |" in (
+        section
+    )
+    half = 4.302653 * 0.1 / 3**0.5  # t(0.975, 2) * sd / sqrt(3)
+    line = f"| gradgeo | egnn | 0.800 [0.800, 0.800] | 0.600 [{0.6 - half:.3f}, {0.6 + half:.3f}]"
+    assert line in section
+    assert "| gradcam |" not in section  # no checks in its reports
 
 
 def test_paper_table_table_only_reads_recorded_reports(tmp_path, monkeypatch):
