@@ -530,8 +530,9 @@ def test_paper_table_checks_section(tmp_path):
     _aggregate(rows, tmp_path, min_seeds=3)
     md = (tmp_path / "paper_table.md").read_text()
     section = md.split("## Sanity checks")[1]
-    assert "| method | backbone | head randomised | all weights randomised | weights perturbed |" in (
-        section
+    assert (
+        "| method | backbone | head randomised | all weights randomised | weights perturbed |"
+        in (section)
     )
     half = 4.302653 * 0.1 / 3**0.5  # t(0.975, 2) * sd / sqrt(3)
     line = f"| gradgeo | egnn | 0.800 [0.800, 0.800] | 0.600 [{0.6 - half:.3f}, {0.6 + half:.3f}]"
