@@ -535,7 +535,7 @@ def _markdown(table, records, rows, min_seeds: int, command: str, smoke: bool) -
         lines += [CHECKS_NOTE, ""]
         for ds in sorted({t["dataset"] for t in checked}):
             lines += ["", f"### {TITLES.get(ds, ds)} (`{ds}`)", ""]
-            lines += checks_table(checked, ds, min_seeds)
+            lines += checks_table(checked, ds, min_seeds, missed_draws(rows))
     return "\n".join(lines) + "\n"
 
 
@@ -545,17 +545,33 @@ randomisation (Adebayo et al. 2018), re-initialising the weights from the top do
 explanation that reflects what the model learnt changes, so the correlation should be low,
 after the head alone and more so with every weight random. Model perturbation (Rahman et al.):
 weights perturbed as far as the accuracy stays within tolerance; the explanation should stay,
-so the correlation should be high. Rows whose reports ran the checks only (`--no-checks`
-leaves them out)."""
+so the correlation should be high; a draw whose noise never met the tolerance is counted
+beside the cell. Rows whose reports ran the checks only (`--no-checks` leaves them out)."""
 
 
-def checks_table(table: list[dict], ds: str, min_seeds: int) -> list[str]:
+def missed_draws(rows) -> dict[tuple, int]:
+    """``{(dataset, backbone, method): draws}``: the model-perturbation draws, over all
+    seeds, whose noise never met the accuracy tolerance (``sanity_perturb_missed``)."""
+    missed: dict[tuple, int] = {}
+    for r in rows:
+        key = (r["dataset"], r["backbone"], r["method"])
+        missed[key] = missed.get(key, 0) + int(r.get("sanity_perturb_missed") or 0)
+    return missed
+
+
+def checks_table(
+    table: list[dict], ds: str, min_seeds: int, missed: dict[tuple, int] | None = None
+) -> list[str]:
     """Markdown lines of the sanity checks of ``ds``: one row per method and backbone of
-    ``table`` (:func:`table_rows`), a :func:`cell_text` per :data:`CHECK_METRICS`."""
+    ``table`` (:func:`table_rows`), a :func:`cell_text` per :data:`CHECK_METRICS`; the
+    perturbation cell flagged where ``missed`` (:func:`missed_draws`) counts draws."""
     cols = ["method", "backbone", *CHECK_METRICS.values()]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for t in (t for t in table if t["dataset"] == ds):
         cells = [cell_text(t["metrics"][m], min_seeds) for m in CHECK_METRICS]
+        n = (missed or {}).get((ds, t["backbone"], t["method"]), 0)
+        if n:
+            cells[-1] += f" (tolerance missed in {n} draw{'s' if n > 1 else ''})"
         lines.append("| " + " | ".join([t["method"], t["backbone"], *cells]) + " |")
     return lines
 

@@ -527,6 +527,7 @@ def test_paper_table_checks_section(tmp_path):
             r["sanity_random_spearman"] = 0.5 + 0.1 * r["seed"]  # 0.5, 0.6, 0.7
             r["sanity_cascade_head_spearman"] = 0.8
             r["sanity_perturb_spearman"] = 0.95
+            r["sanity_perturb_missed"] = int(r["seed"] == 2)  # one draw missed, seed 2
     _aggregate(rows, tmp_path, min_seeds=3)
     md = (tmp_path / "paper_table.md").read_text()
     section = md.split("## Sanity checks")[1]
@@ -537,6 +538,7 @@ def test_paper_table_checks_section(tmp_path):
     half = 4.302653 * 0.1 / 3**0.5  # t(0.975, 2) * sd / sqrt(3)
     line = f"| gradgeo | egnn | 0.800 [0.800, 0.800] | 0.600 [{0.6 - half:.3f}, {0.6 + half:.3f}]"
     assert line in section
+    assert "| 0.950 [0.950, 0.950] (tolerance missed in 1 draw) |" in section
     assert "| gradcam |" not in section  # no checks in its reports
 
 
