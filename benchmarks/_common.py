@@ -90,8 +90,16 @@ BENCH_EPOCHS = {
     # SynMol, 8,663 molecules (300 reference epochs): an EGNN epoch took 18 s (plain), 38 s
     # (LRI-Bernoulli) and 40 s (LRI-Gaussian) single-threaded beside other jobs, DGCNN 9-20 s,
     # so about 15 minutes per EGNN run. 25 epochs of 53 batches are about as many steps as 80
-    # ActsTrack epochs. Not yet checked against longer runs. No PointMask / GMT configs.
-    "synmol": {"plain": 50, "lri_bernoulli": 25, "lri_gaussian": 25},
+    # ActsTrack epochs. Not yet checked against longer runs. PointMask, trained from scratch,
+    # as the plain model; GMT as LRI-Bernoulli (GMT-sam draws 20 hard masks per step there).
+    "synmol": {
+        "plain": 50,
+        "lri_bernoulli": 25,
+        "lri_gaussian": 25,
+        "pointmask": 50,
+        "gmt_lin": 25,
+        "gmt_sam": 25,
+    },
 }
 
 

@@ -20,7 +20,7 @@ finished report under ``--out`` enters the table: run one process per backbone t
 cores). A cell with fewer than ``--min-seeds`` seeds reads ``pending (n of N seeds)``. The
 EGNN rows carry the real-data numbers the literature reports (GMT paper, Table 3, quoting the
 LRI paper); SynMol has none. A run whose method has no shipped config for a dataset and
-backbone (SynMol: PointMask and GMT; GMT: EGNN only) is skipped, the reason printed once.
+backbone (GMT: EGNN only) is skipped, the reason printed once.
 
 The claims under test, per dataset and backbone, on paired per-seed differences: LRI-Bernoulli
 above every post-hoc method, GMT above LRI-Bernoulli (pending without GMT runs, not tested
@@ -186,7 +186,7 @@ def has_config(ds: str, kind: str, bb: str) -> bool:
 
 def available_jobs(jobs: list[tuple], ds: str, bb: str) -> tuple[list[tuple], list[str]]:
     """``jobs`` (:func:`_report_jobs`) without the runs that have no shipped config for ``ds``
-    and ``bb`` (SynMol has no PointMask or GMT configs), and the reasons, one per run left
+    and ``bb`` (GMT has EGNN configs only), and the reasons, one per run left
     out. A job keeps its explicitly requested methods but those that are the skipped runs' own
     scores; a job left without runs, or without methods, is dropped."""
     kept, reasons = [], []
@@ -492,8 +492,8 @@ at its first k (`topk[0]`: ActsTrack 12, Tau3Mu 3), so the literature precision 
 prec@k1; the Tau3Mu literature column is most likely precision@3 (the reference's first k),
 not @12. hepx's `pointmask_posthoc` is not the published PointMask, which is the row
 `pointmask` (a run trained with the mask from scratch). SynMol has no literature numbers
-here (the table quotes none), and no PointMask or GMT rows: hepx ships no SynMol configs for
-them, and a run without a shipped config is skipped (GMT: EGNN only).
+here (the table quotes none). A run without a shipped config is skipped: GMT runs with EGNN
+only, as in the GMT paper.
 """
 
 

@@ -9,11 +9,12 @@ claims to measure. Its two remedies, as its code runs them on the LRI data sets:
 * **GMT-lin** (:class:`GMTLin`): the mask weights the messages of the *first* layer only, as
   the paper's code does for regular graphs (its mode 3: attention at the first layer). The
   model code of its LRI experiments is not published (their scripts run mode 3 with
-  ``info_loss_coef`` 0.1 on ActsTrack, 0.01 on Tau3Mu); hepx takes the first-layer rule for
-  point clouds too.
+  ``info_loss_coef`` 0.1 on ActsTrack and SynMol, 0.01 on Tau3Mu); hepx takes the
+  first-layer rule for point clouds too.
 * **GMT-sam** (:class:`GMTSam`): in training the edge masks are *hard* samples
   ``b_ij ~ Bernoulli(m_i m_j)`` with a straight-through gradient, the prediction averaged over
-  ``sampling_trials`` draws (the code's ``-st``, 1 on ActsTrack and Tau3Mu); on Tau3Mu the
+  ``sampling_trials`` draws (the code's ``-st``: 1 on ActsTrack and Tau3Mu, 20 on SynMol,
+  which also starts the prior at ``r = 1`` and ends it at 0.8); on Tau3Mu the
   information loss counts twice before the prior's first step (the code's mode 88:
   ``early_info_factor: 2``).
 

@@ -656,11 +656,22 @@ def test_train_run_label_names_a_variant_run(tmp_path):
 # --- benchmarks/paper_table.py: SynMol --------------------------------------------------------
 
 
-def test_paper_table_synmol_skips_runs_without_a_shipped_config():
-    """SynMol ships plain / LRI configs only: its PointMask and GMT runs are left out with one
-    reason each, the mask-pool run (LRI-Bernoulli's config) stays; ActsTrack loses nothing."""
+def test_paper_table_synmol_skips_runs_without_a_shipped_config(tmp_path, monkeypatch):
+    """A data set without PointMask and GMT configs (the shipped configs with SynMol's removed):
+    its PointMask and GMT runs are left out with one reason each, the mask-pool run
+    (LRI-Bernoulli's config) stays; ActsTrack loses nothing."""
+    import shutil
+
+    import paper_table
     from paper_table import _report_jobs, available_jobs, has_config
 
+    assert has_config("synmol", "pointmask", "egnn") and has_config("synmol", "gmt_sam", "egnn")
+    configs = tmp_path / "configs"
+    shutil.copytree(paper_table.CONFIGS, configs)
+    for path in (configs / "synmol").glob("*.yaml"):
+        if path.name.startswith(("pointmask_", "gmt_")):
+            path.unlink()
+    monkeypatch.setattr(paper_table, "CONFIGS", configs)
     assert has_config("synmol", "lri_bernoulli_maskpool", "dgcnn")
     assert not has_config("synmol", "pointmask", "egnn")
     jobs, reasons = available_jobs(
@@ -692,8 +703,9 @@ def test_paper_table_synmol_skips_runs_without_a_shipped_config():
 
 
 def test_paper_table_synmol_rows_header_and_claims():
-    """SynMol rows: no PointMask / GMT rows and no literature; precision@k at the k of the
-    shipped SynMol configs; the GMT claim is not tested (no config) rather than pending."""
+    """SynMol rows: PointMask with both backbones, GMT with EGNN only (its configs), no
+    literature; precision@k at the k of the shipped SynMol configs; the GMT claim is pending
+    with EGNN and not tested (no config) with DGCNN."""
     from paper_table import TITLES, _by_seed, _markdown_table, claims, table_rows
 
     from hepx.config import resolve_run_config
@@ -703,7 +715,8 @@ def test_paper_table_synmol_rows_header_and_claims():
     got = {(t["backbone"], t["method"]) for t in table}
     assert ("egnn", "gradcam") in got and ("dgcnn", "lri_gaussian") in got
     assert ("dgcnn", "lri_bernoulli_maskpool") in got
-    assert not {m for _, m in got} & {"pointmask", "gmt_lin", "gmt_sam"}
+    assert {("egnn", "pointmask"), ("dgcnn", "pointmask"), ("egnn", "gmt_sam")} <= got
+    assert not {m for b, m in got if b == "dgcnn"} & {"gmt_lin", "gmt_sam"}
     assert all(t["literature"] is None for t in table)
     for name in ("plain_egnn", "lri_bernoulli_dgcnn", "lri_gaussian_point_transformer"):
         ks = resolve_run_config(load_yaml(SHIPPED / "synmol" / f"{name}.yaml"))["eval"]
@@ -712,8 +725,10 @@ def test_paper_table_synmol_rows_header_and_claims():
     assert "| prec@k1 (k=5) | prec@k2 (k=8) | prec@k3 (k=10) |" in head
     assert TITLES["synmol"] == "SynMol"
     recs = {(r["claim"], r["metric"]): r for r in claims(_by_seed(rows), "synmol", "egnn", 1)}
-    gmt = recs["GMT above LRI-Bernoulli", "interp_auc"]
-    assert gmt["verdict"] == "not tested (no shipped config synmol/gmt_lin_egnn.yaml)"
+    assert recs["GMT above LRI-Bernoulli", "interp_auc"]["verdict"] == "pending (no GMT runs)"
+    dg = {(r["claim"], r["metric"]): r for r in claims(_by_seed(rows), "synmol", "dgcnn", 1)}
+    gmt = dg["GMT above LRI-Bernoulli", "interp_auc"]
+    assert gmt["verdict"] == "not tested (no shipped config synmol/gmt_lin_dgcnn.yaml)"
     # Tau3Mu has GMT configs: still pending without runs
     tau = {
         (r["claim"], r["metric"]): r for r in claims(_by_seed(_pt_rows({})), "tau3mu", "egnn", 1)

@@ -186,10 +186,10 @@ def test_shipped_configs_lists_every_yaml():
         p.relative_to(SHIPPED).with_suffix("").as_posix() for p in SHIPPED.rglob("*.yaml")
     )
     assert {"base", "datasets/tau3mu", "convert/actstrack", "actstrack/plain_egnn"} <= set(names)
-    # 4 datasets x 3 methods x 3 backbones; GMT-lin / GMT-sam with EGNN on ActsTrack and Tau3Mu;
-    # PointMask with the 3 backbones on ActsTrack and Tau3Mu; plain and LRI-Bernoulli EGNN on
-    # ActsTrack full events
-    assert len(RUN_CONFIGS) == 36 + 4 + 6 + 2
+    # 4 datasets x 3 methods x 3 backbones; GMT-lin / GMT-sam with EGNN on ActsTrack, Tau3Mu
+    # and SynMol; PointMask with the 3 backbones on ActsTrack, Tau3Mu and SynMol; plain and
+    # LRI-Bernoulli EGNN on ActsTrack full events
+    assert len(RUN_CONFIGS) == 36 + 6 + 9 + 2
 
 
 @pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
