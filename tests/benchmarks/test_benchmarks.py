@@ -860,3 +860,34 @@ def test_flop_floor_traffic_counts_operands_and_results_by_hand():
     assert [name for name, _, _ in ops] == ["aten.mm.default", "aten.add.Tensor", "aten.mul.Tensor"]
     assert _matmul_flops("aten.addmm.default", [(5,), (4, 3), (3, 5)]) == 120
     assert _matmul_flops("aten.bmm.default", [(2, 4, 3), (2, 3, 5)]) == 240
+
+
+# --- benchmarks/explainer_diagnostics.py ----------------------------------------------------
+
+
+def test_explainer_diagnostics_event_spearman_against_scipy():
+    from explainer_diagnostics import event_spearman, within_event_ranks
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    event = np.repeat(np.arange(5), [4, 7, 2, 5, 9])  # an event of 2 points does not count
+    a, b = rng.random(len(event)), rng.random(len(event))
+    ranks = within_event_ranks(a, event)
+    first = slice(0, 4)
+    assert sorted(ranks[first]) == [0, 1, 2, 3] and np.argmax(ranks[first]) == np.argmax(a[first])
+    expected = np.mean(
+        [spearmanr(a[event == e], b[event == e])[0] for e in range(5) if (event == e).sum() >= 3]
+    )
+    got = event_spearman({"score": a, "event": event}, {"score": b, "event": event})
+    assert got == pytest.approx(expected, rel=1e-12)
+    same = event_spearman({"score": a, "event": event}, {"score": 2 * a + 1, "event": event})
+    assert same == pytest.approx(1.0)
+
+
+def test_explainer_diagnostics_runs(tau_plain_run, capsys):
+    from explainer_diagnostics import main
+
+    main([str(tau_plain_run), "--events", "24", "--fit-epochs", "1", "--fit-batches", "2"])
+    out = capsys.readouterr().out
+    assert "| per graph (hepx) |" in out and "| per batch (baseline) |" in out
+    assert "per-event Spearman, seed 0 vs seed 1:" in out
