@@ -141,7 +141,13 @@ def per_graph_coeffs(edge_size: float, num_graphs: int) -> dict[str, Any]:
     mask *summed* over every edge it is given; its documented graph-level use, like the
     paper's loss, takes one graph at a time. Dividing by the number of graphs makes a batch's
     loss the mean over its graphs of the per-graph loss (the entropy term, which PyG averages
-    over all edges of the batch, then weights graphs by their edge counts)."""
+    over all edges of the batch, then weights graphs by their edge counts).
+
+    Example
+    -------
+    >>> per_graph_coeffs(0.05, 64)["edge_size"]
+    0.00078125
+    """
     from torch_geometric.explain import PGExplainer
 
     return {**PGExplainer.coeffs, "edge_size": edge_size / max(int(num_graphs), 1)}
