@@ -24,66 +24,48 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from _common import run_script
-from sklearn.metrics import roc_auc_score
 from torch_geometric.loader import DataLoader
 
 from hepx.evaluation.table import open_run
 from hepx.explain import get_explainer
+from hepx.explain.metric.groundtruth import interpretation_roc_auc
+from hepx.explain.metric.robustness import spearman_per_sample
 
 
-def scores(explainer, model, test, batch_size: int) -> dict[str, np.ndarray]:
-    """Point scores, labels, event index and event label of ``test`` (``[N]`` each)."""
+def scores(explainer, model, test, batch_size: int) -> dict[str, torch.Tensor]:
+    """Point scores, labels and event index ``[N]`` and event labels ``[S]`` of ``test``."""
     parts: dict[str, list] = {"score": [], "label": [], "event": [], "y": []}
     first = 0
     for data in DataLoader(test, batch_size=batch_size):
         parts["score"].append(explainer(model, data).scores)
         parts["label"].append(data.node_label.view(-1))
         parts["event"].append(data.batch + first)
-        parts["y"].append(data.y.view(-1)[data.batch])
+        parts["y"].append(data.y.view(-1))
         first += int(data.num_graphs)
-    return {k: torch.cat(v).numpy() for k, v in parts.items()}
+    return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def signal_auc(s: dict[str, np.ndarray]) -> float:
-    """Interpretation ROC AUC pooled over the points of positive events."""
-    pos = s["y"] > 0.5
-    return float(roc_auc_score(s["label"][pos], s["score"][pos]))
+def signal_auc(s: dict[str, torch.Tensor]) -> float:
+    """The table's interpretation ROC AUC (pooled over the points of positive events)."""
+    return interpretation_roc_auc(s["score"], s["label"], s["event"], s["y"])
 
 
-def mean_scores(s: dict[str, np.ndarray]) -> tuple[float, float]:
+def mean_scores(s: dict[str, torch.Tensor]) -> tuple[float, float]:
     """Mean score of the signal and of the background points of positive events."""
-    pos = s["y"] > 0.5
+    pos = s["y"][s["event"]] > 0.5
     sig = pos & (s["label"] > 0)
     return float(s["score"][sig].mean()), float(s["score"][pos & ~sig].mean())
 
 
-def within_event_ranks(score: np.ndarray, event: np.ndarray) -> np.ndarray:
-    """Rank ``0 .. n_e - 1`` of every point's score within its event (``event`` sorted and
-    contiguous, as a batch is), without a loop over events; ties in input order."""
-    order = np.lexsort((score, event))
-    ranks = np.empty(len(event))
-    ranks[order] = np.arange(len(event))
-    counts = np.bincount(event)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return ranks - starts[event]
-
-
-def event_spearman(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+def event_spearman(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     """Mean over events of 3 or more points of the Spearman correlation between two
-    explanations of the same events (the Pearson correlation of their within-event ranks)."""
-    event = a["event"]
-    counts = np.bincount(event)
-    ra, rb = within_event_ranks(a["score"], event), within_event_ranks(b["score"], event)
-    da = ra - (np.bincount(event, ra) / np.maximum(counts, 1))[event]
-    db = rb - (np.bincount(event, rb) / np.maximum(counts, 1))[event]
-    cov = np.bincount(event, da * db)
-    norm = np.sqrt(np.bincount(event, da * da) * np.bincount(event, db * db))
-    valid = (counts >= 3) & (norm > 0)
-    rho = cov[valid] / norm[valid]
-    return float(rho.mean()) if len(rho) else float("nan")
+    explanations of the same events (:func:`~hepx.explain.metric.robustness.
+    spearman_per_sample`, the sanity checks' measure)."""
+    rho = spearman_per_sample(a["score"], b["score"], a["event"])
+    counts = torch.bincount(a["event"], minlength=len(rho))
+    return float(rho[counts >= 3].mean())
 
 
 def main(argv=None) -> None:

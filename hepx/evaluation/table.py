@@ -40,7 +40,13 @@ from torch_geometric.loader import DataLoader
 from hepx.config.evaluate import EVALUATE_SCHEMA
 from hepx.config.schema import validate
 from hepx.errors import ConfigError, InputError
-from hepx.explain.registry import POST_HOC, available_methods, default_hparams, get_explainer
+from hepx.explain.registry import (
+    METHODS,
+    POST_HOC,
+    available_methods,
+    default_hparams,
+    get_explainer,
+)
 from hepx.inference import Predictions, predict
 from hepx.progress import progress_bar
 from hepx.run import TrainedRun
@@ -233,12 +239,13 @@ def _explainer(method: str, run: _Run, opt: Mapping[str, Any]):
 
 
 def fit_batch_size(method: str, run_config: Mapping[str, Any], opt: Mapping[str, Any]) -> int:
-    """Samples per batch of ``method``'s fit: ``fit_batch_size`` if set, else for BernMask-P
-    the run's training batch size (the reference trains its extractor with the dataset's
-    batch size, which sets its number of steps per epoch), else ``batch_size``."""
+    """Samples per batch of ``method``'s fit: ``fit_batch_size`` if set, else the run's
+    training batch size for an algorithm with ``fit_on_run_batch`` (BernMask-P: the reference
+    trains its extractor with the dataset's batch size, which sets its steps per epoch), else
+    ``batch_size``."""
     if opt["fit_batch_size"] is not None:
         return int(opt["fit_batch_size"])
-    if method == "bernmask_p":
+    if METHODS[method].fit_on_run_batch:
         return int(run_config["train"]["batch_size"])
     return int(opt["batch_size"])
 

@@ -107,11 +107,14 @@ class ExplainerAlgorithm:
     Attributes:
         name: the method's name (:mod:`hepx.explain.registry`).
         requires_fit: whether :meth:`fit` must run before the algorithm explains anything.
+        fit_on_run_batch: whether its fit takes the run's training batch size (a method whose
+            reference schedule is counted in epochs of the dataset's batches).
         stochastic: whether two calls on the same input can differ.
     """
 
     name: ClassVar[str] = "base"
     requires_fit: ClassVar[bool] = False
+    fit_on_run_batch: ClassVar[bool] = False
     stochastic: ClassVar[bool] = False
 
     def __call__(self, model: nn.Module, data: BaseData) -> PointExplanation:

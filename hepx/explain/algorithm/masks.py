@@ -266,6 +266,7 @@ class BernMaskP(_ParametricMask):
     """
 
     name = "bernmask_p"
+    fit_on_run_batch = True  # the reference trains it with the dataset's batch size
 
     def __init__(
         self,
