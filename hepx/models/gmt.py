@@ -6,17 +6,19 @@ The paper's point: a soft mask ``m_i m_j`` on the messages of *every* layer of a
 GNN is not the expectation of the prediction over random subgraphs that the interpretation
 claims to measure. Its two remedies, as its code runs them on the LRI data sets:
 
-* **GMT-lin** (:class:`GMTLin`): the mask weights the messages of the *first* layer only, as
-  the paper's code does for regular graphs (its mode 3: attention at the first layer). The
-  model code of its LRI experiments is not published (their scripts run mode 3 with
-  ``info_loss_coef`` 0.1 on ActsTrack and SynMol, 0.01 on Tau3Mu); hepx takes the
-  first-layer rule for point clouds too.
+* **GMT-lin** (:class:`GMTLin`): the mask weights the messages of the *first* layer only.
+  The published commands of its LRI experiments run "mode 3" (``-mt 3``, ``info_loss_coef``
+  0.1 on ActsTrack and SynMol, 0.01 on Tau3Mu). In its regular-graph code mode 3 is the
+  attention at the first layer; its LRI code (``LRI/baselines/lri_bern.py``) masks the first
+  layer only in its mode 2 and hands mode 3 on to the classifier wrapper, whose file
+  (``get_model.py``) the repository does not hold. hepx takes the first-layer rule.
 * **GMT-sam** (:class:`GMTSam`): in training the edge masks are *hard* samples
   ``b_ij ~ Bernoulli(m_i m_j)`` with a straight-through gradient, the prediction averaged over
-  ``sampling_trials`` draws (the code's ``-st``: 1 on ActsTrack and Tau3Mu, 20 on SynMol,
-  which also starts the prior at ``r = 1`` and ends it at 0.8); on Tau3Mu the
-  information loss counts twice before the prior's first step (the code's mode 88:
-  ``early_info_factor: 2``).
+  ``sampling_trials`` draws, each with its own relaxed node mask ``m`` (the code's mode 55;
+  ``-st``: 1 on ActsTrack and Tau3Mu, 20 on SynMol, which also starts the prior at ``r = 1``
+  and ends it at 0.8). On Tau3Mu (mode 88) the information loss counts twice before the
+  prior's first step (``early_info_factor: 2``); mode 88 also takes one draw in those epochs,
+  which with Tau3Mu's one draw changes nothing and is not an option here.
 
 Both are trained and scored like LRI-Bernoulli (score ``p_i = sigmoid(a_i)``, the ``r``
 schedule, warm-up); the runs select the epoch by validation accuracy (``train.
@@ -66,7 +68,8 @@ class GMTLin(LRIBernoulli):
 
 class GMTSam(LRIBernoulli):
     """GMT-sam: LRI-Bernoulli whose training prediction is the mean over ``sampling_trials``
-    hard edge masks ``b_ij ~ Bernoulli(m_i m_j)`` (straight-through), with the information
+    draws of a relaxed node mask ``m`` and hard edge masks ``b_ij ~ Bernoulli(m_i m_j)``
+    (straight-through), with the information
     loss multiplied by ``early_info_factor`` while ``r`` has not yet stepped down (module
     docstring).
 
@@ -102,25 +105,30 @@ class GMTSam(LRIBernoulli):
         early = self.epoch < self.schedule["decay_interval"] or self.r >= 1.0
         return self.early_info_factor if early else 1.0
 
-    def masked_logits(
+    def predict(
         self,
         x: Tensor | None,
         pos_frame: Tensor,
         batch: Tensor,
         num_graphs: int,
         edge_index: Tensor,
-        mask: Tensor,
-    ) -> Tensor:
-        if not self.training:
-            return super().masked_logits(x, pos_frame, batch, num_graphs, edge_index, mask)
-        prob = mask[edge_index[0]] * mask[edge_index[1]]
-        pool = mask if self.mask_pool else None
-        draws = []
+        logit: Tensor,
+        sample: bool,
+    ) -> tuple[Tensor, Tensor]:
+        """Sampled (training): the mean prediction over ``sampling_trials`` draws, each a new
+        relaxed node mask ``m`` and hard edges ``b_ij ~ Bernoulli(m_i m_j)`` (straight-through),
+        with the first draw's ``m``; otherwise LRI-Bernoulli's expected-mask prediction."""
+        if not sample:
+            return super().predict(x, pos_frame, batch, num_graphs, edge_index, logit, sample)
+        draws, masks = [], []
         for _ in range(self.sampling_trials):
-            weight = straight_through_bernoulli(prob)
+            mask = self.draw_mask(logit, True)
+            weight = straight_through_bernoulli(mask[edge_index[0]] * mask[edge_index[1]])
             h = self.classifier.embed(x, pos_frame, batch, edge_index, weight)
+            pool = mask if self.mask_pool else None
             draws.append(self.classifier.readout(h, batch, num_graphs, pool))
-        return torch.stack(draws).mean(0)
+            masks.append(mask)
+        return torch.stack(draws).mean(0), masks[0]
 
     def forward(self, *args, **kwargs):
         """As :meth:`LRIBernoulli.forward`; the information loss times :attr:`info_factor`."""

@@ -236,6 +236,29 @@ class LRIBernoulli(_LRIBase):
         self.r = r_schedule(epoch, **self.schedule)
         return self.r
 
+    def draw_mask(self, logit: Tensor, sample: bool) -> Tensor:
+        """The node mask ``m [N]`` from the extractor's logits ``a [N]``: a relaxed Bernoulli
+        draw ``sigmoid((a + log u - log(1 - u)) / T)`` (``sample``), else ``p = sigmoid(a)``."""
+        if not sample:
+            return torch.sigmoid(logit)
+        u = torch.rand_like(logit).clamp(1e-6, 1.0 - 1e-6)
+        return torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / self.temperature)
+
+    def predict(
+        self,
+        x: Tensor | None,
+        pos_frame: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        edge_index: Tensor,
+        logit: Tensor,
+        sample: bool,
+    ) -> tuple[Tensor, Tensor]:
+        """The prediction ``[B, 1]`` and the node mask ``m [N]`` it used: one
+        :meth:`draw_mask` from the extractor's ``logit [N]``, then :meth:`masked_logits`."""
+        mask = self.draw_mask(logit, sample)
+        return self.masked_logits(x, pos_frame, batch, num_graphs, edge_index, mask), mask
+
     def masked_logits(
         self,
         x: Tensor | None,
@@ -265,12 +288,8 @@ class LRIBernoulli(_LRIBase):
         x, pos_frame, batch, num_graphs, edge_index, h = self._clean_pass(data_or_x, pos, batch)
         logit = self.extractor(h).squeeze(-1)  # [N]
         p = torch.sigmoid(logit)
-        if self.training if stochastic is None else stochastic:
-            u = torch.rand_like(logit).clamp(1e-6, 1.0 - 1e-6)
-            m = torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / self.temperature)
-        else:
-            m = p
-        logits = self.masked_logits(x, pos_frame, batch, num_graphs, edge_index, m)
+        sample = self.training if stochastic is None else stochastic
+        logits, m = self.predict(x, pos_frame, batch, num_graphs, edge_index, logit, sample)
         # r = 1 only at GMT-sam's start; its KL is finite with r just below 1 (as the reference)
         info = bernoulli_kl(p, min(self.r if r is None else r, 1.0 - 1e-6)).mean()
         return LRIOutput(logits=logits, info_loss=info, node_scores=p, node_mask=m, embeddings=h)

@@ -802,6 +802,30 @@ def test_gmt_sam_trains_on_hard_masks_and_predicts_with_the_expected_one():
         get_explainer("gmt_sam")(lri, batch)
 
 
+def test_gmt_sam_draws_a_new_node_mask_for_every_trial(monkeypatch):
+    """As GMT's code (mode 55): every trial samples the relaxed node mask anew and its edges
+    from it; the hard edges are replaced by their probabilities here to see which mask fed
+    which draw."""
+    import hepx.models.gmt as gmt
+
+    batch = make_batch("acts", n_clouds=4)
+    model = make_model("egnn", "gmt_sam", "acts", gmt={"sampling_trials": 3}).train()
+    monkeypatch.setattr(gmt, "straight_through_bernoulli", lambda prob: prob)
+    masks, draw = [], model.draw_mask
+    monkeypatch.setattr(
+        model, "draw_mask", lambda logit, sample: masks.append(draw(logit, sample)) or masks[-1]
+    )
+    seen = _record_edge_weights(model)
+    torch.manual_seed(0)
+    out = model(batch)
+    assert len(masks) == 3 and not torch.equal(masks[0], masks[1])
+    ei = model.classifier.build_graph(model.classifier.scale_pos(batch.pos), batch.batch)
+    weights = [w for layer, w in seen[2:] if layer == 0]
+    for mask, w in zip(masks, weights, strict=True):
+        assert torch.allclose(w, mask[ei[0]] * mask[ei[1]])
+    assert torch.equal(out.node_mask, masks[0])
+
+
 def test_gmt_sam_information_loss_factor_and_a_prior_starting_at_one():
     batch = make_batch("acts", n_clouds=4)
     model = make_model(
