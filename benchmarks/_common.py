@@ -185,13 +185,14 @@ def run_script(main: Callable[[], None]) -> None:
 
 def check_run_config(run: Path, config: dict) -> None:
     """Raise :class:`StaleRunError` if ``run/config.yaml`` and ``config``, both resolved, differ
-    in their ``model`` or ``train`` section (the dimensions a run records are left out, and
-    ``train.ema_track_live``, which only adds the live weights' metrics to a run's record)."""
+    in their ``model`` or ``train`` section (the dimensions a run records are left out, as are
+    ``train.ema_track_live``, which only adds the live weights' metrics to a run's record, and
+    ``train.compile``, which runs the same layers fused: the same model up to float rounding)."""
     # resolved again: keys added since the run was trained take their defaults, which are
     # the settings it ran with
     stored = resolve_run_config(load_yaml(RunLayout(run).config))
     current = resolve_run_config(config)
-    recorded = ("pos_dim", "x_dim", "period", "ema_track_live")
+    recorded = ("pos_dim", "x_dim", "period", "ema_track_live", "compile")
     changed = []
     for section in ("model", "train"):
         old = {k: v for k, v in stored.get(section, {}).items() if k not in recorded}

@@ -704,6 +704,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--tag", default=None, help="report name suffix for --methods")
     ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="train the runs it trains with train.compile (the same model, fused layers; a "
+        "finished run is reused either way)",
+    )
+    ap.add_argument(
         "--record",
         type=Path,
         default=None,
@@ -753,6 +759,8 @@ def _settings(args) -> tuple[list[str], dict]:
             eval_opts[key] = val
     if args.no_checks:
         eval_opts.update(sanity=False, robustness=False)
+    if args.compile:
+        overrides.append("train.compile=true")
     return overrides, eval_opts
 
 

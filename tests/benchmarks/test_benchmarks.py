@@ -196,6 +196,9 @@ def test_train_run_reuses_only_runs_of_the_current_config(tmp_path):
     live = ["train.ema_decay=0.995", "train.ema_track_live=true"]
     avg_kwargs = {**kwargs, "runs_dir": tmp_path / "avg"}
     assert train_run("tau3mu", "lri_bernoulli", "egnn", overrides=live, **avg_kwargs) == averaged
+    # a run trained with fused layers (train.compile) computes the same model: reused
+    compiled = ["train.compile=true"]
+    assert train_run("tau3mu", "lri_bernoulli", "egnn", overrides=compiled, **kwargs) == run
     with pytest.raises(StaleRunError, match=r"train\.info_loss_coef \(run 0\.1, now 0\.5\)"):
         train_run(
             "tau3mu", "lri_bernoulli", "egnn", overrides=["train.info_loss_coef=0.5"], **kwargs
@@ -797,6 +800,9 @@ def test_paper_table_synmol_arguments():
     assert opts.get("sanity", True) and opts.get("robustness", True)
     opts = _settings(ap.parse_args(["--no-checks"]))[1]
     assert opts["sanity"] is False and opts["robustness"] is False
+    # --compile trains with fused layers; without it the runs are trained eagerly
+    assert "train.compile=true" in _settings(ap.parse_args(["--compile"]))[0]
+    assert not any("compile" in o for o in _settings(ap.parse_args([]))[0])
     with pytest.raises(SystemExit):
         ap.parse_args(["--datasets", "plbind"])
     # an unknown --methods name is refused, not silently left without a report
