@@ -36,7 +36,7 @@ from torch import Tensor
 
 from hepx.errors import ConfigError
 from hepx.models.classifier import PointCloudClassifier
-from hepx.models.lri import LRIBernoulli
+from hepx.models.lri import CloudGraph, LRIBernoulli
 
 __all__ = ["GMTLin", "GMTSam", "straight_through_bernoulli"]
 
@@ -52,15 +52,8 @@ class GMTLin(LRIBernoulli):
     """GMT-lin: LRI-Bernoulli with the mask on the messages of the first layer only
     (module docstring). Arguments as :class:`~hepx.models.lri.LRIBernoulli`."""
 
-    def masked_logits(
-        self,
-        x: Tensor | None,
-        pos_frame: Tensor,
-        batch: Tensor,
-        num_graphs: int,
-        edge_index: Tensor,
-        mask: Tensor,
-    ) -> Tensor:
+    def masked_logits(self, cloud: CloudGraph, mask: Tensor) -> Tensor:
+        x, pos_frame, batch, num_graphs, edge_index = cloud
         weight = mask[edge_index[0]] * mask[edge_index[1]]
         h = self.classifier.embed(x, pos_frame, batch, edge_index, weight, weighted_layers=1)
         return self.classifier.readout(h, batch, num_graphs, mask if self.mask_pool else None)
@@ -105,21 +98,13 @@ class GMTSam(LRIBernoulli):
         early = self.epoch < self.schedule["decay_interval"] or self.r >= 1.0
         return self.early_info_factor if early else 1.0
 
-    def predict(
-        self,
-        x: Tensor | None,
-        pos_frame: Tensor,
-        batch: Tensor,
-        num_graphs: int,
-        edge_index: Tensor,
-        logit: Tensor,
-        sample: bool,
-    ) -> tuple[Tensor, Tensor]:
+    def predict(self, cloud: CloudGraph, logit: Tensor, sample: bool) -> tuple[Tensor, Tensor]:
         """Sampled (training): the mean prediction over ``sampling_trials`` draws, each a new
         relaxed node mask ``m`` and hard edges ``b_ij ~ Bernoulli(m_i m_j)`` (straight-through),
         with the first draw's ``m``; otherwise LRI-Bernoulli's expected-mask prediction."""
         if not sample:
-            return super().predict(x, pos_frame, batch, num_graphs, edge_index, logit, sample)
+            return super().predict(cloud, logit, sample)
+        x, pos_frame, batch, num_graphs, edge_index = cloud
         draws, masks = [], []
         for _ in range(self.sampling_trials):
             mask = self.draw_mask(logit, True)

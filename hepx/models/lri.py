@@ -31,6 +31,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,7 @@ from hepx.models.backbones.base import mlp
 from hepx.models.classifier import PointCloudClassifier, unpack_inputs
 
 __all__ = [
+    "CloudGraph",
     "LRIBernoulli",
     "LRIGaussian",
     "LRIOutput",
@@ -159,6 +161,18 @@ class LRIOutput:
     embeddings: Tensor | None = None
 
 
+class CloudGraph(NamedTuple):
+    """A batch of clouds as the prediction pass takes it: features ``x [N, F]`` (or None),
+    positions in the backbone's frame ``pos_frame [N, D]``, ``batch [N]``, ``num_graphs`` and
+    the clean cloud's graph ``edge_index [2, E]``."""
+
+    x: Tensor | None
+    pos_frame: Tensor
+    batch: Tensor
+    num_graphs: int
+    edge_index: Tensor
+
+
 class _LRIBase(nn.Module):
     def __init__(self, classifier: PointCloudClassifier, out_dim: int, dropout: float) -> None:
         super().__init__()
@@ -175,13 +189,14 @@ class _LRIBase(nn.Module):
 
     def _clean_pass(
         self, data_or_x: BaseData | Tensor | None, pos: Tensor | None, batch: Tensor | None
-    ) -> tuple[Tensor | None, Tensor, Tensor, int, Tensor, Tensor]:
+    ) -> tuple[CloudGraph, Tensor]:
+        """The clouds and the clean pass's node embeddings ``h [N, C]``."""
         x, pos, batch, num_graphs = unpack_inputs(data_or_x, pos, batch)
         pos_frame = self.classifier.scale_pos(pos)
         edge_index = self.classifier.build_graph(pos_frame, batch)
         with batch_statistics_only(self.classifier):
             h = self.classifier.embed(x, pos_frame, batch, edge_index)
-        return x, pos_frame, batch, num_graphs, edge_index, h
+        return CloudGraph(x, pos_frame, batch, num_graphs, edge_index), h
 
 
 class LRIBernoulli(_LRIBase):
@@ -244,32 +259,16 @@ class LRIBernoulli(_LRIBase):
         u = torch.rand_like(logit).clamp(1e-6, 1.0 - 1e-6)
         return torch.sigmoid((logit + torch.log(u) - torch.log1p(-u)) / self.temperature)
 
-    def predict(
-        self,
-        x: Tensor | None,
-        pos_frame: Tensor,
-        batch: Tensor,
-        num_graphs: int,
-        edge_index: Tensor,
-        logit: Tensor,
-        sample: bool,
-    ) -> tuple[Tensor, Tensor]:
+    def predict(self, cloud: CloudGraph, logit: Tensor, sample: bool) -> tuple[Tensor, Tensor]:
         """The prediction ``[B, 1]`` and the node mask ``m [N]`` it used: one
         :meth:`draw_mask` from the extractor's ``logit [N]``, then :meth:`masked_logits`."""
         mask = self.draw_mask(logit, sample)
-        return self.masked_logits(x, pos_frame, batch, num_graphs, edge_index, mask), mask
+        return self.masked_logits(cloud, mask), mask
 
-    def masked_logits(
-        self,
-        x: Tensor | None,
-        pos_frame: Tensor,
-        batch: Tensor,
-        num_graphs: int,
-        edge_index: Tensor,
-        mask: Tensor,
-    ) -> Tensor:
-        """The prediction ``[B, 1]`` from the cloud with messages weighted ``m_i m_j``
+    def masked_logits(self, cloud: CloudGraph, mask: Tensor) -> Tensor:
+        """The prediction ``[B, 1]`` from the clouds with messages weighted ``m_i m_j``
         (``mask [N]``; and the pool ``m_i`` with ``mask_pool``)."""
+        x, pos_frame, batch, num_graphs, edge_index = cloud
         edge_weight = mask[edge_index[0]] * mask[edge_index[1]]
         h = self.classifier.embed(x, pos_frame, batch, edge_index, edge_weight)
         return self.classifier.readout(h, batch, num_graphs, mask if self.mask_pool else None)
@@ -285,11 +284,11 @@ class LRIBernoulli(_LRIBase):
     ) -> LRIOutput:
         """``data`` or ``(x [N, F], pos [N, D], batch [N])`` -> :class:`LRIOutput`
         (``logits [B, 1]``, ``node_scores = p [N]``, ``node_mask = m [N]``)."""
-        x, pos_frame, batch, num_graphs, edge_index, h = self._clean_pass(data_or_x, pos, batch)
+        cloud, h = self._clean_pass(data_or_x, pos, batch)
         logit = self.extractor(h).squeeze(-1)  # [N]
         p = torch.sigmoid(logit)
         sample = self.training if stochastic is None else stochastic
-        logits, m = self.predict(x, pos_frame, batch, num_graphs, edge_index, logit, sample)
+        logits, m = self.predict(cloud, logit, sample)
         # r = 1 only at GMT-sam's start; its KL is finite with r just below 1 (as the reference)
         info = bernoulli_kl(p, min(self.r if r is None else r, 1.0 - 1e-6)).mean()
         return LRIOutput(logits=logits, info_loss=info, node_scores=p, node_mask=m, embeddings=h)
@@ -365,7 +364,7 @@ class LRIGaussian(_LRIBase):
     ) -> LRIOutput:
         """``data`` or ``(x [N, F], pos [N, D], batch [N])`` -> :class:`LRIOutput`
         (``logits [B, 1]``, ``node_scores = -det Sigma [N]``, ``sigma [N, d, d]``)."""
-        x, pos_frame, batch, num_graphs, _, h = self._clean_pass(data_or_x, pos, batch)
+        (x, pos_frame, batch, num_graphs, _), h = self._clean_pass(data_or_x, pos, batch)
         sigma, scales, u = self.covariance(h)
         if self.training if stochastic is None else stochastic:
             eps = gaussian_noise(scales, u)
