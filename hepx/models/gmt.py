@@ -52,11 +52,7 @@ class GMTLin(LRIBernoulli):
     """GMT-lin: LRI-Bernoulli with the mask on the messages of the first layer only
     (module docstring). Arguments as :class:`~hepx.models.lri.LRIBernoulli`."""
 
-    def masked_logits(self, cloud: CloudGraph, mask: Tensor) -> Tensor:
-        x, pos_frame, batch, num_graphs, edge_index = cloud
-        weight = mask[edge_index[0]] * mask[edge_index[1]]
-        h = self.classifier.embed(x, pos_frame, batch, edge_index, weight, weighted_layers=1)
-        return self.classifier.readout(h, batch, num_graphs, mask if self.mask_pool else None)
+    weighted_layers = 1
 
 
 class GMTSam(LRIBernoulli):

@@ -251,6 +251,9 @@ class LRIBernoulli(_LRIBase):
         self.r = r_schedule(epoch, **self.schedule)
         return self.r
 
+    #: Layers whose messages the mask weights, from the first (None: every layer).
+    weighted_layers: int | None = None
+
     def draw_mask(self, logit: Tensor, sample: bool) -> Tensor:
         """The node mask ``m [N]`` from the extractor's logits ``a [N]``: a relaxed Bernoulli
         draw ``sigmoid((a + log u - log(1 - u)) / T)`` (``sample``), else ``p = sigmoid(a)``."""
@@ -270,7 +273,9 @@ class LRIBernoulli(_LRIBase):
         (``mask [N]``; and the pool ``m_i`` with ``mask_pool``)."""
         x, pos_frame, batch, num_graphs, edge_index = cloud
         edge_weight = mask[edge_index[0]] * mask[edge_index[1]]
-        h = self.classifier.embed(x, pos_frame, batch, edge_index, edge_weight)
+        h = self.classifier.embed(
+            x, pos_frame, batch, edge_index, edge_weight, weighted_layers=self.weighted_layers
+        )
         return self.classifier.readout(h, batch, num_graphs, mask if self.mask_pool else None)
 
     def forward(
