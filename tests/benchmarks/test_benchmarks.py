@@ -364,7 +364,9 @@ def test_paper_table_claims_per_dataset_and_backbone():
     post = recs["LRI-Bernoulli above every post-hoc method", "interp_auc"]
     assert {c["method"] for c in post["comparisons"]} == {*POST_HOC, "pointmask"}
     assert post["verdict"] == "holds"
-    assert recs["GMT above LRI-Bernoulli", "prec@k1"]["verdict"] == "pending (no GMT runs)"
+    for gmt, name in (("gmt_lin", "GMT-lin"), ("gmt_sam", "GMT-sam")):
+        claim = recs[f"{name} above LRI-Bernoulli", "prec@k1"]
+        assert claim["verdict"] == f"pending (no {gmt} runs)"
     pool = recs["LRI-Bernoulli (reference) vs mask-weighted pool", "interp_auc"]
     assert pool["verdict"] == "not shown" and pool["comparisons"][0]["mean"] == pytest.approx(
         -0.11 / 3
@@ -384,8 +386,12 @@ def test_paper_table_claims_per_dataset_and_backbone():
     assert "**not shown (no interval from one seed: bernmask, " in line
     assert "gradcam +0.100 (n=1, no interval)" in line
     rows += _pt_rows({"gmt_lin": [0.80, 0.81, 0.82]})  # 0.1 below LRI-Bernoulli every seed
+    rows += _pt_rows({"gmt_sam": [0.95, 0.96, 0.97]})  # 0.05 above every seed
     recs = {(r["claim"], r["metric"]): r for r in claims(_by_seed(rows), "tau3mu", "egnn", 3)}
-    assert recs["GMT above LRI-Bernoulli", "interp_auc"]["verdict"] == "does not hold"
+    assert recs["GMT-lin above LRI-Bernoulli", "interp_auc"]["verdict"] == "does not hold"
+    sam = recs["GMT-sam above LRI-Bernoulli", "interp_auc"]
+    assert sam["verdict"] == "holds" and sam["difference"] == "gmt_sam - method"
+    assert sam["comparisons"][0]["mean"] == pytest.approx(0.05)
     # GMT does not enter the post-hoc comparison either
     post = recs["LRI-Bernoulli above every post-hoc method", "interp_auc"]
     assert {c["method"] for c in post["comparisons"]} == {*POST_HOC, "pointmask"}
@@ -728,15 +734,19 @@ def test_paper_table_synmol_rows_header_and_claims():
     assert "| prec@k1 (k=5) | prec@k2 (k=8) | prec@k3 (k=10) |" in head
     assert TITLES["synmol"] == "SynMol"
     recs = {(r["claim"], r["metric"]): r for r in claims(_by_seed(rows), "synmol", "egnn", 1)}
-    assert recs["GMT above LRI-Bernoulli", "interp_auc"]["verdict"] == "pending (no GMT runs)"
+    assert (
+        recs["GMT-lin above LRI-Bernoulli", "interp_auc"]["verdict"] == "pending (no gmt_lin runs)"
+    )
     dg = {(r["claim"], r["metric"]): r for r in claims(_by_seed(rows), "synmol", "dgcnn", 1)}
-    gmt = dg["GMT above LRI-Bernoulli", "interp_auc"]
-    assert gmt["verdict"] == "not tested (no shipped config synmol/gmt_lin_dgcnn.yaml)"
+    gmt = dg["GMT-sam above LRI-Bernoulli", "interp_auc"]
+    assert gmt["verdict"] == "not tested (no shipped config synmol/gmt_sam_dgcnn.yaml)"
     # Tau3Mu has GMT configs: still pending without runs
     tau = {
         (r["claim"], r["metric"]): r for r in claims(_by_seed(_pt_rows({})), "tau3mu", "egnn", 1)
     }
-    assert tau["GMT above LRI-Bernoulli", "interp_auc"]["verdict"] == "pending (no GMT runs)"
+    assert (
+        tau["GMT-sam above LRI-Bernoulli", "interp_auc"]["verdict"] == "pending (no gmt_sam runs)"
+    )
 
 
 def test_paper_table_synmol_rows_take_the_report_dataset(tmp_path):
