@@ -18,9 +18,10 @@ least slowed by other jobs), with the system-time share and the page faults per 
 Memory: the peak resident memory of each loop (warm-up step included) above the process's
 resident memory before it (data set loaded, batches collated, the allocator's free memory
 returned with ``malloc_trim``), from Linux's ``VmHWM`` reset through ``/proc/self/clear_refs``;
-where the reset is refused, the process's peak since it started (the row says so). The baseline rows batch ``--baseline-events`` events whatever their size (the shipped
-ActsTrack batch size), with hepx's allocator; a size whose batches would exceed
-``--baseline-max-hits`` hits is not run (it would not fit the machine) and says so.
+where the reset is refused, the process's peak since it started (the row says so). The
+baseline rows batch ``--baseline-events`` events whatever their size (the shipped ActsTrack
+batch size), with hepx's allocator; a size whose batches would exceed ``--baseline-max-hits``
+hits is not run (it would not fit the machine) and says so.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ backbone (GMT: EGNN only) is skipped, the reason printed once.
 
 The claims under test, per dataset and backbone, on paired per-seed differences: LRI-Bernoulli
 above every post-hoc method, GMT-lin and GMT-sam each above LRI-Bernoulli (pending without
-runs of that variant, not tested without its config), and the reference LRI-Bernoulli against its mask-weighted-pool
-variant.
+runs of that variant, not tested without its config), and the reference LRI-Bernoulli against
+its mask-weighted-pool variant.
 
 ``--smoke`` uses the smallest settings (tiny data, 2 epochs, small models, few iterations,
 one seed per cell) to check that the pipeline runs; its numbers mean nothing.
@@ -324,7 +324,9 @@ def _gmt_claim(
     if gmt in methods:
         comps = [_withheld(paired(index, ds, bb, gmt, "lri_bernoulli", metric), min_seeds)]
         verdict, named = above_verdict(comps, min_seeds)
-    return {"claim": CLAIM_GMT[gmt], "difference": f"{gmt} - method"} | {
+    return {
+        "claim": CLAIM_GMT[gmt],
+        "difference": f"{gmt} - method",
         "verdict": verdict,
         "named": named,
         "comparisons": comps,
