@@ -43,17 +43,23 @@ def named_reinit_blocks(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
     """The model's re-initialisable modules in named blocks, from the output to the input:
     ``"head"`` (the classifier head, and an LRI model's extractor), then each message-passing
     layer with its norm from the last to the first (``"conv<L>"``, ..., ``"conv1"``), then the
-    node encoder (``"encoder"``)."""
+    node encoder (``"encoder"``). A model with a mask encoder of its own (PointMask's second
+    backbone, ``model.encoder``) has its layers in the blocks of the same depth, so that the
+    last block leaves no trained weight behind."""
     clf = classifier_of(model)
     head = [clf.head]
     if hasattr(model, "extractor"):
         head.append(model.extractor)
     blocks: list[tuple[str, list[nn.Module]]] = [("head", head)]
-    bb = clf.backbone
-    layers = list(zip(bb.convs, bb.norms, strict=True))
-    for i in range(len(layers), 0, -1):
-        blocks.append((f"conv{i}", list(layers[i - 1])))
-    blocks.append(("encoder", [bb.node_encoder]))
+    backbones = [clf.backbone]
+    if isinstance(getattr(model, "encoder", None), type(clf.backbone)):
+        backbones.append(model.encoder)
+    num_layers = len(clf.backbone.convs)
+    for i in range(num_layers, 0, -1):
+        blocks.append(
+            (f"conv{i}", [m for bb in backbones for m in (bb.convs[i - 1], bb.norms[i - 1])])
+        )
+    blocks.append(("encoder", [bb.node_encoder for bb in backbones]))
     return blocks
 
 
