@@ -911,3 +911,29 @@ def test_explainer_diagnostics_runs(tau_plain_run, capsys):
     out = capsys.readouterr().out
     assert "| per graph (hepx) |" in out and "| per batch (baseline) |" in out
     assert "per-event Spearman, seed 0 vs seed 1:" in out
+
+
+def test_mask_stability_by_hand(tmp_path):
+    import mask_stability
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = ["epoch,val_pred_auc,val_interp_auc"]
+    lines += [f"{e},{p},{a}" for e, p, a in [(0, 0.7, 0.1), (1, 0.9, 0.4), (2, 0.8, 0.8)]]
+    lines += ["3,0.95,0.6"]
+    (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+    (run / "test_metrics.json").write_text('{"selected_epoch": 3, "test_interp_auc": 0.55}')
+    rows, test = mask_stability.read_run(run)
+    s = mask_stability.mask_stability(rows, test["selected_epoch"], from_epoch=1)
+    # epochs 1-3: interp 0.4, 0.8, 0.6 (mean 0.6, sd 0.2); pred 0.9, 0.8, 0.95
+    assert s["epochs"] == 3
+    assert s["interp_mean"] == pytest.approx(0.6)
+    assert s["interp_sd"] == pytest.approx(0.2)
+    assert (s["interp_min"], s["interp_max"]) == (0.4, 0.8)
+    # Pearson by hand: deviations (-0.2, 0.2, 0) and (0.0167, -0.0833, 0.0667)
+    dp = np.array([0.9, 0.8, 0.95]) - 2.65 / 3
+    di = np.array([-0.2, 0.2, 0.0])
+    assert s["correlation"] == pytest.approx(di @ dp / np.sqrt((di @ di) * (dp @ dp)))
+    assert s["selected_interp_auc"] == 0.6
+    with pytest.raises(ValueError, match="at least 2 epochs"):
+        mask_stability.mask_stability(rows, 3, from_epoch=3)
