@@ -904,6 +904,19 @@ def test_explainer_diagnostics_event_spearman_against_scipy():
     assert same == pytest.approx(1.0)
 
 
+def test_explainer_diagnostics_medians_over_the_points_of_positive_events():
+    import torch
+    from explainer_diagnostics import median_scores
+
+    s = {  # event 0 positive: signal 0.9, 0.1, 0.5; background 1e-9, 0.2, 3.0; event 1 negative
+        "score": torch.tensor([0.9, 1e-9, 0.1, 0.2, 0.5, 3.0, 7.0, 8.0]),
+        "label": torch.tensor([1, 0, 1, 0, 1, 0, 1, 0]),
+        "event": torch.tensor([0, 0, 0, 0, 0, 0, 1, 1]),
+        "y": torch.tensor([1.0, 0.0]),
+    }
+    assert median_scores(s) == pytest.approx((0.5, 0.2))
+
+
 def test_explainer_diagnostics_runs(tau_plain_run, capsys):
     from explainer_diagnostics import main
 
@@ -911,6 +924,7 @@ def test_explainer_diagnostics_runs(tau_plain_run, capsys):
     out = capsys.readouterr().out
     assert "| per graph (hepx) |" in out and "| per batch (baseline) |" in out
     assert "per-event Spearman, seed 0 vs seed 1:" in out
+    assert "per test event:" in out and "| share of points below 1e-3 |" in out
 
 
 def test_mask_stability_by_hand(tmp_path):
