@@ -727,7 +727,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="also copy every finished report's rows to RECORD/reports/<name>.json (e.g. "
-        "benchmarks/results/paper of a checkout) and skip the reports recorded there",
+        "benchmarks/results/paper of a checkout), and its runs' per-epoch and test metrics to "
+        "RECORD/curves/<run>/, and skip the reports recorded there",
     )
     ap.add_argument(
         "--per-method",
@@ -900,6 +901,8 @@ def main(argv=None) -> None:
                         )  # fmt: skip
                         if args.record is not None:
                             record_report(report, args.record)
+                            for run in runs:
+                                record_curve(run, args.record)
     _aggregate(_collect(out / "reports"), out, args.smoke, min_seeds, grid, command.strip())
 
 
@@ -921,6 +924,25 @@ def record_report(report: Path, record: Path) -> Path:
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text((report / "results.json").read_text())
     tmp.replace(target)
+    return target
+
+
+#: The files of a trained run kept beside the reports: its per-epoch validation metrics and
+#: its selected epoch's test metrics (`benchmarks/mask_stability.py` reads them).
+CURVE_FILES = ("metrics.csv", "test_metrics.json")
+
+
+def record_curve(run: Path, record: Path) -> Path | None:
+    """Copy a trained run's :data:`CURVE_FILES` to ``<record>/curves/<run name>/`` (``None``
+    if the run lacks one of them: a run trained elsewhere); returns the directory."""
+    if not all((run / name).is_file() for name in CURVE_FILES):
+        return None
+    target = record / "curves" / run.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in CURVE_FILES:
+        tmp = target / f"{name}.tmp"
+        tmp.write_bytes((run / name).read_bytes())
+        tmp.replace(target / name)
     return target
 
 

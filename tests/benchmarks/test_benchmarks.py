@@ -602,6 +602,23 @@ def test_paper_table_records_finished_reports(tmp_path):
     assert row["seed"] == 0 and row["prec@k1"] == 0.5
 
 
+def test_paper_table_records_the_runs_curves(tmp_path):
+    """``--record DIR``: a trained run's per-epoch metrics and test metrics are copied to
+    ``DIR/curves/<run>/``; a run without them is left out."""
+    from paper_table import record_curve
+
+    run = tmp_path / "runs" / "actstrack_pointmask_dgcnn_s1_e100"
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text("epoch,val_interp_auc\n0,0.5\n")
+    record = tmp_path / "record"
+    assert record_curve(run, record) is None and not (record / "curves").exists()
+    (run / "test_metrics.json").write_text('{"selected_epoch": 0}')
+    kept = record_curve(run, record)
+    assert kept == record / "curves" / run.name
+    assert sorted(p.name for p in kept.iterdir()) == ["metrics.csv", "test_metrics.json"]
+    assert (kept / "metrics.csv").read_text() == "epoch,val_interp_auc\n0,0.5\n"
+
+
 def test_paper_table_per_method_reports(tmp_path):
     """``--per-method``: one report per method a job's runs give, named
     ``<name>-<method>`` (tags holding ``_s``, as captum_saliency and gmt_sam do, still give the
