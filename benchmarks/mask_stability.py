@@ -18,9 +18,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+
+from hepx.run import RunLayout
 
 
 def mask_stability(rows: list[dict[str, str]], selected_epoch: int, from_epoch: int) -> dict:
@@ -52,28 +55,59 @@ def mask_stability(rows: list[dict[str, str]], selected_epoch: int, from_epoch: 
     }
 
 
+#: The per-epoch columns :func:`mask_stability` reads.
+COLUMNS = ("epoch", "val_interp_auc", "val_pred_auc")
+
+
 def read_run(run: Path) -> tuple[list[dict[str, str]], dict]:
-    """A run's per-epoch ``metrics.csv`` rows and its ``test_metrics.json``."""
-    with open(run / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return rows, json.loads((run / "test_metrics.json").read_text())
+    """A run's per-epoch ``metrics.csv`` rows and its ``test_metrics.json``.
+
+    Raises:
+        ValueError: one line naming what is missing: a file, a per-epoch column (a plain
+            run has no interpretation AUC) or the selected epoch.
+    """
+    layout = RunLayout(run)
+    for path in (layout.metrics_csv, layout.test_metrics):
+        if not path.is_file():
+            raise ValueError(f"{run}: no {path.name}; expected a finished training run")
+    with open(layout.metrics_csv, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"{layout.metrics_csv}: no column {', '.join(missing)}; expected a "
+                "self-interpretable run (LRI, GMT, PointMask), whose epochs record val_interp_auc"
+            )
+        rows = list(reader)
+    try:
+        test = json.loads(layout.test_metrics.read_text())
+        test["selected_epoch"] = int(test["selected_epoch"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{layout.test_metrics}: no integer selected_epoch ({err})") from None
+    return rows, test
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--from-epoch", type=int, default=None, help="default: half the epochs")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    try:  # every run read and checked before the table starts
+        stats = []
+        for run in args.runs:
+            rows, test = read_run(run)
+            start = len(rows) // 2 if args.from_epoch is None else args.from_epoch
+            stats.append((run, test, mask_stability(rows, test["selected_epoch"], start)))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(
         f"{'run':<48} {'epochs':>6} {'val interp AUC: mean':>20} {'sd':>6} {'min':>6} "
         f"{'max':>6} {'pred sd':>8} {'corr':>6} {'selected (epoch)':>17} {'test':>6}"
     )
-    for run in args.runs:
-        rows, test = read_run(run)
-        start = len(rows) // 2 if args.from_epoch is None else args.from_epoch
-        s = mask_stability(rows, int(test["selected_epoch"]), start)
+    for run, test, s in stats:
         print(
             f"{run.name:<48} {s['epochs']:>6} {s['interp_mean']:>20.3f} {s['interp_sd']:>6.3f} "
             f"{s['interp_min']:>6.3f} {s['interp_max']:>6.3f} {s['pred_sd']:>8.4f} "

@@ -57,11 +57,13 @@ from _common import (
 )
 from scipy import stats
 
+from hepx.atomic import atomic_file
 from hepx.config import load_yaml
 from hepx.config.evaluate import PATH_BASELINES as BASELINES
 from hepx.errors import ConfigError
 from hepx.evaluation import evaluate
 from hepx.explain.registry import POST_HOC, SELF_INTERPRETABLE
+from hepx.run import RunLayout
 
 METRICS = [
     "pred_auc",
@@ -927,22 +929,21 @@ def record_report(report: Path, record: Path) -> Path:
     return target
 
 
-#: The files of a trained run kept beside the reports: its per-epoch validation metrics and
-#: its selected epoch's test metrics (`benchmarks/mask_stability.py` reads them).
-CURVE_FILES = ("metrics.csv", "test_metrics.json")
-
-
 def record_curve(run: Path, record: Path) -> Path | None:
-    """Copy a trained run's :data:`CURVE_FILES` to ``<record>/curves/<run name>/`` (``None``
-    if the run lacks one of them: a run trained elsewhere); returns the directory."""
-    if not all((run / name).is_file() for name in CURVE_FILES):
+    """Copy a trained run's per-epoch validation metrics and its selected epoch's test metrics
+    (:class:`~hepx.run.RunLayout`'s ``metrics_csv`` and ``test_metrics``, which
+    `benchmarks/mask_stability.py` reads) to ``<record>/curves/<run name>/``, under the same
+    names; ``None`` if the run lacks one of them (a run trained elsewhere). Returns the
+    directory."""
+    layout = RunLayout(run)
+    files = (layout.metrics_csv, layout.test_metrics)
+    if not all(path.is_file() for path in files):
         return None
     target = record / "curves" / run.name
     target.mkdir(parents=True, exist_ok=True)
-    for name in CURVE_FILES:
-        tmp = target / f"{name}.tmp"
-        tmp.write_bytes((run / name).read_bytes())
-        tmp.replace(target / name)
+    for path in files:
+        with atomic_file(target / path.name) as tmp:
+            tmp.write_bytes(path.read_bytes())
     return target
 
 

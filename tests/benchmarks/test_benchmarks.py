@@ -968,3 +968,23 @@ def test_mask_stability_by_hand(tmp_path):
     assert s["selected_interp_auc"] == 0.6
     with pytest.raises(ValueError, match="at least 2 epochs"):
         mask_stability.mask_stability(rows, 3, from_epoch=3)
+
+
+def test_mask_stability_bad_runs_end_with_one_line_and_exit_2(tmp_path, capsys):
+    import mask_stability
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "test_metrics.json").write_text('{"selected_epoch": 1}')
+    cases = {
+        tmp_path / "missing": "no metrics.csv",
+        plain: "no column val_interp_auc",
+    }
+    (plain / "metrics.csv").write_text("epoch,val_pred_auc\n0,0.9\n1,0.95\n")
+    for run, message in cases.items():
+        with pytest.raises(SystemExit) as exit_info:
+            mask_stability.main([str(run)])
+        assert exit_info.value.code == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert "\n" not in err and message in err and captured.out == ""
